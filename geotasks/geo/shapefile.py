@@ -12,6 +12,7 @@ import shutil
 import struct
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -63,13 +64,14 @@ class _Files(Protocol):
     def head(self, suffix: str, start: int, count: int) -> bytes: ...
 
 
-def inspect_shapefile(shp_path: Path, label: str, tmp_dir: Path) -> ShapefileInfo:
+def inspect_shapefile(shp_path: Path, label: str, scratch: Callable[[], Path]) -> ShapefileInfo:
     """Check a shapefile on disk; rebuild its ``.shx`` in ``tmp_dir`` if it is missing.
 
     Parameters:
       shp_path: The ``.shp`` file.
       label: The dataset's name, for messages.
-      tmp_dir: A private temporary directory that outlives the reading.
+      scratch: Makes a private temporary directory that outlives the reading (called only
+        when a copy is needed).
 
     Returns:
       What to open and how.
@@ -81,7 +83,7 @@ def inspect_shapefile(shp_path: Path, label: str, tmp_dir: Path) -> ShapefileInf
     info, needs_shx = _inspect(files, label, shp_path.as_posix())
     if not needs_shx:
         return info
-    copy = tmp_dir / f"{shp_path.stem}.shp"
+    copy = scratch() / f"{shp_path.stem}.shp"
     for suffix, source in files.paths.items():
         if suffix != ".shx":
             shutil.copyfile(source, copy.with_suffix(suffix))
@@ -89,13 +91,16 @@ def inspect_shapefile(shp_path: Path, label: str, tmp_dir: Path) -> ShapefileInf
     return _replace_path(info, copy.as_posix())
 
 
-def inspect_zip_shapefile(zip_layer: ZipLayer, label: str, tmp_dir: Path) -> ShapefileInfo:
+def inspect_zip_shapefile(
+    zip_layer: ZipLayer, label: str, scratch: Callable[[], Path]
+) -> ShapefileInfo:
     """Check a shapefile inside a verified zip; rebuild a missing ``.shx`` on a copy.
 
     Parameters:
       zip_layer: The layer chosen in the archive.
       label: The dataset's name, for messages.
-      tmp_dir: A private temporary directory that outlives the reading.
+      scratch: Makes a private temporary directory that outlives the reading (called only
+        when a copy is needed).
 
     Returns:
       What to open and how.
@@ -106,7 +111,7 @@ def inspect_zip_shapefile(zip_layer: ZipLayer, label: str, tmp_dir: Path) -> Sha
     info, needs_shx = _inspect(_ZipFiles(zip_layer), label, zip_layer.vsi_path)
     if not needs_shx:
         return info
-    copy = extract_layer(zip_layer, tmp_dir)
+    copy = extract_layer(zip_layer, scratch())
     _restore_shx(copy, label)
     return _replace_path(info, copy.as_posix())
 
