@@ -15,7 +15,7 @@ from __future__ import annotations
 import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, pairwise
 from typing import Any
 
 import numpy as np
@@ -92,7 +92,9 @@ class BatchBuilder:
         self._reset()
 
     def _reset(self) -> None:
-        self._values: array.array[float] = array.array("d")
+        # Positions (fiona's tuples) are kept, not their floats: extending a list with
+        # references is cheap, and one np.fromiter per batch converts them all.
+        self._positions: list[tuple[float, ...]] = []
         self._lengths: array.array[int] = array.array("q")
         self._kinds: array.array[int] = array.array("b")
         self._feature_offsets: array.array[int] = array.array("q", [0])
@@ -136,7 +138,7 @@ class BatchBuilder:
                 if coords:
                     kinds.append(EXTERIOR)
                     kinds.extend(_holes(len(coords) - 1))
-                self._values.extend(_flatten(_flatten(coords)))
+                self._positions.extend(_flatten(coords))
                 layout: Any = len(coords)
             elif kind == "MultiPolygon":
                 layout = []
@@ -146,21 +148,22 @@ class BatchBuilder:
                         kinds.append(EXTERIOR)
                         kinds.extend(_holes(len(polygon) - 1))
                     layout.append(len(polygon))
-                self._values.extend(_flatten(_flatten(_flatten(coords))))
+                self._positions.extend(_flatten(_flatten(coords)))
             elif kind in ("LineString", "MultiPoint"):
                 lengths.append(len(coords))
                 kinds.append(OPEN)
-                self._values.extend(_flatten(coords))
+                self._positions.extend(coords)
                 layout = 1
             elif kind == "MultiLineString":
                 lengths.extend(map(len, coords))
                 kinds.extend(_opens(len(coords)))
-                self._values.extend(_flatten(_flatten(coords)))
+                self._positions.extend(_flatten(coords))
                 layout = len(coords)
             else:  # Point: dims_of() has refused every other type.
                 lengths.append(1 if coords else 0)
                 kinds.append(OPEN)
-                self._values.extend(coords)
+                if coords:
+                    self._positions.append(coords)
                 layout = 1
             self._types.append(kind)
             self._layouts.append(layout)
@@ -172,9 +175,12 @@ class BatchBuilder:
         lengths = np.frombuffer(self._lengths, dtype=np.int64)
         seq_offsets = np.zeros(len(lengths) + 1, dtype=np.intp)
         np.cumsum(lengths, out=seq_offsets[1:])
-        coords = np.frombuffer(self._values, dtype=np.float64).reshape(-1, dims).copy()
-        if len(coords) != seq_offsets[-1]:
-            raise InputError(f"{self._label}: geometries mix 2D and 3D coordinates")
+        positions = self._positions
+        try:
+            values = np.fromiter(_flatten(positions), dtype=np.float64, count=dims * len(positions))
+        except ValueError as exc:
+            raise InputError(f"{self._label}: geometries mix 2D and 3D coordinates") from exc
+        coords = values.reshape(-1, dims)
         batch = GeometryBatch(
             coords=coords,
             seq_offsets=seq_offsets,
@@ -242,10 +248,8 @@ def orient_and_round(batch: GeometryBatch, precision: int) -> None:
 
 
 def _reverse(coords: Floats, starts: Ints, ends: Ints) -> None:
-    lengths = ends - starts
-    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    rows = np.repeat(starts, lengths) + within
-    coords[rows] = coords[np.repeat(ends - 1, lengths) - within]
+    rows = _ranges(starts, ends - starts)
+    coords[rows] = coords[np.repeat(starts + ends - 1, ends - starts) - rows]
 
 
 def _ranges(starts: Ints, lengths: Ints) -> Ints:
@@ -264,9 +268,10 @@ def geojson_geometries(batch: GeometryBatch) -> list[dict[str, Any] | None]:
       ``OPT_SERIALIZE_NUMPY``; the views share ``batch.coords``.
     """
     coords = batch.coords
-    sequences = np.split(coords, batch.seq_offsets[1:-1]) if len(batch.seq_offsets) > 1 else []
-    feature_offsets = batch.feature_offsets.tolist()
     seq_starts = batch.seq_offsets.tolist()
+    # A comprehension of slices is several times faster than np.split, which loops in Python.
+    sequences = [coords[start:end] for start, end in pairwise(seq_starts)]
+    feature_offsets = batch.feature_offsets.tolist()
     geometries: list[dict[str, Any] | None] = []
     append = geometries.append
     for index, (kind, layout) in enumerate(zip(batch.types, batch.layouts, strict=True)):
@@ -290,13 +295,37 @@ def geojson_geometries(batch: GeometryBatch) -> list[dict[str, Any] | None]:
     return geometries
 
 
-def to_shapely(batch: GeometryBatch, index: int) -> shapely.Geometry | None:
-    """Build one feature's geometry as a shapely object (for the rare slow paths)."""
-    kind = batch.types[index]
-    if kind is None:
-        return None
+def to_shapely(batch: GeometryBatch, index: int, *, lenient: bool = False) -> Any:
+    """Build one feature's geometry as a shapely object (for the rare slow paths).
+
+    Parameters:
+      batch: The batch.
+      index: The feature's index in it.
+      lenient: Drop rings of fewer than 4 positions (and polygons whose exterior is one),
+        which shapely cannot build, instead of failing.
+
+    Returns:
+      The geometry, or ``None`` for a null geometry.
+
+    Raises:
+      ValueError: If the geometry cannot be built (and ``lenient`` is false).
+    """
     geometry = geojson_geometries(_single(batch, index))[0]
-    return shapely.geometry.shape(_as_lists(geometry))
+    if geometry is None:
+        return None
+    mapping = _as_lists(geometry)
+    if lenient and mapping["type"] == "Polygon":
+        mapping["coordinates"] = _sound_rings(mapping["coordinates"])
+    elif lenient and mapping["type"] == "MultiPolygon":
+        polygons = (_sound_rings(rings) for rings in mapping["coordinates"])
+        mapping["coordinates"] = [rings for rings in polygons if rings]
+    return shapely.geometry.shape(mapping)
+
+
+def _sound_rings(rings: list[Any]) -> list[Any]:
+    if not rings or len(rings[0]) < 4:
+        return []
+    return [ring for ring in rings if len(ring) >= 4]
 
 
 def polygon_validity(batch: GeometryBatch, candidates: Sequence[int]) -> dict[int, str]:

@@ -45,6 +45,8 @@ class Layer:
       geometry_type: The layer's declared geometry type, as fiona names it.
       fields: The property names each feature will carry, in order.
       feature_count: How many features the layer holds before filtering.
+      uniform_dims: Whether every geometry has the same coordinate dimension (true of a
+        shapefile, whose shape type fixes it).
     """
 
     label: str
@@ -52,6 +54,7 @@ class Layer:
     geometry_type: str
     fields: list[str]
     feature_count: int
+    uniform_dims: bool
     _collection: Any = field(repr=False)
     _filter: dict[str, Any] = field(repr=False)
     _limits: GeoLimits = field(repr=False)
@@ -161,6 +164,7 @@ def open_layer(
             geometry_type=str(collection.schema.get("geometry") or "Unknown"),
             fields=available if wanted_fields is None else wanted_fields,
             feature_count=count,
+            uniform_dims=info is not None,
             _collection=collection,
             _filter=filters,
             _limits=limits,

@@ -34,6 +34,9 @@ MAX_CPG_BYTES = 256
 #: multipoints, each in 2D, Z and M variants). MultiPatch (31) is not one of them.
 SUPPORTED_SHAPE_TYPES = frozenset({0, 1, 3, 5, 8, 11, 13, 15, 18, 21, 23, 25, 28})
 
+#: Length of the fixed header of a ``.shp`` or ``.shx`` file.
+SHP_HEADER_BYTES = 100
+
 _SHP_HEADER = struct.Struct(">7i")
 _SHP_MAGIC = 9994
 _DBF_HEADER = struct.Struct("<4xIHH")
@@ -120,7 +123,7 @@ def _inspect(files: _Files, label: str, gdal_path: str) -> tuple[ShapefileInfo, 
     shp_size = files.size(".shp")
     if shp_size is None:
         raise InputError(f"{label}: the .shp file is missing")
-    _check_shp_header(files.head(".shp", 0, _SHP_HEADER.size + 4), shp_size, label)
+    _check_shp_header(files.head(".shp", 0, SHP_HEADER_BYTES), shp_size, label)
     dbf_size = files.size(".dbf")
     if dbf_size is None:
         raise InputError(
@@ -148,7 +151,7 @@ def _inspect(files: _Files, label: str, gdal_path: str) -> tuple[ShapefileInfo, 
 
 
 def _check_shp_header(header: bytes, size: int, label: str) -> None:
-    if len(header) < _SHP_HEADER.size + 4:
+    if len(header) < SHP_HEADER_BYTES:
         raise InputError(f"{label} is not a shapefile: the .shp file is too short")
     magic, *_, words = _SHP_HEADER.unpack_from(header)
     version, shape_type = struct.unpack_from("<2i", header, 28)
