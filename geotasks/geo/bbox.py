@@ -17,7 +17,7 @@ from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
 from geotasks.errors import InputError
-from geotasks.geo.crs import LONLAT, SourceCRS
+from geotasks.geo.crs import LONLAT, SourceCRS, area_of_use
 
 #: Longest edge (degrees) of the box outline before it is transformed, so that its curved
 #: image in a projected CRS is followed closely.
@@ -93,7 +93,7 @@ def source_mask(box: LonLatBox, source: SourceCRS) -> dict[str, Any] | None:
     area = bbox_polygon(box)
     if source.to_lonlat is None:
         return shapely.geometry.mapping(area)
-    use = source.crs.area_of_use
+    use = area_of_use(source.crs)
     if use is not None and use.west <= use.east:
         area = area.intersection(shapely.box(use.west, use.south, use.east, use.north))
         if area.is_empty:

@@ -9,11 +9,16 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError, ProjError
 
 from geotasks.errors import InputError
+
+if TYPE_CHECKING:
+    # The class CRS.area_of_use returns is only exported from pyproj's private module.
+    from pyproj._crs import AreaOfUse
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +135,29 @@ def resolve_source_crs(
     return SourceCRS(crs=crs, to_lonlat=_transformer(crs))
 
 
+def area_of_use(crs: CRS) -> AreaOfUse | None:
+    """Where a CRS is meant to be used, looking it up by EPSG code when the WKT omits it.
+
+    A ``.prj`` written in ESRI's WKT dialect carries no area of use; identifying the CRS
+    (PROJ's ``to_epsg``) recovers it.
+
+    Parameters:
+      crs: The CRS.
+
+    Returns:
+      Its area of use, or ``None`` if unknown.
+    """
+    if crs.area_of_use is not None:
+        return crs.area_of_use
+    code = crs.to_epsg(min_confidence=70)
+    if code is None:
+        return None
+    try:
+        return CRS.from_epsg(code).area_of_use
+    except CRSError:
+        return None
+
+
 def _transformer(crs: CRS) -> Transformer | None:
     if crs.equals(LONLAT, ignore_axis_order=True):
         return None
@@ -170,7 +198,7 @@ def _check_bounds(crs: CRS, bounds: Bounds, dataset: str) -> None:
             f"{dataset}: coordinates lie outside what {crs.name} can represent; is the .prj "
             "right? Pass source_crs= to override it"
         )
-    area = crs.area_of_use
+    area = area_of_use(crs)
     # Areas and bounds that cross the antimeridian are not compared: the test below is planar.
     if area is None or west > east or area.west > area.east:
         return

@@ -47,6 +47,8 @@ class Layer:
       feature_count: How many features the layer holds before filtering.
       uniform_dims: Whether every geometry has the same coordinate dimension (true of a
         shapefile, whose shape type fixes it).
+      select_fields: Properties each feature must be cut down to by the reader of
+        :meth:`features`, or ``None`` when the features carry exactly :attr:`fields`.
     """
 
     label: str
@@ -55,6 +57,7 @@ class Layer:
     fields: list[str]
     feature_count: int
     uniform_dims: bool
+    select_fields: list[str] | None
     _collection: Any = field(repr=False)
     _filter: dict[str, Any] = field(repr=False)
     _limits: GeoLimits = field(repr=False)
@@ -142,8 +145,14 @@ def open_layer(
         collection = _open(gdal_path, label, info, open_options)
         stack.callback(collection.close)
         available = list(collection.schema["properties"])
+        select = None
         if wanted_fields is not None:
             _check_known(wanted_fields, available, label)
+        if wanted_fields is not None and where is not None:
+            # GDAL evaluates a where= filter only on the fields it reads: read them all and
+            # select afterwards.
+            select = wanted_fields
+        elif wanted_fields is not None:
             collection.close()
             open_options["include_fields"] = wanted_fields
             collection = _open(gdal_path, label, info, open_options)
@@ -165,6 +174,7 @@ def open_layer(
             fields=available if wanted_fields is None else wanted_fields,
             feature_count=count,
             uniform_dims=info is not None,
+            select_fields=select,
             _collection=collection,
             _filter=filters,
             _limits=limits,

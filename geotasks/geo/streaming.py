@@ -74,6 +74,7 @@ def read_batches(layer: Layer, *, limits: GeoLimits, limit: int | None) -> Itera
     # A shapefile's geometries all have the dimension of its shape type: checking the first
     # of each batch is enough. Other sources may mix 2D and 3D, so every one is checked.
     check_every = not layer.uniform_dims
+    select = layer.select_fields
     for feature in layer.features(limit):
         geometry = feature.geometry
         if check_every or not builder.dims:
@@ -85,7 +86,11 @@ def read_batches(layer: Layer, *, limits: GeoLimits, limit: int | None) -> Itera
                 builder.dims = dims
         builder.add(geometry)
         ids.append(_feature_id(feature.id))
-        properties.append(_properties(feature))
+        if select is None:
+            properties.append(_properties(feature))
+        else:
+            values = _properties(feature)
+            properties.append({name: values[name] for name in select})
         if len(ids) >= BATCH_FEATURES:
             yield _finish(layer, limits, builder, ids, properties)
             ids, properties = [], []
