@@ -96,8 +96,7 @@ def shapefile_to_geojson(
       InputError: If the dataset or an argument is bad (the message says which and why).
     """
     _check_flag(repair, "repair")
-    read: dict[str, Any] = {"layer": layer, "source_crs": source_crs, "encoding": encoding}
-    read |= {"fields": fields, "where": where, "bbox": bbox}
+    read = _read_options(layer, source_crs, bbox, fields, where, encoding)
     with _writing(source, data_dir, limits, precision, limit, tmp_dir, read) as (
         opened,
         writer,
@@ -113,11 +112,16 @@ def buffer_features(
     *,
     data_dir: Path,
     limits: GeoLimits,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    bbox: Sequence[float] | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    encoding: str | None = None,
     precision: int = 7,
     repair: bool = False,
     limit: int | None = None,
     tmp_dir: Path | None = None,
-    **read: Any,
 ) -> GeoJSONResult:
     """Buffer every feature by ``distance_m`` metres, wherever it lies on Earth.
 
@@ -130,8 +134,8 @@ def buffer_features(
       repair: Make invalid input polygons valid instead of failing.
       limit: Process at most this many features.
       tmp_dir: Where temporary files go.
-      **read: More reading options: ``layer``, ``source_crs``, ``encoding``, ``fields``,
-        ``where``, ``bbox`` (as for :func:`shapefile_to_geojson`).
+      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
+        :func:`shapefile_to_geojson`.
 
     Returns:
       The buffered features (polygons) with their properties; null geometries stay null.
@@ -148,7 +152,8 @@ def buffer_features(
 
     return _map_features(
         source, buffer, data_dir=data_dir, limits=limits, precision=precision,
-        repair=repair, limit=limit, tmp_dir=tmp_dir, read=read,
+        repair=repair, limit=limit, tmp_dir=tmp_dir,
+        read=_read_options(layer, source_crs, bbox, fields, where, encoding),
     )  # fmt: skip
 
 
@@ -159,11 +164,16 @@ def simplify_features(
     *,
     data_dir: Path,
     limits: GeoLimits,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    bbox: Sequence[float] | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    encoding: str | None = None,
     precision: int = 7,
     repair: bool = False,
     limit: int | None = None,
     tmp_dir: Path | None = None,
-    **read: Any,
 ) -> GeoJSONResult:
     """Simplify every geometry with a tolerance in metres (Douglas-Peucker).
 
@@ -178,7 +188,8 @@ def simplify_features(
       repair: Make invalid input polygons valid instead of failing.
       limit: Process at most this many features.
       tmp_dir: Where temporary files go.
-      **read: More reading options, as for :func:`buffer_features`.
+      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
+        :func:`shapefile_to_geojson`.
 
     Returns:
       The simplified features; a geometry simplified away becomes null.
@@ -202,7 +213,8 @@ def simplify_features(
 
     return _map_features(
         source, simplify, data_dir=data_dir, limits=limits, precision=precision,
-        repair=repair, limit=limit, tmp_dir=tmp_dir, read=read,
+        repair=repair, limit=limit, tmp_dir=tmp_dir,
+        read=_read_options(layer, source_crs, bbox, fields, where, encoding),
     )  # fmt: skip
 
 
@@ -212,11 +224,16 @@ def dissolve_features(
     *,
     data_dir: Path,
     limits: GeoLimits,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    bbox: Sequence[float] | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    encoding: str | None = None,
     precision: int = 7,
     repair: bool = False,
     limit: int | None = None,
     tmp_dir: Path | None = None,
-    **read: Any,
 ) -> GeoJSONResult:
     """Merge the geometries of features sharing a value of ``by`` (or all of them).
 
@@ -229,7 +246,8 @@ def dissolve_features(
       repair: Make invalid input polygons valid instead of failing.
       limit: Read at most this many features.
       tmp_dir: Where temporary files go.
-      **read: More reading options, as for :func:`buffer_features`.
+      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
+        :func:`shapefile_to_geojson`.
 
     Returns:
       One feature per group, in order of first appearance, with ``by`` as its only property
@@ -242,6 +260,7 @@ def dissolve_features(
         raise InputError(f"by= must be a field name, not {type(by).__name__}")
     _check_flag(repair, "repair")
     groups: dict[Any, list[BaseGeometry]] = {}
+    read = _read_options(layer, source_crs, bbox, fields, where, encoding)
     with _writing(source, data_dir, limits, precision, limit, tmp_dir, read) as (
         opened,
         writer,
@@ -270,11 +289,15 @@ def clip_features(
     limits: GeoLimits,
     bbox: Sequence[float] | None = None,
     geometry: Mapping[str, Any] | None = None,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    encoding: str | None = None,
     precision: int = 7,
     repair: bool = False,
     limit: int | None = None,
     tmp_dir: Path | None = None,
-    **read: Any,
 ) -> GeoJSONResult:
     """Cut every feature to a lon/lat box or to a GeoJSON polygon.
 
@@ -289,8 +312,8 @@ def clip_features(
       repair: Make invalid input polygons valid instead of failing.
       limit: Read at most this many features.
       tmp_dir: Where temporary files go.
-      **read: More reading options: ``layer``, ``source_crs``, ``encoding``, ``fields``,
-        ``where``.
+      layer, source_crs, fields, where, encoding: Reading options, as for
+        :func:`shapefile_to_geojson` (the clip area is also the reading ``bbox``).
 
     Returns:
       The features that intersect the clip area, cut to it; the others are left out.
@@ -300,8 +323,6 @@ def clip_features(
     """
     if (bbox is None) == (geometry is None):
         raise InputError("give exactly one of bbox= and geometry= to clip with")
-    if "bbox" in read:
-        raise InputError("clip_features takes its area as bbox= or geometry=, not both")
     if bbox is not None:
         box = parse_bbox(bbox)
         area = bbox_polygon(box)
@@ -322,7 +343,8 @@ def clip_features(
 
     return _map_features(
         source, clip, data_dir=data_dir, limits=limits, precision=precision, repair=repair,
-        limit=limit, tmp_dir=tmp_dir, read={**read, "bbox": box}, drop_null=True,
+        limit=limit, tmp_dir=tmp_dir, drop_null=True,
+        read=_read_options(layer, source_crs, box, fields, where, encoding),
     )  # fmt: skip
 
 
@@ -331,11 +353,16 @@ def measure_features(
     *,
     data_dir: Path,
     limits: GeoLimits,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    bbox: Sequence[float] | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    encoding: str | None = None,
     precision: int = 7,
     repair: bool = False,
     limit: int | None = None,
     tmp_dir: Path | None = None,
-    **read: Any,
 ) -> GeoJSONResult:
     """Add geodesic measures (on the WGS84 ellipsoid) to every feature.
 
@@ -351,7 +378,8 @@ def measure_features(
       repair: Make invalid input polygons valid instead of failing.
       limit: Process at most this many features.
       tmp_dir: Where temporary files go.
-      **read: More reading options, as for :func:`buffer_features`.
+      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
+        :func:`shapefile_to_geojson`.
 
     Returns:
       The features, geometries unchanged, with the measures added.
@@ -373,7 +401,8 @@ def measure_features(
 
     return _map_features(
         source, measure, data_dir=data_dir, limits=limits, precision=precision,
-        repair=repair, limit=limit, tmp_dir=tmp_dir, read=read,
+        repair=repair, limit=limit, tmp_dir=tmp_dir,
+        read=_read_options(layer, source_crs, bbox, fields, where, encoding),
     )  # fmt: skip
 
 
@@ -390,9 +419,6 @@ def _writing(
     """Open the source and a result; finish the document on success, free it on failure."""
     precision = check_precision(precision)
     _check_limit(limit)
-    unknown = set(read) - _READ_OPTIONS
-    if unknown:
-        raise InputError(f"unknown option(s): {', '.join(sorted(unknown))}")
     result = GeoJSONResult(dir=tmp_dir)
     try:
         with open_layer(
@@ -440,8 +466,16 @@ def _map_features(
     return result
 
 
-#: The reading options operations pass on to ``open_layer``.
-_READ_OPTIONS = frozenset({"layer", "source_crs", "encoding", "fields", "where", "bbox"})
+def _read_options(
+    layer: str | None,
+    source_crs: str | None,
+    bbox: Sequence[float] | None,
+    fields: Sequence[str] | None,
+    where: str | None,
+    encoding: str | None,
+) -> dict[str, Any]:
+    return {"layer": layer, "source_crs": source_crs, "bbox": bbox, "fields": fields,
+            "where": where, "encoding": encoding}  # fmt: skip
 
 
 def _shapes(
