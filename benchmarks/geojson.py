@@ -19,8 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: Where generated inputs are cached (ignored by git).
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -170,8 +172,8 @@ def generate(count: int) -> dict[str, Path]:
     return paths
 
 
-def _record(rings: list[object], properties: dict[str, object]) -> dict[str, object]:
-    coordinates = [ring.tolist() for ring in rings]  # type: ignore[attr-defined]
+def _record(rings: Sequence[Any], properties: dict[str, object]) -> dict[str, object]:
+    coordinates = [ring.tolist() for ring in rings]
     return {"geometry": {"type": "Polygon", "coordinates": coordinates}, "properties": properties}
 
 

@@ -145,7 +145,7 @@ def test_clip_with_a_bbox_or_a_geometry(data_dir: Path, sample: Any) -> None:
     # Given the countries
     sample("naturalearth_lowres")
     box = [5.0, 45.0, 7.0, 47.0]
-    polygon = shapely.geometry.mapping(shapely.box(*box))
+    polygon = shapely.geometry.mapping(shapely.box(5.0, 45.0, 7.0, 47.0))
     # When clipped to a box around the French-Swiss border, as a bbox and as a geometry
     by_bbox = run(clip_features, data_dir, "naturalearth_lowres", bbox=box)
     by_geometry = run(clip_features, data_dir, "naturalearth_lowres", geometry=polygon)
