@@ -33,12 +33,15 @@ EXTERIOR, HOLE, OPEN = 1, -1, 0
 
 _flatten = chain.from_iterable
 
-#: ``HOLES[n]``: the kinds of ``n`` hole rings, prebuilt because most polygons have few.
-_HOLES = [array.array("b", [HOLE] * n) for n in range(64)]
+#: ``_POLYGON_KINDS[n]``: the kinds of a polygon's ``n`` rings (an exterior, then holes),
+#: prebuilt because most polygons have few rings.
+_POLYGON_KINDS = [array.array("b", [EXTERIOR] + [HOLE] * (n - 1))[:n] for n in range(64)]
 
 
-def _holes(count: int) -> array.array[int]:
-    return _HOLES[count] if count < len(_HOLES) else array.array("b", [HOLE] * count)
+def _polygon_kinds(count: int) -> array.array[int]:
+    if count < len(_POLYGON_KINDS):
+        return _POLYGON_KINDS[count]
+    return array.array("b", [EXTERIOR] + [HOLE] * (count - 1))
 
 
 @dataclass
@@ -125,48 +128,52 @@ class BatchBuilder:
         return len(probe)
 
     def add(self, geometry: Any) -> None:
-        """Append one fiona geometry (or ``None``); its dimension must be :attr:`dims` or 0."""
-        lengths, kinds = self._lengths, self._kinds
+        """Append one fiona geometry (or ``None``); its dimension must be :attr:`dims` or 0.
+
+        Raises:
+          InputError: If the geometry type is not a simple-features type.
+        """
+        # The hot loop of GeoJSON writing: locals and one branch per type, Polygon first.
+        lengths = self._lengths
         if geometry is None:
             self._types.append(None)
             self._layouts.append(0)
+            self._feature_offsets.append(len(lengths))
+            return
+        kind = geometry.type
+        coords = geometry.coordinates
+        kinds = self._kinds
+        if kind == "Polygon":
+            lengths.extend(map(len, coords))
+            kinds.extend(_polygon_kinds(len(coords)))
+            self._positions.extend(_flatten(coords))
+            layout: Any = len(coords)
+        elif kind == "MultiPolygon":
+            layout = [len(polygon) for polygon in coords]
+            for polygon in coords:
+                lengths.extend(map(len, polygon))
+                kinds.extend(_polygon_kinds(len(polygon)))
+            self._positions.extend(_flatten(_flatten(coords)))
+        elif kind == "LineString" or kind == "MultiPoint":
+            lengths.append(len(coords))
+            kinds.append(OPEN)
+            self._positions.extend(coords)
+            layout = 1
+        elif kind == "MultiLineString":
+            lengths.extend(map(len, coords))
+            kinds.extend(_opens(len(coords)))
+            self._positions.extend(_flatten(coords))
+            layout = len(coords)
+        elif kind == "Point":
+            lengths.append(1 if coords else 0)
+            kinds.append(OPEN)
+            if coords:
+                self._positions.append(coords)
+            layout = 1
         else:
-            kind = geometry.type
-            coords = geometry.coordinates
-            if kind == "Polygon":
-                lengths.extend(map(len, coords))
-                if coords:
-                    kinds.append(EXTERIOR)
-                    kinds.extend(_holes(len(coords) - 1))
-                self._positions.extend(_flatten(coords))
-                layout: Any = len(coords)
-            elif kind == "MultiPolygon":
-                layout = []
-                for polygon in coords:
-                    lengths.extend(map(len, polygon))
-                    if polygon:
-                        kinds.append(EXTERIOR)
-                        kinds.extend(_holes(len(polygon) - 1))
-                    layout.append(len(polygon))
-                self._positions.extend(_flatten(_flatten(coords)))
-            elif kind in ("LineString", "MultiPoint"):
-                lengths.append(len(coords))
-                kinds.append(OPEN)
-                self._positions.extend(coords)
-                layout = 1
-            elif kind == "MultiLineString":
-                lengths.extend(map(len, coords))
-                kinds.extend(_opens(len(coords)))
-                self._positions.extend(_flatten(coords))
-                layout = len(coords)
-            else:  # Point: dims_of() has refused every other type.
-                lengths.append(1 if coords else 0)
-                kinds.append(OPEN)
-                if coords:
-                    self._positions.append(coords)
-                layout = 1
-            self._types.append(kind)
-            self._layouts.append(layout)
+            raise InputError(f"{self._label}: geometry type {kind} is not supported")
+        self._types.append(kind)
+        self._layouts.append(layout)
         self._feature_offsets.append(len(lengths))
 
     def build(self) -> GeometryBatch:

@@ -75,6 +75,7 @@ def read_batches(layer: Layer, *, limits: GeoLimits, limit: int | None) -> Itera
     # of each batch is enough. Other sources may mix 2D and 3D, so every one is checked.
     check_every = not layer.uniform_dims
     select = layer.select_fields
+    add = builder.add
     for feature in layer.features(limit):
         geometry = feature.geometry
         if check_every or not builder.dims:
@@ -84,13 +85,14 @@ def read_batches(layer: Layer, *, limits: GeoLimits, limit: int | None) -> Itera
                     yield _finish(layer, limits, builder, ids, properties)
                     ids, properties = [], []
                 builder.dims = dims
-        builder.add(geometry)
-        ids.append(_feature_id(feature.id))
-        if select is None:
-            properties.append(_properties(feature))
-        else:
-            values = _properties(feature)
-            properties.append({name: values[name] for name in select})
+        add(geometry)
+        fid = feature.id
+        ids.append(int(fid) if fid.isdigit() else fid)
+        values = feature.properties
+        # fiona's Properties mapping copies slowly (its mapping protocol is Python code,
+        # about 6 µs a feature); its backing dict is new for each feature and safe to keep.
+        values = getattr(values, "_data", None) or dict(values)
+        properties.append(values if select is None else {name: values[name] for name in select})
         if len(ids) >= BATCH_FEATURES:
             yield _finish(layer, limits, builder, ids, properties)
             ids, properties = [], []
@@ -272,15 +274,3 @@ def _invalid(label: str, fid: Any, reason: str) -> InputError:
         f"{label}: feature {fid} has an invalid polygon ({reason}); fix the data or pass "
         "repair=True"
     )
-
-
-def _feature_id(fid: Any) -> Any:
-    return int(fid) if isinstance(fid, str) and fid.isdigit() else fid
-
-
-def _properties(feature: Any) -> dict[str, Any]:
-    properties = feature.properties
-    # fiona's Properties mapping copies slowly (its mapping protocol is Python code, about
-    # 6 µs per feature); its backing dict is fresh per feature and safe to hand on.
-    data = getattr(properties, "_data", None)
-    return data if isinstance(data, dict) else dict(properties)
