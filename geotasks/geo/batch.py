@@ -108,6 +108,11 @@ class BatchBuilder:
     def __len__(self) -> int:
         return len(self._types)
 
+    @property
+    def position_count(self) -> int:
+        """Positions (vertices) collected so far."""
+        return len(self._positions)
+
     def dims_of(self, geometry: Any) -> int:
         """The coordinate dimension of a fiona geometry (0 if it is null or empty).
 

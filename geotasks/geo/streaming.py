@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 #: Features per batch: enough to amortise numpy's per-call cost, few enough to stay in cache.
 BATCH_FEATURES = 1024
 
+#: Vertices per batch, so that a batch of very large geometries stays small in memory too.
+BATCH_POSITIONS = 256 * 1024
+
 #: Geometry types checked for validity.
 POLYGONAL = frozenset({"Polygon", "MultiPolygon"})
 
@@ -93,7 +96,7 @@ def read_batches(layer: Layer, *, limits: GeoLimits, limit: int | None) -> Itera
         # about 6 µs a feature); its backing dict is new for each feature and safe to keep.
         values = getattr(values, "_data", None) or dict(values)
         properties.append(values if select is None else {name: values[name] for name in select})
-        if len(ids) >= BATCH_FEATURES:
+        if len(ids) >= BATCH_FEATURES or builder.position_count >= BATCH_POSITIONS:
             yield _finish(layer, limits, builder, ids, properties)
             ids, properties = [], []
     if ids:

@@ -7,6 +7,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import fiona
+import fiona.env
+import fiona.errors
 import pytest
 
 from geotasks.errors import InputError
@@ -306,3 +309,35 @@ def test_sample_data_is_never_written(data_dir: Path, sample: Any) -> None:
     shutil.copy(shp, data_dir / "copy.shp")
     # When converted, Then there are 243 cities and the copy is intact
     assert len(convert(data_dir, "naturalearth_cities")["features"]) == 243
+
+
+def test_rebuilding_a_shx_never_sets_the_option_globally(
+    data_dir: Path, square: Path, make_shapefile: MakeShapefile
+) -> None:
+    # Given two shapefiles without .shx
+    other = make_shapefile("other", "Polygon", [{"geometry": POLYGON}])
+    square.with_suffix(".shx").unlink()
+    other.with_suffix(".shx").unlink()
+    # When one is converted (its index rebuilt on a private copy)
+    convert(data_dir, "square")
+    # Then the option is not left set, and GDAL still refuses to open the other one
+    assert fiona.env.get_gdal_config("SHAPE_RESTORE_SHX") is None
+    with pytest.raises(fiona.errors.DriverError):
+        fiona.open(other)
+    assert not other.with_suffix(".shx").exists()
+
+
+def test_bbox_filter_on_projected_data(data_dir: Path, make_shapefile: MakeShapefile) -> None:
+    # Given Paris and Marseille in Lambert-93
+    make_shapefile(
+        "cities", "Point",
+        [
+            {"geometry": {"type": "Point", "coordinates": (652_469.0, 6_862_035.0)},
+             "properties": {"name": "Paris"}},
+            {"geometry": {"type": "Point", "coordinates": (892_390.0, 6_247_035.0)},
+             "properties": {"name": "Marseille"}},
+        ],
+        crs="EPSG:2154",
+    )  # fmt: skip
+    # When filtered by a lon/lat box around Paris, Then only Paris is kept
+    assert names(convert(data_dir, "cities", bbox=[2.0, 48.5, 2.7, 49.1])) == ["Paris"]
