@@ -42,7 +42,6 @@ class Layer:
     Parameters:
       label: The dataset's name, for messages.
       source_crs: The CRS its coordinates are in.
-      geometry_type: The layer's declared geometry type, as fiona names it.
       fields: The property names each feature will carry, in order.
       feature_count: How many features the layer holds before filtering.
       uniform_dims: Whether every geometry has the same coordinate dimension (true of a
@@ -53,7 +52,6 @@ class Layer:
 
     label: str
     source_crs: SourceCRS
-    geometry_type: str
     fields: list[str]
     feature_count: int
     uniform_dims: bool
@@ -79,6 +77,13 @@ class Layer:
         if self._matches_nothing:
             return
         max_features = self._limits.max_features
+        # Unfiltered, the count is known up front: fail before any work is done.
+        too_many = self.feature_count > max_features and (limit is None or limit > max_features)
+        if not self._filter and too_many:
+            raise InputError(
+                f"{self.label} has {self.feature_count} features, more than the limit of "
+                f"{max_features}; narrow it with bbox=, where= or limit="
+            )
         try:
             if self._filter:
                 iterator = self._collection.filter(**self._filter)
@@ -170,7 +175,6 @@ def open_layer(
         yield Layer(
             label=label,
             source_crs=crs,
-            geometry_type=str(collection.schema.get("geometry") or "Unknown"),
             fields=available if wanted_fields is None else wanted_fields,
             feature_count=count,
             uniform_dims=info is not None,

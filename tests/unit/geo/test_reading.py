@@ -264,7 +264,7 @@ def test_bad_arguments_are_input_errors(
 
 def test_feature_and_vertex_limits(data_dir: Path, sample: Any) -> None:
     sample("naturalearth_lowres")
-    with pytest.raises(InputError, match="more than 10 features"):
+    with pytest.raises(InputError, match="177 features, more than the limit of 10"):
         convert(data_dir, "naturalearth_lowres", limits=GeoLimits(max_features=10))
     with pytest.raises(InputError, match="more than 50 vertices"):
         convert(data_dir, "naturalearth_lowres", limits=GeoLimits(max_vertices=50))
@@ -341,3 +341,15 @@ def test_bbox_filter_on_projected_data(data_dir: Path, make_shapefile: MakeShape
     )  # fmt: skip
     # When filtered by a lon/lat box around Paris, Then only Paris is kept
     assert names(convert(data_dir, "cities", bbox=[2.0, 48.5, 2.7, 49.1])) == ["Paris"]
+
+
+def test_the_feature_limit_also_holds_while_streaming_filtered_data(
+    data_dir: Path, sample: Any
+) -> None:
+    # Given a filter that keeps more features than allowed
+    sample("naturalearth_lowres")
+    # When converted, Then the limit is enforced as features stream
+    with pytest.raises(InputError, match="more than 5 features"):
+        convert(
+            data_dir, "naturalearth_lowres", where="pop_est > 0", limits=GeoLimits(max_features=5)
+        )
