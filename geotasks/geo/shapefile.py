@@ -139,7 +139,7 @@ def _inspect(files: _Files, label: str, gdal_path: str) -> tuple[ShapefileInfo, 
     cpg_size = files.size(".cpg")
     cpg_text = None
     if cpg_size is not None:
-        cpg_text = files.head(".cpg", 0, MAX_CPG_BYTES).decode("ascii", errors="replace")
+        cpg_text = files.head(".cpg", 0, MAX_CPG_BYTES).decode("utf-8-sig", errors="replace")
     info = ShapefileInfo(
         gdal_path=gdal_path,
         has_prj=files.size(".prj") is not None,
