@@ -68,19 +68,9 @@ class GeometryBatch:
     def __len__(self) -> int:
         return len(self.types)
 
-    @property
-    def dims(self) -> int:
-        """2 for x/y, 3 with z."""
-        return int(self.coords.shape[1])
-
     def vertex_counts(self) -> Ints:
         """Number of vertices of each feature."""
         return np.diff(self.seq_offsets[self.feature_offsets]).astype(np.intp)
-
-    def feature_slice(self, index: int) -> tuple[int, int]:
-        """The range of ``coords`` rows holding feature ``index``."""
-        first, last = self.feature_offsets[index], self.feature_offsets[index + 1]
-        return int(self.seq_offsets[first]), int(self.seq_offsets[last])
 
 
 class BatchBuilder:
