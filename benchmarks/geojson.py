@@ -117,10 +117,10 @@ def main() -> None:
             # is the least disturbed one.
             best: dict[str, Run] = {}
             for _ in range(max(1, args.repeat)):
-                for tool, command, target in tools:
-                    run = measure(case, tool, command, target)
-                    if target is not None:
-                        target.unlink()
+                for tool, argv, output in tools:
+                    run = measure(case, tool, argv, output)
+                    if output is not None:
+                        output.unlink()
                     if tool not in best or run.wall_s < best[tool].wall_s:
                         best[tool] = run
             runs.extend(best.values())
