@@ -218,3 +218,31 @@ def test_operations_chain_through_a_path(tmp_path: Path, data_dir: Path, sample:
     shape = shapely.geometry.shape(doc["features"][0]["geometry"])
     assert doc["features"][0]["properties"]["name"] == "France"
     assert shape.is_valid
+
+
+def test_buffering_every_country_gives_valid_rfc7946(data_dir: Path, sample: Any) -> None:
+    # Given the countries, Antarctica (edges along the pole) and Fiji (split at ±180) included
+    sample("naturalearth_lowres")
+    # When every one is buffered by 10 km
+    doc = run(buffer_features, data_dir, "naturalearth_lowres", 10_000)
+    # Then every result is a valid polygon within -180..180, a little larger than the country
+    for feature in doc["features"]:
+        shape = shapely.geometry.shape(feature["geometry"])
+        assert shape.is_valid, feature["properties"]["name"]
+        assert shape.bounds[0] >= -180.0 and shape.bounds[2] <= 180.0
+        assert_rfc7946_polygonal(feature["geometry"])
+
+
+def test_a_geos_failure_is_reported_as_bad_input(
+    data_dir: Path, make_shapefile: MakeShapefile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given GEOS failing on a feature's geometry
+    point_dataset(make_shapefile, "p", 0.0, 0.0)
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise shapely.errors.GEOSException("TopologyException: side location conflict")
+
+    monkeypatch.setattr(shapely, "buffer", fail)
+    # When buffered, Then the error is an InputError naming the feature
+    with pytest.raises(InputError, match="feature 0 cannot be processed"):
+        run(buffer_features, data_dir, "p", 10)
