@@ -511,8 +511,17 @@ def _metric(local: LocalProjection, geometry: BaseGeometry) -> BaseGeometry:
     return metric
 
 
-def _to_lonlat(local: LocalProjection, geometry: BaseGeometry, limits: GeoLimits) -> BaseGeometry:
-    lonlat = split(unwrap(local.to_lonlat(geometry)))
+def _to_lonlat(
+    local: LocalProjection, geometry: BaseGeometry, limits: GeoLimits
+) -> BaseGeometry | None:
+    """Bring an operation's result back to lon/lat, split at ±180 and valid.
+
+    Edges that touch in metres (a buffer closing a narrow inlet) can cross once the
+    projection's curvature is undone, so a polygon is checked and made valid again.
+    """
+    lonlat: BaseGeometry | None = split(unwrap(local.to_lonlat(geometry)))
+    if lonlat is not None and lonlat.geom_type in POLYGONAL and not lonlat.is_valid:
+        lonlat = make_polygonal_valid(lonlat)
     _check_vertices(lonlat, limits)
     return lonlat
 
