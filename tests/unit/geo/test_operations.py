@@ -107,6 +107,8 @@ def test_a_buffer_of_projected_data_is_in_metres(
 
 @pytest.mark.parametrize("distance", [-5, 0, math.inf, "10", True, 2e6])
 def test_bad_distances_are_refused(data_dir: Path, square: Path, distance: Any) -> None:
+    # Given a negative, zero, infinite, non-numeric or huge distance
+    # When buffering, Then it is refused before any data is read
     with pytest.raises(InputError, match="distance_m"):
         run(buffer_features, data_dir, "square", distance)
 
@@ -178,6 +180,8 @@ def test_clip_with_a_bbox_or_a_geometry(data_dir: Path, sample: Any) -> None:
 def test_clip_arguments_are_checked(
     data_dir: Path, square: Path, options: dict[str, Any], message: str
 ) -> None:
+    # Given no clip area, two of them, a point, or a bow tie
+    # When clipping, Then the argument is refused with a message naming the problem
     with pytest.raises(InputError, match=message):
         run(clip_features, data_dir, "square", **options)
 

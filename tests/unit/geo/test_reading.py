@@ -187,7 +187,9 @@ def test_missing_shx_is_rebuilt_on_a_copy_only(data_dir: Path, square: Path) -> 
 
 
 def test_missing_dbf_is_refused(data_dir: Path, square: Path) -> None:
+    # Given a shapefile without its attribute table
     square.with_suffix(".dbf").unlink()
+    # When converted, Then the message names the missing .dbf (GDAL alone would carry on)
     with pytest.raises(InputError, match=r"\.dbf"):
         convert(data_dir, "square")
 
@@ -204,7 +206,9 @@ def test_truncated_files_are_refused(data_dir: Path, sample: Any, suffix: str) -
 
 
 def test_non_shapefile_bytes_are_refused(data_dir: Path, square: Path) -> None:
+    # Given an HTML page saved as square.shp
     square.write_bytes(b"<html>not a shapefile</html>" * 10)
+    # When converted, Then it is refused as not a shapefile
     with pytest.raises(InputError, match="not a shapefile"):
         convert(data_dir, "square")
 
@@ -257,13 +261,17 @@ def test_a_bbox_across_the_antimeridian(data_dir: Path, sample: Any) -> None:
 def test_bad_arguments_are_input_errors(
     data_dir: Path, sample: Any, options: dict[str, Any], message: str
 ) -> None:
+    # Given a real dataset and a bad argument
     sample("naturalearth_lowres")
+    # When converted, Then the argument is refused with a message naming it
     with pytest.raises(InputError, match=message):
         convert(data_dir, "naturalearth_lowres", **options)
 
 
 def test_feature_and_vertex_limits(data_dir: Path, sample: Any) -> None:
+    # Given 177 countries, some with more than 50 vertices
     sample("naturalearth_lowres")
+    # When converted under tighter limits, Then each limit is enforced with a clear message
     with pytest.raises(InputError, match="177 features, more than the limit of 10"):
         convert(data_dir, "naturalearth_lowres", limits=GeoLimits(max_features=10))
     with pytest.raises(InputError, match="more than 50 vertices"):
