@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
 
 from .conftest import MakeShapefile
-from .helpers import SQUARE_CW, document
+from .helpers import SAMPLE_DATA, SQUARE_CW, document
 
 POLYGON = {"type": "Polygon", "coordinates": [SQUARE_CW]}
 
@@ -311,12 +310,21 @@ def test_a_str_is_never_a_path_but_a_path_source_is_read(
     assert doc["features"][0]["properties"] == {"name": "f0"}
 
 
-def test_sample_data_is_never_written(data_dir: Path, sample: Any) -> None:
-    # Given a copy of a sample dataset
-    shp = sample("naturalearth_cities")
-    shutil.copy(shp, data_dir / "copy.shp")
-    # When converted, Then there are 243 cities and the copy is intact
-    assert len(convert(data_dir, "naturalearth_cities")["features"]) == 243
+def test_reading_the_sample_data_changes_no_byte_of_it() -> None:
+    # Given the shared sample datasets, read in place (reading is all a test may do there)
+    before = {path.name: path.read_bytes() for path in SAMPLE_DATA.iterdir()}
+    # When each is converted by name
+    counts = {
+        name: len(convert(SAMPLE_DATA, name)["features"])
+        for name in ("naturalearth_lowres", "naturalearth_cities", "countries_zipped")
+    }
+    # Then all features are there and not one byte of the data directory changed
+    assert counts == {
+        "naturalearth_lowres": 177,
+        "naturalearth_cities": 243,
+        "countries_zipped": 177,
+    }
+    assert {path.name: path.read_bytes() for path in SAMPLE_DATA.iterdir()} == before
 
 
 def test_rebuilding_a_shx_never_sets_the_option_globally(
