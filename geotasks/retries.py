@@ -32,7 +32,7 @@ def transient_errors() -> tuple[type[BaseException], ...]:
         TransientError,
         psycopg2.OperationalError,
         psycopg2.InterfaceError,
-        dramatiq.errors.ConnectionError,
+        dramatiq.errors.BrokerConnectionError,
         ConnectionError,
         TimeoutError,
     ]
