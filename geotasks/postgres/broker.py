@@ -326,7 +326,8 @@ class PostgresBroker(Broker):
         redelivered, dead = (int(row[0]), int(row[1])) if row else (0, 0)
         if redelivered:
             logger.warning(
-                "Redelivered %d message(s) held by worker processes that stopped heart-beating.",
+                "Redelivered %d message(s) whose worker process died, stopped heart-beating or "
+                "shut down before finishing them.",
                 redelivered,
             )
         if dead:
