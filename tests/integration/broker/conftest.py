@@ -98,9 +98,7 @@ def broker_url_for(kind: str, request: pytest.FixtureRequest, database_url: str)
 
 
 @pytest.fixture
-def broker(
-    broker_kind: str, request: pytest.FixtureRequest, database_url: str
-) -> Iterator[Broker]:
+def broker(broker_kind: str, request: pytest.FixtureRequest, database_url: str) -> Iterator[Broker]:
     """A broker of each kind with geotasks' middleware, on a queue of its own."""
     url = broker_url_for(broker_kind, request, database_url)
     settings = Settings(
@@ -162,4 +160,3 @@ def start_worker(broker: Broker) -> Iterator[Callable[..., dramatiq.Worker]]:
     finally:
         for worker in workers:
             worker.stop(timeout=10_000)
-

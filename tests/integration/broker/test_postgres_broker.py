@@ -331,4 +331,3 @@ def test_a_message_whose_encoding_is_not_text_is_refused(broker: Broker) -> None
             noop.send()
     finally:
         set_encoder(previous)
-
