@@ -70,6 +70,10 @@ class ResultExpired(GeotasksError):
     """Raised when a job's result was deleted because its time to live passed."""
 
 
+class ResultNotStored(GeotasksError):
+    """Raised when a job succeeded but its actor does not store results."""
+
+
 class ResultTooLarge(GeotasksError):
     """Raised when ``job.result`` would parse more than ``GEOTASKS_RESULT_PARSE_MAX_BYTES``."""
 

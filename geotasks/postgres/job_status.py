@@ -159,6 +159,8 @@ class JobInfo:
     """Everything known about one job: its state, each state's timestamp, progress, error.
 
     Attributes:
+      attempt: Dramatiq's retry count (``message.options["retries"]``): 0 until a retry.
+      runs: How many times the actor was started (a redelivered message counts again).
       result_kind: ``value``, ``geojson`` or ``failure`` when a result is stored, else ``None``.
       result_media_type: The stored result's media type, such as ``application/geo+json``.
       result_size_bytes: The stored result's size.
@@ -169,6 +171,7 @@ class JobInfo:
     queue_name: str
     status: JobState
     attempt: int
+    runs: int
     created_at: datetime
     updated_at: datetime
     pending_at: datetime | None
@@ -194,6 +197,7 @@ class JobInfo:
             queue_name,
             status,
             attempt,
+            runs,
             created_at,
             updated_at,
             pending_at,
@@ -219,6 +223,7 @@ class JobInfo:
             queue_name=queue_name,
             status=JobState(status),
             attempt=attempt,
+            runs=runs,
             created_at=created_at,
             updated_at=updated_at,
             pending_at=pending_at,
@@ -252,6 +257,7 @@ class JobInfo:
             "queue_name": self.queue_name,
             "status": str(self.status),
             "attempt": self.attempt,
+            "runs": self.runs,
             "created_at": iso(self.created_at),
             "updated_at": iso(self.updated_at),
             "pending_at": iso(self.pending_at),

@@ -8,12 +8,13 @@
 -- blocked in job.get() wakes up (a stored result already rang it).
 WITH applied AS (
     INSERT INTO geotasks.job AS j (
-        message_id, actor_name, queue_name, status, attempt,
+        message_id, actor_name, queue_name, status, attempt, runs,
         pending_at, throttled_at, retrying_at, started_at, finished_at,
         next_at, expires_at, error_type, error_message
     )
     VALUES (
         %(message_id)s, %(actor_name)s, %(queue_name)s, %(status)s, %(attempt)s,
+        CASE WHEN %(status)s = 'STARTED' THEN 1 ELSE 0 END,
         CASE WHEN %(status)s = 'PENDING' THEN now() END,
         CASE WHEN %(status)s = 'THROTTLED' THEN now() END,
         CASE WHEN %(status)s = 'RETRYING' THEN now() END,
@@ -28,6 +29,7 @@ WITH applied AS (
     ON CONFLICT (message_id) DO UPDATE SET
         status = excluded.status,
         attempt = excluded.attempt,
+        runs = j.runs + excluded.runs,
         updated_at = now(),
         pending_at = coalesce(excluded.pending_at, j.pending_at),
         throttled_at = coalesce(excluded.throttled_at, j.throttled_at),
@@ -83,7 +85,8 @@ WHERE message_id = %(message_id)s AND status = 'STARTED' AND attempt = %(attempt
 SELECT
     j.message_id, j.actor_name, j.queue_name,
     geotasks.job_visible_status(j.status, j.expires_at),
-    j.attempt, j.created_at, j.updated_at, j.pending_at, j.throttled_at, j.retrying_at,
+    j.attempt, j.runs, j.created_at, j.updated_at,
+    j.pending_at, j.throttled_at, j.retrying_at,
     j.started_at, j.finished_at,
     CASE WHEN j.status = 'EXPIRED' THEN j.expired_at
         WHEN geotasks.job_visible_status(j.status, j.expires_at) = 'EXPIRED' THEN j.expires_at
@@ -99,7 +102,8 @@ WHERE j.message_id = %(message_id)s;
 SELECT
     j.message_id, j.actor_name, j.queue_name,
     geotasks.job_visible_status(j.status, j.expires_at),
-    j.attempt, j.created_at, j.updated_at, j.pending_at, j.throttled_at, j.retrying_at,
+    j.attempt, j.runs, j.created_at, j.updated_at,
+    j.pending_at, j.throttled_at, j.retrying_at,
     j.started_at, j.finished_at,
     CASE WHEN j.status = 'EXPIRED' THEN j.expired_at
         WHEN geotasks.job_visible_status(j.status, j.expires_at) = 'EXPIRED' THEN j.expires_at

@@ -31,7 +31,8 @@ CREATE TABLE geotasks.result_chunk (
 ALTER TABLE geotasks.result_chunk ALTER COLUMN data SET STORAGE EXTERNAL;
 
 -- Job status (geotasks/postgres/job_status.py, geotasks/middleware/job_status.py). One row per
--- message id. Each state has its timestamp; `attempt` is Dramatiq's retry count.
+-- message id. Each state has its timestamp; `attempt` is Dramatiq's retry count, `runs` how
+-- many times the actor was started.
 CREATE TABLE geotasks.job (
     message_id text PRIMARY KEY,
     actor_name text NOT NULL,
@@ -43,6 +44,7 @@ CREATE TABLE geotasks.job (
         )
     ),
     attempt integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    runs integer NOT NULL DEFAULT 0 CHECK (runs >= 0),
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     pending_at timestamptz,
