@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +109,19 @@ def test_geojson_is_stored_as_its_bytes_and_comes_back_as_geojson(
     assert (count_chunks(database, sent.message_id) > 0) == (len(document) > SMALL_CHUNK_BYTES)
 
 
+class UnevenResult(GeoJSONResult):
+    """A GeoJSONResult whose pieces have odd sizes: the store must re-cut them."""
+
+    def iter_chunks(self, chunk_bytes: int = 1024) -> Iterator[bytes]:
+        yield from super().iter_chunks(chunk_bytes // 3 + 1)
+
+
 def test_a_stream_seeks_across_chunks(small_chunks: PostgresBackend) -> None:
     document = feature_collection(200)
     sent = message()
-    small_chunks.store_result(sent, GeoJSONResult.from_bytes(document), TTL_MS)
+    uneven = UnevenResult()
+    uneven.write(document)
+    small_chunks.store_result(sent, uneven, TTL_MS)
     stored = small_chunks.header(sent.message_id)
     assert stored is not None
 
