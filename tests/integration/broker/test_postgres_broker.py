@@ -255,7 +255,9 @@ def test_claims_the_process_does_not_know_about_are_released(broker: Broker) -> 
     broker_.consume(broker.queue_name, prefetch=1, timeout=100).close()
     assert broker_.consumer_id is not None
     insert_claimed(broker, broker_.consumer_id, redeliveries=0)
-    query(broker.database, "UPDATE geotasks.broker_messages SET claimed_at = now() - interval '1 min'")
+    query(
+        broker.database, "UPDATE geotasks.broker_messages SET claimed_at = now() - interval '1 min'"
+    )
 
     # When its heartbeat runs, Then the row goes back to the queue
     wait_until(lambda: broker.waiting() == 1, what="unknown claim released")
@@ -328,4 +330,3 @@ def test_a_message_whose_encoding_is_not_text_is_refused(broker: Broker) -> None
             noop.send()
     finally:
         set_encoder(previous)
-
