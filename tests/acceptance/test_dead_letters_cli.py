@@ -46,6 +46,7 @@ def dead_letter_id(database: Database) -> Iterator[int]:
 
 
 def dead_letter(broker: PostgresBroker, database: Database) -> int:
+    """Send a message, fail it as a worker would, and return its dead letter's id."""
 
     @dramatiq.actor(broker=broker, queue_name="geo")
     def transform(name: str) -> None:
