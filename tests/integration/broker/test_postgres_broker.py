@@ -256,7 +256,8 @@ def test_claims_the_process_does_not_know_about_are_released(broker: Broker) -> 
     assert broker_.consumer_id is not None
     insert_claimed(broker, broker_.consumer_id, redeliveries=0)
     query(
-        broker.database, "UPDATE geotasks.broker_messages SET claimed_at = now() - interval '1 min'"
+        broker.database,
+        "UPDATE geotasks.broker_messages SET claimed_at = now() - interval '1 min'",
     )
 
     # When its heartbeat runs, Then the row goes back to the queue
