@@ -98,7 +98,7 @@ class DeliveryLimit(Middleware):
             row = cur.fetchone()
             return int(row[0]) if row else 1
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def _forget(self, message: MessageProxy) -> None:
         # Only the thread that started the delivery finishes it; an ack from elsewhere (a
@@ -109,7 +109,8 @@ class DeliveryLimit(Middleware):
         self._started.key = None
         try:
             self.database.transaction(
-                lambda cur: cur.execute(self._queries["forget_delivery"], key)
+                lambda cur: cur.execute(self._queries["forget_delivery"], key),
+                single_statement=True,
             )
         except DatabaseError as exc:
             # Left behind, the count only makes the guard stricter for this one attempt.

@@ -193,7 +193,9 @@ class PostgresBroker(Broker):
         if processing is not None and processing.message_id == message.message_id:
             processing.reenqueued.append(params)
         else:
-            self._run(lambda cur: cur.execute(self._queries["enqueue"], params))
+            self._run(
+                lambda cur: cur.execute(self._queries["enqueue"], params), single_statement=True
+            )
         self.emit_after("enqueue", message, delay)
         return message
 
@@ -214,7 +216,8 @@ class PostgresBroker(Broker):
         Messages being processed are left to their workers, as RabbitMQ does.
         """
         self._run(
-            lambda cur: cur.execute(self._queries["flush"], {"queue_name": q_name(queue_name)})
+            lambda cur: cur.execute(self._queries["flush"], {"queue_name": q_name(queue_name)}),
+            single_statement=True,
         )
 
     def flush_all(self) -> None:
@@ -249,7 +252,7 @@ class PostgresBroker(Broker):
             row = cur.fetchone()
             return int(row[0]) if row else 0
 
-        return self._run(count)
+        return self._run(count, single_statement=True)
 
     def close(self) -> None:
         """Stop heart-beating and hand back what this process still holds.
@@ -346,7 +349,7 @@ class PostgresBroker(Broker):
             )
             return [int(row[0]) for row in cur.fetchall()]
 
-        claimed = self._run(held_since)
+        claimed = self._run(held_since, single_statement=True)
         with self._lock:
             unknown = [delivery_id for delivery_id in claimed if delivery_id not in self._held]
         if unknown:
@@ -367,7 +370,9 @@ class PostgresBroker(Broker):
 
         claimed: list[_ClaimedRow] = []
         next_ready_in_s: float | None = None
-        for delivery_id, priority, body, redeliveries, ready_in_s in self._run(work):
+        for delivery_id, priority, body, redeliveries, ready_in_s in self._run(
+            work, single_statement=True
+        ):
             if delivery_id is None:
                 next_ready_in_s = ready_in_s
             else:
@@ -398,7 +403,7 @@ class PostgresBroker(Broker):
                 cur.execute(self._queries["enqueue"], enqueue_params)
             return True
 
-        settled = self._run(work)
+        settled = self._run(work, single_statement=not reenqueued)
         message.reenqueued.clear()
         if getattr(self._processing, "message", None) is message:
             self._processing.message = None
@@ -429,7 +434,10 @@ class PostgresBroker(Broker):
             "error": error,
         }
         try:
-            self._run(lambda cur: cur.execute(self._queries["dead_letter"], params))
+            self._run(
+                lambda cur: cur.execute(self._queries["dead_letter"], params),
+                single_statement=True,
+            )
         finally:
             with self._lock:
                 self._held.discard(row.delivery_id)
@@ -440,15 +448,17 @@ class PostgresBroker(Broker):
             return
         params = {"delivery_ids": ids, "consumer_id": str(consumer_id), "channel": NOTIFY_CHANNEL}
         try:
-            self._run(lambda cur: cur.execute(self._queries["release"], params))
+            self._run(
+                lambda cur: cur.execute(self._queries["release"], params), single_statement=True
+            )
         finally:
             # Released, or lost track of: either way the periodic check puts them back.
             with self._lock:
                 self._held.difference_update(ids)
 
-    def _run(self, work: Callable[[Cursor], T]) -> T:
+    def _run(self, work: Callable[[Cursor], T], *, single_statement: bool = False) -> T:
         try:
-            return self.database.transaction(work)
+            return self.database.transaction(work, single_statement=single_statement)
         except DatabaseUnavailable as exc:
             raise BrokerUnavailable(str(exc)) from exc
         except DatabaseError as exc:
