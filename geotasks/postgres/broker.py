@@ -15,6 +15,8 @@ same message id before it acks the original (retries, throttling), so rows are k
   back to their queue, or to the dead letters once redelivered more than ``max_deliveries`` times.
 - A rejected message (nack), a body that does not decode and a message for an unknown actor are
   kept in ``geotasks.broker_dead_letters`` with their error, for ``geotasks dead-letters``.
+- Ack and nack also clear the poison guard's delivery count of the message in the same statement
+  (:mod:`geotasks.middleware.deliveries`), saving the guard a round trip per message.
 """
 
 from __future__ import annotations
@@ -387,6 +389,7 @@ class PostgresBroker(Broker):
         params: dict[str, Any] = {
             "delivery_id": message.delivery_id,
             "consumer_id": str(consumer_id),
+            "message_id": message.message_id,
         }
         if message.failed:
             query = self._queries["dead_letter"]
@@ -430,6 +433,7 @@ class PostgresBroker(Broker):
         params = {
             "delivery_id": row.delivery_id,
             "consumer_id": str(consumer_id),
+            "message_id": None,
             "actor_name": None,
             "error": error,
         }
