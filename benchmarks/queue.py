@@ -1,19 +1,21 @@
-"""The queue benchmark: stock Dramatiq and geotasks' brokers side by side, in one run.
+"""The queue benchmark: Celery, stock Dramatiq and geotasks' brokers side by side, in one run.
 
 Run it from the repository root as a module (the file's name would shadow the standard library's
 ``queue`` module if run as a script)::
 
-    python -m benchmarks.queue [--jobs 2000] [--round-trips 300] [--only NAME,...]
+    python -m benchmarks.queue [--jobs 2000] [--round-trips 300] [--repeat 3] [--only NAME,...]
 
-For each configuration it starts one ``dramatiq`` worker process with 8 threads, then measures:
+For each configuration it starts one worker process with 8 threads (Celery: the threads pool),
+then measures:
 
 - throughput: send ``--jobs`` tiny jobs, then fetch every result; jobs per second from the first
   send to the last result in hand;
 - round trip: one job at a time, send → result in hand; p50 and p99.
 
-Every configuration stores results in Redis with Dramatiq's ``RedisBackend`` for now: the Postgres
-results store does not exist yet, and this keeps the brokers comparable. The geotasks rows run
-geotasks' middleware (the poison guard commits to Postgres before every job).
+Every configuration stores results in Redis (Celery's Redis backend, Dramatiq's ``RedisBackend``)
+for now, which keeps the brokers comparable: the geotasks rows measure the broker and geotasks'
+poison guard (which commits to Postgres before every job), not yet the Postgres results store
+and job status. On a machine shared with other work, ``--repeat`` keeps each figure's best run.
 
 Servers: PostgreSQL, Redis and RabbitMQ on 127.0.0.1 (override with ``GEOTASKS_TEST_*_URL``).
 A fresh database ``geotasks_bench`` is created; Redis keys and RabbitMQ queues are unique to
@@ -35,10 +37,11 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dramatiq
 import psycopg2
@@ -54,10 +57,6 @@ REDIS_URL = os.environ.get("GEOTASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 RABBITMQ_URL = os.environ.get("GEOTASKS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 BENCH_DATABASE = "geotasks_bench"
 
-#: Reference figures on this machine, from the performance issue (Celery 5, Redis broker and
-#: results, 1 process, 8 threads); Celery itself is not run here yet.
-CELERY_REFERENCE_JOBS_PER_S = 573.0
-CELERY_REFERENCE_P50_MS = 2.5
 
 WORKER_THREADS = 8
 #: Longest a worker may take to start and answer its first job, in seconds.
@@ -71,10 +70,11 @@ class Config:
 
     name: str
     label: str
-    broker: str  # "stock-redis", or geotasks with "postgres" / "redis" / "rabbitmq"
+    broker: str  # "celery", "stock-redis", or geotasks with "postgres" / "redis" / "rabbitmq"
 
 
 CONFIGS = [
+    Config("celery-redis", "Celery 5, Redis broker", "celery"),
     Config("dramatiq-redis", "stock Dramatiq, Redis broker", "stock-redis"),
     Config("geotasks-postgres", "geotasks, Postgres broker", "postgres"),
     Config("geotasks-redis", "geotasks, Redis broker", "redis"),
@@ -103,8 +103,6 @@ def build(broker_kind: str, namespace: str, database_url: str) -> dramatiq.Broke
             "rabbitmq": RABBITMQ_URL,
         }[broker_kind]
         broker = build_broker(Settings(database_url=database_url, broker_url=broker_url))
-        if os.environ.get("XNOGUARD"):
-            broker.middleware = broker.middleware[1:]
         if isinstance(broker, RedisBroker):
             broker.namespace = namespace
     broker.add_middleware(Results(backend=backend))
@@ -120,7 +118,29 @@ def declare(queue_name: str) -> dramatiq.Actor[[int], int]:
     return tiny
 
 
-if os.environ.get("GEOTASKS_BENCH_BROKER"):
+def make_celery_app(queue_name: str) -> Any:
+    """Celery with Redis as broker and results store, and the same tiny task."""
+    from celery import Celery
+
+    app = Celery("geotasks-bench", broker=REDIS_URL, backend=REDIS_URL)
+    app.conf.update(
+        task_default_queue=queue_name,
+        result_expires=600,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+    )
+
+    @app.task(name="tiny")
+    def tiny(n: int) -> int:
+        return n
+
+    return app
+
+
+if os.environ.get("GEOTASKS_BENCH_BROKER") == "celery":
+    # Loaded by the `celery` worker command.
+    celery_app = make_celery_app(os.environ["GEOTASKS_BENCH_QUEUE"])
+elif os.environ.get("GEOTASKS_BENCH_BROKER"):
     # Imported by the `dramatiq` worker command: configure from the environment.
     build(
         os.environ["GEOTASKS_BENCH_BROKER"],
@@ -148,18 +168,20 @@ def worker_process(config: Config, namespace: str, queue: str, database_url: str
         "GEOTASKS_BENCH_QUEUE": queue,
         "GEOTASKS_BENCH_DATABASE_URL": database_url,
     }
+    if config.broker == "celery":
+        command = [
+            *("-m", "celery", "-A", "benchmarks.queue:celery_app", "worker"),
+            *("--pool", "threads", "--concurrency", str(WORKER_THREADS), "--loglevel", "WARNING"),
+            *("--without-heartbeat", "--without-gossip", "--without-mingle", "-Q", queue),
+        ]
+    else:
+        command = [
+            *("-m", "dramatiq", "benchmarks.queue"),
+            *("--processes", "1", "--threads", str(WORKER_THREADS)),
+        ]
     with tempfile.NamedTemporaryFile("w+", prefix=f"bench-{config.name}-", suffix=".log") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dramatiq",
-                "benchmarks.queue",
-                "--processes",
-                "1",
-                "--threads",
-                str(WORKER_THREADS),
-            ],
+            [sys.executable, *command],
             cwd=REPO,
             env=env,
             stdout=log,
@@ -199,22 +221,37 @@ def measure_best(
 def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> Row:
     namespace = f"geotasks-bench-{uuid.uuid4().hex[:8]}"
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    broker = build(config.broker, namespace, database_url)
-    tiny = declare(queue)
+    send_and_get: Callable[[int], Callable[[], object]]
+    broker: dramatiq.Broker | None = None
+    if config.broker == "celery":
+        task = make_celery_app(queue).tasks["tiny"]
+
+        def send_and_get(n: int) -> Callable[[], object]:
+            result = task.delay(n)
+            return lambda: result.get(timeout=RESULT_TIMEOUT_MS / 1000)
+
+    else:
+        broker = build(config.broker, namespace, database_url)
+        actor = declare(queue)
+
+        def send_and_get(n: int) -> Callable[[], object]:
+            message = actor.send(n)
+            return lambda: message.get_result(block=True, timeout=RESULT_TIMEOUT_MS)
+
     try:
         with worker_process(config, namespace, queue, database_url):
-            tiny.send(0).get_result(block=True, timeout=WARMUP_TIMEOUT_S * 1000)
+            send_and_get(0)()
 
             started = time.perf_counter()
-            messages = [tiny.send(n) for n in range(jobs)]
-            for message in messages:
-                message.get_result(block=True, timeout=RESULT_TIMEOUT_MS)
+            pending = [send_and_get(n) for n in range(jobs)]
+            for get in pending:
+                get()
             jobs_per_s = jobs / (time.perf_counter() - started)
 
             durations_ms = []
             for n in range(round_trips):
                 sent_at = time.perf_counter()
-                tiny.send(n).get_result(block=True, timeout=RESULT_TIMEOUT_MS)
+                send_and_get(n)()
                 durations_ms.append((time.perf_counter() - sent_at) * 1000)
     finally:
         clean_up(broker, namespace, queue)
@@ -222,13 +259,15 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
     return Row(config.label, jobs_per_s, statistics.median(durations_ms), percentiles[98])
 
 
-def clean_up(broker: dramatiq.Broker, namespace: str, queue: str) -> None:
+def clean_up(broker: dramatiq.Broker | None, namespace: str, queue: str) -> None:
     import redis
 
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(f"{namespace}*"))
+    keys = [*client.scan_iter(f"{namespace}*"), *client.scan_iter(f"{queue}*")]
     if keys:
         client.delete(*keys)
+    if broker is None:
+        return
     if type(broker).__name__ == "RabbitmqBroker":
         for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
             broker.channel.queue_delete(name)
@@ -255,29 +294,24 @@ def fresh_database() -> str:
 def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> None:
     print()
     print(
-        f"queue benchmark, {platform.node()}, {os.cpu_count()} CPUs, "
-        f"{time.strftime('%Y-%m-%d %H:%M')}; 1 worker process x {WORKER_THREADS} threads; "
-        f"throughput over {jobs} jobs, round trip over {round_trips}; best of {repeat} run(s); "
-        "results in Redis"
+        f"queue benchmark, {platform.node()}, {os.cpu_count()} CPUs, load "
+        f"{os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M')}; 1 worker process x "
+        f"{WORKER_THREADS} threads; throughput over {jobs} jobs, round trip over "
+        f"{round_trips}; best of {repeat} run(s); results in Redis"
     )
     print(f"{'configuration':32} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    print(
-        f"{'Celery 5, Redis (reference)':32} {CELERY_REFERENCE_JOBS_PER_S:8.0f} "
-        f"{CELERY_REFERENCE_P50_MS:8.1f} {'':>8}"
-    )
     for row in rows:
         print(f"{row.label:32} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f}")
-    stock = next((row for row in rows if row.label.startswith("stock")), None)
+    references = [row for row in rows if not row.label.startswith("geotasks")]
     for row in rows:
-        if row is stock:
+        if row in references:
             continue
-        ratios = [
-            f"{row.jobs_per_s / CELERY_REFERENCE_JOBS_PER_S:.2f}x Celery's throughput",
-            f"p50 {row.p50_ms / CELERY_REFERENCE_P50_MS:.2f}x Celery's",
-        ]
-        if stock is not None:
-            ratios.insert(1, f"{row.jobs_per_s / stock.jobs_per_s:.2f}x stock Dramatiq's")
-        print(f"  {row.label}: " + ", ".join(ratios))
+        ratios = ", ".join(
+            f"{row.jobs_per_s / ref.jobs_per_s:.2f}x {ref.label.split(',')[0]}'s throughput, "
+            f"p50 {row.p50_ms / ref.p50_ms:.2f}x"
+            for ref in references
+        )
+        print(f"  {row.label}: {ratios}")
 
 
 def main(argv: list[str] | None = None) -> int:
