@@ -292,7 +292,7 @@ class PostgresBroker(Broker):
             logger.debug("Consuming as %s (pid %d).", consumer_id, os.getpid())
             return consumer_id
 
-    def _beat(self, consumer_id: uuid.UUID) -> None:
+    def _beat(self, consumer_id: uuid.UUID, *, redeliver_orphans: bool = True) -> None:
         params = {
             "consumer_id": str(consumer_id),
             "hostname": socket.gethostname(),
@@ -303,7 +303,8 @@ class PostgresBroker(Broker):
             cur.execute(self._queries["heartbeat"], params)
             row = cur.fetchone()
             created = bool(row and row[0])
-            self._redeliver_orphans(cur, leaving=None)
+            if redeliver_orphans:
+                self._redeliver_orphans(cur, leaving=None)
             return created
 
         created = self._run(work)
@@ -646,12 +647,17 @@ class _Heartbeat(threading.Thread):
         self._stopped = threading.Event()
 
     def run(self) -> None:
+        last_beat = time.monotonic()
         while not self._stopped.wait(self.interval_s):
             consumer_id = self.broker.consumer_id
             if consumer_id is None:
                 return
+            # After a gap (the database was unreachable), the other processes could not beat
+            # either: give them an interval to do so before judging who is dead.
+            in_touch = time.monotonic() - last_beat < 2 * self.interval_s
             try:
-                self.broker._beat(consumer_id)
+                self.broker._beat(consumer_id, redeliver_orphans=in_touch)
+                last_beat = time.monotonic()
                 self.broker._release_unknown_claims(consumer_id)
             except DatabaseError as exc:
                 logger.warning("Broker heartbeat failed, retrying: %s", exc)
