@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -47,7 +46,7 @@ from geotasks.settings import Settings
 
 FEATURE = (
     b'{"type":"Feature","geometry":{"type":"Polygon","coordinates":[[[7.4401,46.9479],'
-    b'[7.4412,46.9479],[7.4412,46.9486],[7.4401,46.9486],[7.4401,46.9479]]]},'
+    b"[7.4412,46.9479],[7.4412,46.9486],[7.4401,46.9486],[7.4401,46.9479]]]},"
     b'"properties":{"name":"parcel","area_m2":8123.5}}'
 )
 TTL_MS = 3_600_000
@@ -125,12 +124,12 @@ def wake_up_latencies_ms(url: str, rounds: int) -> list[float]:
             queue_name="q", actor_name="a", args=(), kwargs={}, options={}
         )
         returned: list[float] = []
-        waiter = threading.Thread(
-            target=lambda m=message: (
-                backend.get_result(m, block=True, timeout=10_000),
-                returned.append(time.perf_counter()),
-            )
-        )
+
+        def wait(message: Message[Any] = message, returned: list[float] = returned) -> None:
+            backend.get_result(message, block=True, timeout=10_000)
+            returned.append(time.perf_counter())
+
+        waiter = threading.Thread(target=wait)
         waiter.start()
         time.sleep(0.05)
         backend.store_result(message, {"ok": True}, TTL_MS)
