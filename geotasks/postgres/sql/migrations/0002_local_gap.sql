@@ -1,1 +1,0 @@
-SELECT 1 WHERE false; -- local stand-in for the broker's 0002 (never committed)
