@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -16,15 +17,18 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from .errors import GeotasksError
-from .settings import Settings, env_name, get_settings
+from .errors import ConfigurationError, GeotasksError
+from .settings import POSTGRES_SCHEMES, Settings, env_name, get_settings
 
 if TYPE_CHECKING:
     from .jobs import Job
     from .postgres.job_status import JobError, JobInfo
+    from .postgres.pool import Database
 
 logger = logging.getLogger(__name__)
 
@@ -290,6 +294,54 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def broker_database(settings: Settings) -> Iterator[Database]:
+    """Yield a pool on the Postgres broker's database (the embedded one if none is configured).
+
+    Raises:
+      ConfigurationError: when the configured broker is not the Postgres broker.
+    """
+    from .postgres.pool import Database
+
+    broker_url = settings.broker_url
+    if broker_url and urlsplit(broker_url).scheme not in POSTGRES_SCHEMES:
+        raise ConfigurationError(
+            f"GEOTASKS_BROKER_URL is a {urlsplit(broker_url).scheme}:// broker, which keeps its "
+            "own dead letters (Redis: the <queue>.XQ keys; RabbitMQ: the <queue>.XQ queues); "
+            "`geotasks dead-letters` reads those of the Postgres broker"
+        )
+    with database_url(settings) as url:
+        database = Database(broker_url or url, max_connections=1)
+        try:
+            yield database
+        finally:
+            database.close()
+
+
+def utc(moment: datetime) -> str:
+    """Format a timestamp in UTC to the second."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def cmd_dead_letters_list(args: argparse.Namespace) -> int:
+    """List dead-lettered messages, oldest first."""
+    from .postgres.dead_letters import list_dead_letters
+
+    with broker_database(get_settings()) as database:
+        letters = list_dead_letters(database, queue_name=args.queue, limit=args.limit)
+    if not letters:
+        print("no dead letters")
+        return 0
+    print(f"{'ID':>6}  {'DEAD AT (UTC)':19}  {'QUEUE':16}  {'ACTOR':24}  ERROR")
+    for letter in letters:
+        error = letter.error.strip().splitlines()[-1] if letter.error.strip() else ""
+        print(
+            f"{letter.dead_letter_id:>6}  {utc(letter.dead_at)}  "
+            f"{letter.queue_name[:16]:16}  {(letter.actor_name or '?')[:24]:24}  {error[:80]}"
+        )
+    return 0
+
+
 def format_size(size_bytes: int | None) -> str:
     """Return a size for humans: ``512 B``, ``1.5 MB``."""
     if size_bytes is None:
@@ -300,6 +352,58 @@ def format_size(size_bytes: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     raise AssertionError("unreachable")
+
+
+def cmd_dead_letters_show(args: argparse.Namespace) -> int:
+    """Show one dead letter: its message and its full error."""
+    from .postgres.dead_letters import get_dead_letter
+
+    with broker_database(get_settings()) as database:
+        letter = get_dead_letter(database, args.id)
+    if letter is None:
+        print(f"geotasks: no dead letter {args.id}", file=sys.stderr)
+        return 1
+    try:
+        body = json.dumps(json.loads(letter.body), indent=2)
+    except ValueError:
+        body = letter.body
+    print(f"dead letter:  {letter.dead_letter_id}")
+    print(f"message id:   {letter.message_id}")
+    print(f"queue:        {letter.queue_name}")
+    print(f"actor:        {letter.actor_name or '(unknown: the body did not decode)'}")
+    print(f"enqueued at:  {utc(letter.enqueued_at)} UTC")
+    print(f"dead at:      {utc(letter.dead_at)} UTC")
+    print(f"redeliveries: {letter.redeliveries}")
+    print(f"message:\n{body}")
+    print(f"error:\n{letter.error}")
+    return 0
+
+
+def cmd_dead_letters_requeue(args: argparse.Namespace) -> int:
+    """Put a dead letter back in its queue, to run again now."""
+    from .postgres.dead_letters import requeue_dead_letter
+
+    with broker_database(get_settings()) as database:
+        requeued = requeue_dead_letter(database, args.id)
+    if requeued is None:
+        print(f"geotasks: no dead letter {args.id}", file=sys.stderr)
+        return 1
+    message_id, queue_name = requeued
+    print(f"requeued message {message_id} on queue {queue_name}")
+    return 0
+
+
+def cmd_dead_letters_purge(args: argparse.Namespace) -> int:
+    """Delete the dead letters of one queue (--queue) or of every queue (--all)."""
+    from .postgres.dead_letters import purge_dead_letters
+
+    if not args.queue and not args.all:
+        print("geotasks: say which dead letters to purge: --queue NAME or --all", file=sys.stderr)
+        return 2
+    with broker_database(get_settings()) as database:
+        deleted = purge_dead_letters(database, queue_name=args.queue)
+    print(f"deleted {deleted} dead letter(s)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +443,23 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--actor", metavar="NAME", help="only jobs of this actor")
     jobs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
     jobs.set_defaults(func=cmd_jobs)
+
+    dead = commands.add_parser("dead-letters", help="inspect and re-queue rejected messages")
+    dead_commands = dead.add_subparsers(
+        dest="dead_letters_command", required=True, metavar="COMMAND"
+    )
+    listing = dead_commands.add_parser("list", help=cmd_dead_letters_list.__doc__)
+    listing.add_argument("--queue", help="only this queue's")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    listing.set_defaults(func=cmd_dead_letters_list)
+    for name, func in (("show", cmd_dead_letters_show), ("requeue", cmd_dead_letters_requeue)):
+        sub = dead_commands.add_parser(name, help=func.__doc__)
+        sub.add_argument("id", type=int, help="the dead letter's ID, as listed")
+        sub.set_defaults(func=func)
+    purge = dead_commands.add_parser("purge", help=cmd_dead_letters_purge.__doc__)
+    purge.add_argument("--queue", help="only this queue's")
+    purge.add_argument("--all", action="store_true", help="every queue's")
+    purge.set_defaults(func=cmd_dead_letters_purge)
     return parser
 
 
