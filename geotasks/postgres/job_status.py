@@ -313,6 +313,11 @@ class JobStore:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._queries = load_queries("job_status")
+        # Sent with the statement in one round trip: psycopg2 returns the last one's rows.
+        self._relaxed_transition = (
+            self._queries["relax_commit"] + "\n" + self._queries["transition"]
+        )
+        self._relaxed_progress = self._queries["relax_commit"] + "\n" + self._queries["progress"]
 
     def transition(
         self,
@@ -363,8 +368,10 @@ class JobStore:
             "error_message": error.message if error is not None else None,
         }
 
+        statement = self._queries["transition"] if status.finished else self._relaxed_transition
+
         def work(cursor: Cursor) -> Transition:
-            cursor.execute(self._queries["transition"], params)
+            cursor.execute(statement, params)
             row = cursor.fetchone()
             if row is None:
                 # The row was inserted by a transaction that committed while this statement
@@ -408,7 +415,7 @@ class JobStore:
 
         def work(cursor: Cursor) -> bool:
             cursor.execute(
-                self._queries["progress"],
+                self._relaxed_progress,
                 {"message_id": message_id, "attempt": attempt, "done": done, "total": total},
             )
             return cursor.rowcount == 1

@@ -1,5 +1,12 @@
 -- Job status: one row per message id, moved along the state machine by guarded upserts.
 
+-- name: relax_commit
+-- Prefixed to the writes of states a later one supersedes (PENDING, THROTTLED, RETRYING,
+-- STARTED) and to progress: their commit does not wait for the WAL flush, which is most of the
+-- cost of a status write. Should Postgres itself crash within the WAL writer's delay, such a
+-- write may be lost; the next transition recreates the row. Finished states are durable.
+SET LOCAL synchronous_commit TO off;
+
 -- name: transition
 -- Applies a hook's state only if geotasks.job_transition_allowed says so, in one statement, so
 -- hooks that arrive out of order (a late PENDING from the sender) cannot move a job backwards.
