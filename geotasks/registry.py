@@ -100,8 +100,13 @@ class ActorSpec:
             raise InputError(f"{self.name}({expected}): {exc}") from None
         return dict(bound.arguments)
 
-    def declare(self, fn: Callable[P, R]) -> dramatiq.Actor[P, R]:
+    def declare(self, fn: Callable[P, R], **options: Any) -> dramatiq.Actor[P, R]:
         """Declare ``fn`` as this actor on Dramatiq's global broker (set it up first).
+
+        Parameters:
+          fn: The actor's code; its parameters must be the registered ones, in order.
+          options: Dramatiq actor options added to (or overriding) the registered ones, for
+            values known only where the actor is declared, such as a configured time limit.
 
         Raises:
           TypeError: when ``fn``'s parameters are not the ones registered, so the registry
@@ -112,7 +117,7 @@ class ActorSpec:
         if names != expected:
             raise TypeError(f"{self.name} is registered with parameters {expected}, not {names}")
         decorate = dramatiq.actor(
-            actor_name=self.name, queue_name=self.queue_name, **dict(self.options)
+            actor_name=self.name, queue_name=self.queue_name, **{**self.options, **options}
         )
         return decorate(fn)
 
@@ -281,8 +286,8 @@ REGISTRY = Registry(
             Parameter(
                 "by",
                 None,
-                "attribute field(s) to group by; everything into one feature when omitted",
-                {"type": ["string", "array", "null"], "items": {"type": "string"}},
+                "attribute field to group by; everything into one feature when omitted",
+                {"type": ["string", "null"]},
             ),
         ),
         ActorSpec(
