@@ -1,0 +1,168 @@
+"""Every ``GEOTASKS_*`` environment variable, read in one place.
+
+:func:`get_settings` reads the environment once per process and validates every value, so a bad
+value is a :class:`~geotasks.errors.ConfigurationError` naming the variable at start-up, never a
+traceback from deep inside a worker. Durations carry their unit in the name (``_s`` seconds,
+``_ms`` milliseconds) and sizes theirs (``_bytes``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import Field, dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+#: Schemes accepted by ``GEOTASKS_DATABASE_URL``.
+POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
+#: Schemes accepted by ``GEOTASKS_BROKER_URL``, each naming a broker.
+BROKER_SCHEMES = POSTGRES_SCHEMES | {"redis", "rediss", "amqp", "amqps"}
+
+#: In a source checkout the sample datasets are the natural default; an installed package has
+#: no such folder, so a deployment must say where its data lives.
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one process.
+
+    Each field is read from the environment variable of the same name in upper case with the
+    ``GEOTASKS_`` prefix (``database_url`` ← ``GEOTASKS_DATABASE_URL``).
+    """
+
+    #: Postgres holding results, job status, rate limits and (with a ``postgresql://`` broker)
+    #: the queue. ``None`` means "not configured": only the ``geotasks`` command then starts the
+    #: embedded PostgreSQL; every other entry point refuses to start.
+    database_url: str | None = field(
+        default=None, repr=False, metadata={"schemes": POSTGRES_SCHEMES}
+    )
+    #: ``postgresql://…`` (geotasks' own broker), ``redis://…`` or ``amqp://…``. Defaults to
+    #: ``database_url``: one Postgres serves everything.
+    broker_url: str | None = field(default=None, repr=False, metadata={"schemes": BROKER_SCHEMES})
+    #: Directory in which dataset names are resolved; read-only for workers.
+    data_dir: Path = DEFAULT_DATA_DIR
+    #: Where geo actors spool large results and unpack chained inputs (per host).
+    tmp_dir: Path = Path("/tmp/geotasks")
+    #: How long a result (success or failure) is kept, in seconds.
+    result_ttl_s: int = field(default=86_400, metadata={"minimum": 1})
+    #: How long a finished job's status row outlives its result, in seconds: meanwhile the job
+    #: reads EXPIRED; afterwards its id reads UNKNOWN, like an id never sent.
+    job_retention_s: int = field(default=7 * 86_400, metadata={"minimum": 0})
+    #: Results up to this size are parsed by ``job.result``; larger ones must be streamed.
+    result_parse_max_bytes: int = field(default=64 * 1024 * 1024, metadata={"minimum": 1})
+    #: Connections one process may hold in its pool (the LISTEN connection is extra).
+    pool_max_connections: int = field(default=4, metadata={"minimum": 1})
+    #: Seconds to wait for a TCP connection to Postgres.
+    connect_timeout_s: int = field(default=5, metadata={"minimum": 1})
+    #: Deliveries of one message before the poison guard dead-letters it.
+    max_deliveries: int = field(default=5, metadata={"minimum": 1})
+    #: Seconds without a heartbeat after which a worker process counts as dead: the messages it
+    #: had claimed from the Postgres broker go back to their queue, and the Redis broker
+    #: requeues its unacked messages after the same time.
+    broker_heartbeat_timeout_s: int = field(default=60, metadata={"minimum": 1})
+    #: Where the ``geotasks`` command keeps the embedded PostgreSQL's data directory.
+    embedded_dir: Path = Path(".geotasks")
+    #: Longest a geo actor may run, in seconds, before Dramatiq's time limit stops it (it fires
+    #: between features: one GDAL/GEOS call is bounded by the feature and vertex limits below).
+    geo_time_limit_s: int = field(default=900, metadata={"minimum": 1})
+    #: Most features one geo job may read.
+    max_features: int = field(default=2_000_000, metadata={"minimum": 1})
+    #: Most vertices in one geometry, before and after an operation.
+    max_vertices: int = field(default=1_000_000, metadata={"minimum": 1})
+    #: Most entries in a zipped dataset.
+    max_zip_members: int = field(default=1_000, metadata={"minimum": 1})
+    #: Most uncompressed bytes read out of one zipped dataset.
+    max_zip_bytes: int = field(default=2 * 1024**3, metadata={"minimum": 1})
+
+    @property
+    def effective_broker_url(self) -> str | None:
+        """The broker URL, falling back to the database URL."""
+        return self.broker_url or self.database_url
+
+    def require_database_url(self) -> str:
+        """Return ``database_url``, or explain how to configure one.
+
+        Raises:
+          ConfigurationError: when no database is configured.
+        """
+        if not self.database_url:
+            raise ConfigurationError(
+                "GEOTASKS_DATABASE_URL is not set. Set it to a PostgreSQL URL "
+                "(postgresql://user@host/db), or run through the `geotasks` command "
+                "(`geotasks worker`, `geotasks demo`), which starts an embedded PostgreSQL."
+            )
+        return self.database_url
+
+
+def _parse_int(name: str, raw: str, *, minimum: int) -> int:
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _parse_url(name: str, raw: str, *, schemes: frozenset[str]) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in schemes:
+        raise ConfigurationError(
+            f"{name} must start with one of {', '.join(sorted(s + '://' for s in schemes))}; "
+            f"got {parts.scheme + '://' if parts.scheme else 'no scheme'}"
+        )
+    return raw.strip()
+
+
+def _parse_path(name: str, raw: str) -> Path:
+    if not raw.strip():
+        raise ConfigurationError(f"{name} is empty")
+    return Path(raw.strip()).expanduser()
+
+
+def _parser_for(setting: Field[object]) -> Callable[[str, str], object]:
+    if "schemes" in setting.metadata:
+        return functools.partial(_parse_url, schemes=setting.metadata["schemes"])
+    if setting.type == "int":
+        return functools.partial(_parse_int, minimum=setting.metadata.get("minimum", 0))
+    if setting.type == "Path":
+        return _parse_path
+    raise TypeError(f"no parser for setting {setting.name} of type {setting.type}")
+
+
+def env_name(field_name: str) -> str:
+    """Return the environment variable that sets ``field_name``."""
+    return "GEOTASKS_" + field_name.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every ``GEOTASKS_*`` variable.
+
+    Parameters:
+      environ: The environment to read; :data:`os.environ` by default.
+
+    Returns:
+      Settings: with defaults for every variable that is unset or empty.
+
+    Raises:
+      ConfigurationError: naming the first variable whose value is malformed.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for setting in fields(Settings):
+        name = env_name(setting.name)
+        raw = environ.get(name, "")
+        if raw.strip():
+            values[setting.name] = _parser_for(setting)(name, raw)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Return this process's settings, read from the environment on first use."""
+    return load_settings()

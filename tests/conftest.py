@@ -1,0 +1,168 @@
+"""Fixtures shared by every test: servers, and a fresh database per test.
+
+Each test that asks for ``database_url`` gets its own database, copied from a template that
+``geotasks db init`` built once per schema (``CREATE DATABASE … TEMPLATE``), so tests never see
+each other's rows and a schema change gets a new template automatically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from geotasks.postgres.listener import close_listeners
+from geotasks.postgres.migrate import migrate
+from geotasks.postgres.pool import Database
+from geotasks.settings import get_settings
+from tests import servers
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "geotasks" / "postgres" / "sql"
+
+
+def with_database(url: str, dbname: str) -> str:
+    """Return ``url`` pointing at database ``dbname`` on the same server."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + dbname))
+
+
+def admin_connection(url: str) -> psycopg2.extensions.connection:
+    """An autocommit connection for CREATE/DROP DATABASE."""
+    conn = psycopg2.connect(url, connect_timeout=5)
+    conn.autocommit = True
+    return conn
+
+
+def _schema_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(SQL_DIR.rglob("*.sql")):
+        digest.update(path.relative_to(SQL_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server tests create their databases on.
+
+    The machine's PostgreSQL when it answers; otherwise (locally, never in CI) an embedded
+    PostgreSQL started for this test session.
+    """
+    if servers.reachable(servers.POSTGRES_URL) or servers.IN_CI:
+        yield servers.require("PostgreSQL", servers.POSTGRES_URL)
+        return
+    from geotasks.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded"))
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_url: str) -> str:
+    """Name of a database with the current schema, built once per schema version."""
+    name = f"geotasks_tpl_{_schema_fingerprint()}"
+    conn = admin_connection(postgres_url)
+    try:
+        with conn.cursor() as cur:
+            # Several test runs (and several developers) may share one server.
+            cur.execute("SELECT pg_advisory_lock(hashtext('geotasks.tests.template'))")
+            try:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cur.fetchone() is None:
+                    building = f"{name}_building_{uuid.uuid4().hex[:8]}"
+                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+                    database = Database(with_database(postgres_url, building), max_connections=1)
+                    try:
+                        migrate(database)
+                    finally:
+                        database.close()
+                    cur.execute(
+                        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                            sql.Identifier(building), sql.Identifier(name)
+                        )
+                    )
+            finally:
+                cur.execute("SELECT pg_advisory_unlock(hashtext('geotasks.tests.template'))")
+    finally:
+        conn.close()
+    return name
+
+
+@pytest.fixture
+def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+    """URL of a fresh database with the current schema, dropped after the test."""
+    name = f"geotasks_test_{uuid.uuid4().hex[:12]}"
+    conn = admin_connection(postgres_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template_database)
+                )
+            )
+        yield with_database(postgres_url, name)
+    finally:
+        # A listener left on a dropped database would try to reconnect for ever.
+        close_listeners(with_database(postgres_url, name))
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        conn.close()
+
+
+@pytest.fixture
+def empty_database_url(postgres_url: str) -> Iterator[str]:
+    """URL of a fresh, empty database (no geotasks schema), dropped after the test."""
+    name = f"geotasks_empty_{uuid.uuid4().hex[:12]}"
+    conn = admin_connection(postgres_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        yield with_database(postgres_url, name)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        conn.close()
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    """A connection pool on this test's fresh database."""
+    db = Database(database_url, max_connections=4)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def geotasks_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[str]:
+    """Point ``GEOTASKS_DATABASE_URL`` at this test's database; returns the URL."""
+    monkeypatch.setenv("GEOTASKS_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield database_url
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis server (skips locally, fails in CI, when absent)."""
+    return servers.require("Redis", servers.REDIS_URL)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """The RabbitMQ server (skips locally, fails in CI, when absent)."""
+    return servers.require("RabbitMQ", servers.RABBITMQ_URL)

@@ -1,0 +1,69 @@
+"""Settings are read once, validated, and a bad value names its variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from geotasks.errors import ConfigurationError
+from geotasks.settings import DEFAULT_DATA_DIR, load_settings
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    settings = load_settings({})
+    assert settings.database_url is None
+    assert settings.effective_broker_url is None
+    assert settings.data_dir == DEFAULT_DATA_DIR
+    assert settings.result_ttl_s == 86_400
+
+
+def test_values_are_parsed_with_their_units() -> None:
+    settings = load_settings(
+        {
+            "GEOTASKS_DATABASE_URL": "postgresql://app@db.internal/geo",
+            "GEOTASKS_RESULT_TTL_S": "3_600",
+            "GEOTASKS_DATA_DIR": "/srv/data",
+        }
+    )
+    assert settings.database_url == "postgresql://app@db.internal/geo"
+    assert settings.result_ttl_s == 3600
+    assert settings.data_dir == Path("/srv/data")
+
+
+def test_broker_url_defaults_to_the_database_url_and_can_be_overridden() -> None:
+    db = "postgresql://app@db/geo"
+    assert load_settings({"GEOTASKS_DATABASE_URL": db}).effective_broker_url == db
+    settings = load_settings(
+        {"GEOTASKS_DATABASE_URL": db, "GEOTASKS_BROKER_URL": "redis://r:6379/0"}
+    )
+    assert settings.effective_broker_url == "redis://r:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("GEOTASKS_RESULT_TTL_S", "ten", "GEOTASKS_RESULT_TTL_S='ten' is not a whole number"),
+        ("GEOTASKS_RESULT_TTL_S", "0", "must be at least 1"),
+        ("GEOTASKS_POOL_MAX_CONNECTIONS", "-3", "GEOTASKS_POOL_MAX_CONNECTIONS"),
+        ("GEOTASKS_DATABASE_URL", "mysql://x@y/z", "GEOTASKS_DATABASE_URL must start with"),
+        ("GEOTASKS_BROKER_URL", "sqs://queue", "GEOTASKS_BROKER_URL must start with"),
+    ],
+)
+def test_a_bad_value_is_a_clear_error_naming_the_variable(
+    variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings({variable: value})
+
+
+def test_credentials_are_not_in_the_repr() -> None:
+    settings = load_settings({"GEOTASKS_DATABASE_URL": "postgresql://app:s3cret@db/geo"})
+    assert "s3cret" not in repr(settings)
+
+
+def test_require_database_url_explains_what_to_do() -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"GEOTASKS_DATABASE_URL is not set.*geotasks worker"
+    ):
+        load_settings({}).require_database_url()
