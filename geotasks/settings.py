@@ -53,6 +53,9 @@ class Settings:
     tmp_dir: Path = Path("/tmp/geotasks")
     #: How long a result (success or failure) is kept, in seconds.
     result_ttl_s: int = field(default=86_400, metadata={"minimum": 1})
+    #: How long a finished job's status row outlives its result, in seconds: meanwhile the job
+    #: reads EXPIRED; afterwards its id reads UNKNOWN, like an id never sent.
+    job_retention_s: int = field(default=7 * 86_400, metadata={"minimum": 0})
     #: Results up to this size are parsed by ``job.result``; larger ones must be streamed.
     result_parse_max_bytes: int = field(default=64 * 1024 * 1024, metadata={"minimum": 1})
     #: Connections one process may hold in its pool (the LISTEN connection is extra).

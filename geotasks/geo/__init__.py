@@ -1,0 +1,1 @@
+"""Pure geoprocessing: fiona and shapely, no Dramatiq, no Postgres."""

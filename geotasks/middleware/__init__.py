@@ -1,0 +1,1 @@
+"""Dramatiq middleware: job status, results, rate limiting, periodic de-duplication."""
