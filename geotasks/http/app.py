@@ -1,4 +1,4 @@
-"""The Starlette application: OGC API – Processes – Part 1: Core 1.0 over the job store.
+"""The Starlette application: OGC API - Processes - Part 1: Core 1.0 over the job store.
 
 Endpoints that touch Postgres are plain ``def`` functions, which Starlette runs in its thread
 pool: psycopg2 blocks, and must never do so on the event loop. The one ``async`` endpoint,
@@ -17,6 +17,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -38,7 +39,6 @@ from .openapi import DEFAULT_LIMIT, MAX_LIMIT, OPENAPI_MEDIA_TYPE, build_openapi
 from .problems import (
     EXCEPTION_HANDLERS,
     INVALID_PARAMETER,
-    NO_SUCH_JOB,
     RESULT_NOT_READY,
     Problem,
     no_such_job,
@@ -50,7 +50,7 @@ from .streaming import iter_stream, parse_range
 
 logger = logging.getLogger(__name__)
 
-#: The conformance classes this server declares (OGC API – Processes – Part 1: Core 1.0).
+#: The conformance classes this server declares (OGC API - Processes - Part 1: Core 1.0).
 CONFORMANCE_CLASSES = (
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/ogc-process-description",
@@ -251,7 +251,7 @@ class Api:
             "title": "geotasks",
             "description": (
                 "Background geoprocessing: submit a job, follow it, and fetch its GeoJSON "
-                "result (OGC API – Processes – Part 1: Core 1.0)."
+                "result (OGC API - Processes - Part 1: Core 1.0)."
             ),
             "links": [
                 *self.self_links(request, "", "this document"),
@@ -289,7 +289,10 @@ class Api:
         }
         if output_format(request) == HTML:
             return self.html(
-                request, "landing.html", title="geotasks", json_href=f"{base}?f=json",
+                request,
+                "landing.html",
+                title="geotasks",
+                json_href=f"{base}?f=json",
                 document=document,
             )
         return json_response(document)
@@ -440,9 +443,7 @@ class Api:
             )
         response_mode = execute.get("response", "raw")
         if response_mode not in ("raw", "document"):
-            raise Problem(
-                400, "'response' must be 'raw' or 'document'", type_=INVALID_PARAMETER
-            )
+            raise Problem(400, "'response' must be 'raw' or 'document'", type_=INVALID_PARAMETER)
         outputs = execute.get("outputs", {})
         if not isinstance(outputs, dict):
             raise Problem(400, "'outputs' must be a JSON object", type_=INVALID_PARAMETER)
@@ -487,9 +488,15 @@ class Api:
                 wait_s = min(wait_s, preference.wait_s)
             info = self.access.wait(job_id, wait_s)
             if info is not None and info.status.finished:
-                headers = {"Preference-Applied": "respond-sync", "Link": f'<{location}>; rel="monitor"'}
+                headers = {
+                    "Preference-Applied": "respond-sync",
+                    "Link": f'<{location}>; rel="monitor"',
+                }
                 return self._result_response(
-                    request, info, process=process, document=response_mode == "document",
+                    request,
+                    info,
+                    process=process,
+                    document=response_mode == "document",
                     extra_headers=headers,
                 )
         info = self.access.info(job_id)
@@ -506,7 +513,13 @@ class Api:
     def jobs(self, request: Request) -> Response:
         """``GET /jobs``: one page of jobs, newest first, filtered."""
         allowed = (
-            "type", "processID", "status", "datetime", "minDuration", "maxDuration", "limit",
+            "type",
+            "processID",
+            "status",
+            "datetime",
+            "minDuration",
+            "maxDuration",
+            "limit",
             "cursor",
         )
         check_query(request, allowed)
@@ -544,9 +557,7 @@ class Api:
         authorized: bool,
     ) -> Response:
         json_url = _with_params(request, base_url(request) + "jobs", f="json")
-        html_links = [
-            {**link, "href": link["href"].replace("f=json", "f=html")} for link in links
-        ]
+        html_links = [{**link, "href": link["href"].replace("f=json", "f=html")} for link in links]
         return self.html(
             request,
             "jobs.html",
@@ -579,8 +590,8 @@ class Api:
                     f"status={value!r} is not one of {', '.join(OGC_STATUS_CODES)}",
                     type_=INVALID_PARAMETER,
                 )
-        min_duration = _int_parameter(request, "minDuration", None, minimum=0, maximum=None)
-        max_duration = _int_parameter(request, "maxDuration", None, minimum=0, maximum=None)
+        min_duration = _optional_int_parameter(request, "minDuration", minimum=0, maximum=None)
+        max_duration = _optional_int_parameter(request, "maxDuration", minimum=0, maximum=None)
         created_from, created_to = parse_datetime_filter(params.get("datetime"))
         return JobQuery(
             process_ids=_list_parameter(request, "processID"),
@@ -590,9 +601,8 @@ class Api:
             created_to=created_to,
             min_duration_s=min_duration,
             max_duration_s=max_duration,
-            limit=_int_parameter(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
-            or DEFAULT_LIMIT,
-            cursor=parse_cursor(params.get("cursor")),
+            limit=_int_parameter(request, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT),
+            position=parse_cursor(params.get("cursor")),
         )
 
     def job(self, request: Request) -> Response:
@@ -613,9 +623,12 @@ class Api:
             results_url = f"{base}jobs/{job_id}/results"
             geojson = info.result_media_type == "application/geo+json"
             if size > PREVIEW_MAX_BYTES:
-                preview, note = None, (
-                    f"The result is {human_size(size)}: too large to draw here "
-                    f"(up to {human_size(PREVIEW_MAX_BYTES)}); download it instead."
+                preview, note = (
+                    None,
+                    (
+                        f"The result is {human_size(size)}: too large to draw here "
+                        f"(up to {human_size(PREVIEW_MAX_BYTES)}); download it instead."
+                    ),
                 )
             else:
                 preview, note = ("map" if geojson else "json"), ""
@@ -697,7 +710,8 @@ class Api:
         state = info.status
         if not state.finished:
             raise Problem(
-                404, f"job {job_id} has not finished yet; poll /jobs/{job_id}",
+                404,
+                f"job {job_id} has not finished yet; poll /jobs/{job_id}",
                 type_=RESULT_NOT_READY,
             )
         if state is JobState.FAILURE:
@@ -770,21 +784,28 @@ def _failure_problem(info: JobInfo) -> Problem:
         )
     if type_name == "TimeLimitExceeded":
         return Problem(504, f"job {info.message_id} ran out of time: {message}")
-    return Problem(
-        500, f"job {info.message_id} failed: {type_name}: {message}", title="Job failed"
-    )
+    return Problem(500, f"job {info.message_id} failed: {type_name}: {message}", title="Job failed")
 
 
 def _int_parameter(
-    request: Request, name: str, default: int | None, *, minimum: int, maximum: int | None
+    request: Request, name: str, default: int, *, minimum: int, maximum: int | None
+) -> int:
+    value = _optional_int_parameter(request, name, minimum=minimum, maximum=maximum)
+    return default if value is None else value
+
+
+def _optional_int_parameter(
+    request: Request, name: str, *, minimum: int, maximum: int | None
 ) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
-        return default
+        return None
     try:
         value = int(raw)
     except ValueError:
-        raise Problem(400, f"{name}={raw!r} is not a whole number", type_=INVALID_PARAMETER) from None
+        raise Problem(
+            400, f"{name}={raw!r} is not a whole number", type_=INVALID_PARAMETER
+        ) from None
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise Problem(400, f"{name}={value} must be {bounds}", type_=INVALID_PARAMETER)
@@ -800,11 +821,10 @@ def _list_parameter(request: Request, name: str) -> list[str]:
 
 
 def _with_params(request: Request, url: str, **overrides: str) -> str:
-    params = dict(request.query_params)
-    params.update(overrides)
-    from urllib.parse import urlencode
-
-    return f"{url}?{urlencode(params)}" if params else url
+    """Return ``url`` with this request's query parameters, some of them replaced."""
+    items = [(k, v) for k, v in request.query_params.multi_items() if k not in overrides]
+    items.extend(overrides.items())
+    return f"{url}?{urlencode(items)}" if items else url
 
 
 def create_app(
@@ -855,8 +875,13 @@ def create_app(
                 allow_methods=["GET", "HEAD", "POST", "DELETE"],
                 allow_headers=["Authorization", "Content-Type", "Prefer", "Range", "Accept"],
                 expose_headers=[
-                    "Location", "Content-Range", "Accept-Ranges", "Content-Length", "ETag",
-                    "Link", "Preference-Applied",
+                    "Location",
+                    "Content-Range",
+                    "Accept-Ranges",
+                    "Content-Length",
+                    "ETag",
+                    "Link",
+                    "Preference-Applied",
                 ],
                 max_age=600,
             )
@@ -866,7 +891,7 @@ def create_app(
     app = Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.api = api
     return app

@@ -20,7 +20,7 @@ HTML = "html"
 
 
 def _accept_quality(accept: str, media_type: str) -> float:
-    """Return the quality the ``Accept`` header gives ``media_type`` (exact, ``type/*``, ``*/*``)."""
+    """Return the quality ``Accept`` gives ``media_type`` (exact, ``type/*`` or ``*/*``)."""
     best = (-1, 0.0)
     major = media_type.split("/", 1)[0]
     for item in accept.split(","):

@@ -1,6 +1,6 @@
 """The hand-written OpenAPI 3.0 document served at ``/openapi.json`` (conformance class oas30).
 
-The schemas follow OGC API – Processes – Part 1: Core 1.0 (``landingPage``, ``confClasses``,
+The schemas follow OGC API - Processes - Part 1: Core 1.0 (``landingPage``, ``confClasses``,
 ``processList``, ``process``, ``execute``, ``statusInfo``, ``jobList``, ``exception``) written
 out here rather than referenced from schemas.opengis.net, so the document is complete offline.
 Each offered process also gets its own execution path whose request body carries that
@@ -14,7 +14,7 @@ from typing import Any
 
 from .processes import Process
 
-#: Media type of the OpenAPI document (OGC API – Processes, requirement /req/oas30/oas-impl).
+#: Media type of the OpenAPI document (OGC API - Processes, requirement /req/oas30/oas-impl).
 OPENAPI_MEDIA_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 
 #: Most jobs one page of ``/jobs`` or ``/processes`` may hold.
@@ -325,7 +325,7 @@ _ERRORS = {
     "503": {"$ref": "#/components/responses/Unavailable"},
 }
 
-_SECURED = [{"bearerAuth": []}, {}]
+_SECURED: list[dict[str, list[str]]] = [{"bearerAuth": []}, {}]
 
 
 def _execute_operation(
@@ -542,7 +542,7 @@ def build_openapi(
             "title": "geotasks",
             "version": "1.0.0",
             "description": (
-                "Background geoprocessing on Dramatiq workers, as OGC API – Processes – "
+                "Background geoprocessing on Dramatiq workers, as OGC API - Processes - "
                 "Part 1: Core 1.0. Results are RFC 7946 GeoJSON."
             ),
             "license": {"name": "MIT"},

@@ -2,7 +2,7 @@
 
 Endpoints raise :class:`Problem`; the app's exception handlers turn it, Starlette's own
 ``HTTPException`` (unknown route, wrong method) and anything unexpected into an
-``application/problem+json`` response. OGC API – Processes names some problems with its own
+``application/problem+json`` response. OGC API - Processes names some problems with its own
 exception type URIs (``no-such-process``, ``no-such-job``, ``result-not-ready``); others use
 ``about:blank`` with the HTTP status as the title, as RFC 7807 suggests.
 """
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 #: Media type of a problem document (RFC 7807).
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
-#: Prefix of the exception type URIs defined by OGC API – Processes – Part 1: Core 1.0.
+#: Prefix of the exception type URIs defined by OGC API - Processes - Part 1: Core 1.0.
 OGC_EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
 #: ``/processes/{id}`` or its execution names a process that is not offered.
 NO_SUCH_PROCESS = OGC_EXCEPTIONS + "no-such-process"

@@ -1,4 +1,4 @@
-"""geotasks job states as OGC API – Processes sees them: ``statusInfo`` documents.
+"""geotasks job states as OGC API - Processes sees them: ``statusInfo`` documents.
 
 OGC has five job states; geotasks has more, and each maps to exactly one (an ``UNKNOWN`` job
 is not a job at all: 404). Going the other way, a ``status`` filter on ``/jobs`` expands to every
@@ -12,7 +12,7 @@ from typing import Any
 
 from ..postgres.job_status import JobInfo, JobState
 
-#: Rel of the link from a job to its results (OGC API – Processes 1.0).
+#: Rel of the link from a job to its results (OGC API - Processes 1.0).
 REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
 
 #: The OGC ``statusCode`` of each geotasks state. UNKNOWN has none: such a job is a 404.
