@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
 
-from .errors import GeotasksError
+from .errors import ConfigurationError, GeotasksError
 from .settings import Settings, env_name, get_settings
 
 logger = logging.getLogger(__name__)
@@ -147,6 +147,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return run_demo(url)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP API (OGC API - Processes), on the embedded DB if needed."""
+    from .broker import setup_broker
+
+    try:
+        from .http.serve import check_exposure, serve
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the HTTP API needs its extra dependencies ({exc.name} is missing): "
+            "pip install 'geotasks[http]'"
+        ) from exc
+    # Checked before anything starts: an unsafe address fails fast, embedded database or not.
+    check_exposure(args.host, get_settings())
+    with database_url(get_settings()) as url:
+        _migrate_and_report(url)
+        setup_broker()
+        serve(args.host, args.port, get_settings(), log_level="debug" if args.verbose else "info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``geotasks`` command."""
     parser = argparse.ArgumentParser(
@@ -166,6 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
 
     commands.add_parser("demo", help=cmd_demo.__doc__).set_defaults(func=cmd_demo)
+
+    serve = commands.add_parser("serve", help=cmd_serve.__doc__)
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; beyond loopback needs GEOTASKS_API_TOKENS)",
+    )
+    serve.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

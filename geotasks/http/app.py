@@ -46,7 +46,7 @@ from .problems import (
 from .processes import Catalogue, Process
 from .status import OGC_STATUS_CODES, states_for, status_info
 from .store import JobAccess, JobQuery, parse_cursor, parse_datetime_filter
-from .streaming import iter_stream, parse_range
+from .streaming import PIECE_BYTES, iter_stream, parse_range
 
 logger = logging.getLogger(__name__)
 
@@ -751,6 +751,11 @@ class Api:
         if request.method == "HEAD":
             return Response(status_code=status_code, headers=headers, media_type=media_type)
         stream = self.access.open_result(info)
+        if length <= PIECE_BYTES:
+            # Small enough to send in one piece: the response keeps its Content-Length, and
+            # gzip only bothers with bodies worth compressing.
+            body = b"".join(iter_stream(stream, first=first, length=length))
+            return Response(body, status_code=status_code, headers=headers, media_type=media_type)
         return StreamingResponse(
             iter_stream(stream, first=first, length=length),
             status_code=status_code,
