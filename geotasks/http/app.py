@@ -441,6 +441,14 @@ class Api:
                 "callbacks (subscriber) are not supported; poll the job's status instead",
                 type_=INVALID_PARAMETER,
             )
+        unknown = sorted(set(execute) - {"inputs", "outputs", "response"})
+        if unknown:
+            raise Problem(
+                400,
+                f"unknown member(s) of the execute request: {', '.join(unknown)} "
+                "(it has inputs, outputs and response)",
+                type_=INVALID_PARAMETER,
+            )
         response_mode = execute.get("response", "raw")
         if response_mode not in ("raw", "document"):
             raise Problem(400, "'response' must be 'raw' or 'document'", type_=INVALID_PARAMETER)
@@ -472,13 +480,6 @@ class Api:
         response_mode: str,
         preference: Preference,
     ) -> Response:
-        if response_mode == "document" and not preference.respond_sync:
-            raise Problem(
-                400,
-                "response=document is offered with 'Prefer: respond-sync' only; the result of "
-                "an asynchronous job is served as it is at /jobs/{jobID}/results",
-                type_=INVALID_PARAMETER,
-            )
         job_id = self.access.submit(process, kwargs)
         base = base_url(request)
         location = f"{base}jobs/{job_id}"

@@ -130,14 +130,30 @@ _OUTPUT = {
 }
 
 
-def _execute_schema(inputs: dict[str, Any]) -> dict[str, Any]:
+def _execute_schema(
+    inputs: dict[str, Any], outputs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The execute request: a process's ``inputs`` schema and, for one process, its outputs."""
+    output_map: dict[str, Any] = {"type": "object", "additionalProperties": _ref("output")}
+    if outputs is not None:
+        output_map = {"type": "object", "properties": outputs, "additionalProperties": False}
     return {
         "type": "object",
+        **({"required": ["inputs"]} if inputs.get("required") else {}),
         "properties": {
             "inputs": inputs,
-            "outputs": {"type": "object", "additionalProperties": _ref("output")},
-            "response": {"type": "string", "enum": ["raw", "document"], "default": "raw"},
+            "outputs": output_map,
+            "response": {
+                "type": "string",
+                "enum": ["raw", "document"],
+                "default": "raw",
+                "description": (
+                    "`document` wraps a synchronous answer as {output id: value}; the result "
+                    "of an asynchronous job is always served raw"
+                ),
+            },
         },
+        "additionalProperties": False,
     }
 
 
@@ -532,7 +548,18 @@ def build_openapi(
             "post": _execute_operation(
                 f"execute-{process.id}",
                 f"Execute {process.id}",
-                _execute_schema(process.inputs_schema()),
+                _execute_schema(
+                    process.inputs_schema(),
+                    {
+                        process.output.name: {
+                            "type": "object",
+                            "properties": {
+                                "format": {"type": "object"},
+                                "transmissionMode": {"type": "string", "enum": ["value"]},
+                            },
+                        }
+                    },
+                ),
                 secured=secured,
             )
         }

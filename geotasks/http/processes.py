@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, ValidationError
 
 from ..registry import REGISTRY, ActorSpec, Registry
 from .problems import INVALID_PARAMETER, NO_SUCH_PROCESS, Problem
@@ -248,13 +248,7 @@ class Process:
         values = {name: value for name, value in values.items() if value is not None}
         errors = sorted(self._validator.iter_errors(values), key=lambda e: list(e.absolute_path))
         if errors:
-            details = [
-                {
-                    "input": ".".join(str(part) for part in error.absolute_path) or None,
-                    "message": error.message,
-                }
-                for error in errors
-            ]
+            details = [{"input": _input_of(error), "message": error.message} for error in errors]
             summary = "; ".join(
                 f"{item['input']}: {item['message']}" if item["input"] else item["message"]
                 for item in details
@@ -286,6 +280,21 @@ class Process:
         if "value" in value and set(value) - {"value"} <= _QUALIFIERS:
             return value["value"]
         return value
+
+
+def _input_of(error: ValidationError) -> str | None:
+    """Name the input a validation error is about (a missing one is named too)."""
+    path = ".".join(str(part) for part in error.absolute_path)
+    if path:
+        return path
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        return missing[0] if missing else None
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        extra = [name for name in error.instance if name not in known]
+        return extra[0] if extra else None
+    return None
 
 
 class Catalogue:
