@@ -283,17 +283,20 @@ class Process:
 
 
 def _input_of(error: ValidationError) -> str | None:
-    """Name the input a validation error is about (a missing one is named too)."""
+    """Name the input a validation error is about (a missing or unknown one is named too)."""
     path = ".".join(str(part) for part in error.absolute_path)
     if path:
         return path
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [name for name in error.validator_value if name not in error.instance]
-        return missing[0] if missing else None
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+    instance = error.instance
+    if not isinstance(instance, dict):
+        return None
+    if error.validator == "required" and isinstance(error.validator_value, list):
+        missing = [name for name in error.validator_value if name not in instance]
+        return str(missing[0]) if missing else None
+    if error.validator == "additionalProperties" and isinstance(error.schema, Mapping):
         known = set(error.schema.get("properties", {}))
-        extra = [name for name in error.instance if name not in known]
-        return extra[0] if extra else None
+        extra = [name for name in instance if name not in known]
+        return str(extra[0]) if extra else None
     return None
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -33,6 +34,9 @@ from ..postgres.pool import Database, get_database
 from ..settings import Settings
 from .problems import INVALID_PARAMETER, Problem, no_such_job
 from .processes import Process
+
+#: Pause between reads while a finished job's status catches up with its stored result, in s.
+STATUS_FOLLOWS_POLL_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -202,12 +206,19 @@ class JobAccess:
 
     def wait(self, job_id: str, timeout_s: float) -> JobInfo | None:
         """Wait up to ``timeout_s`` for a job to finish; return its latest info."""
+        deadline = time.monotonic() + timeout_s
         try:
-            return self.job(job_id).wait(timeout_s)
+            info = self.job(job_id).wait(timeout_s)
         except JobTimeout:
             return self.store.get(job_id)
         except JobNotFound:
             return None
+        # The result is stored (and announced) a moment before the final status is recorded,
+        # and nothing is announced then: look again until the status follows.
+        while not info.status.finished and time.monotonic() < deadline:
+            time.sleep(STATUS_FOLLOWS_POLL_S)
+            info = self.store.get(job_id) or info
+        return info
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started; ``False`` when it has."""

@@ -360,11 +360,16 @@ class JobStore:
         }
 
         def work(cursor: Cursor) -> Transition:
-            cursor.execute(self._queries["transition"], params)
-            row = cursor.fetchone()
-            if row is None:
-                raise AssertionError(f"transition of job {message_id} returned no row")
-            return Transition(JobState(row[0]), bool(row[1]))
+            # When another process inserted the row after this statement's snapshot was taken
+            # (a worker recording STARTED while the sender records PENDING), the insert
+            # conflicts but the fallback SELECT cannot see the row yet: the statement returns
+            # nothing. Run again, in READ COMMITTED a new statement sees the committed row.
+            for _ in range(2):
+                cursor.execute(self._queries["transition"], params)
+                row = cursor.fetchone()
+                if row is not None:
+                    return Transition(JobState(row[0]), bool(row[1]))
+            raise AssertionError(f"transition of job {message_id} returned no row")
 
         outcome = self.database.transaction(work)
         if not outcome.applied:
