@@ -7,6 +7,7 @@ the original chained as ``__cause__``.
 
 from __future__ import annotations
 
+from dramatiq.errors import ConnectionClosed
 from dramatiq.results import ResultFailure
 
 
@@ -32,6 +33,22 @@ class DatabaseError(GeotasksError):
 
 class DatabaseUnavailable(TransientError, DatabaseError):
     """Raised when Postgres cannot be reached after the pool's bounded retries."""
+
+
+class BrokerUnavailable(DatabaseUnavailable, ConnectionClosed):
+    """Raised when the Postgres broker cannot reach its database.
+
+    It is also Dramatiq's ``ConnectionClosed``, so a worker retries an ack and restarts a
+    consumer as it does when Redis or RabbitMQ goes away.
+    """
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.message = message
+
+
+class MessageEncodingError(GeotasksError, ValueError):
+    """Raised when the Postgres broker is handed a message whose encoding is not UTF-8 text."""
 
 
 class EmbeddedPostgresError(GeotasksError):

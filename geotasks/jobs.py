@@ -14,6 +14,7 @@ another host, sees the same job. Nothing here imports the actors' code, fiona or
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -147,7 +148,8 @@ def _configured_broker() -> Broker:
 class Job:
     """A handle on one job, found by its id (the Dramatiq message id).
 
-    Creating a handle costs nothing; every attribute reads the current state from Postgres.
+    Creating a handle costs nothing (the database is looked up on first use); every attribute
+    reads the current state from Postgres.
 
     Parameters:
       id: The job id.
@@ -159,14 +161,30 @@ class Job:
         self, id: str, *, database: Database | None = None, settings: Settings | None = None
     ) -> None:
         self.id = str(id)
-        self._settings = settings or get_settings()
-        self._database = database or get_database(
+        self._given_database = database
+        self._given_settings = settings
+
+    @functools.cached_property
+    def _settings(self) -> Settings:
+        return self._given_settings or get_settings()
+
+    @functools.cached_property
+    def _database(self) -> Database:
+        if self._given_database is not None:
+            return self._given_database
+        return get_database(
             self._settings.require_database_url(),
             max_connections=self._settings.pool_max_connections,
             connect_timeout_s=self._settings.connect_timeout_s,
         )
-        self._store = JobStore(self._database)
-        self._backend = PostgresBackend(database=self._database, spool_dir=self._settings.tmp_dir)
+
+    @functools.cached_property
+    def _store(self) -> JobStore:
+        return JobStore(self._database)
+
+    @functools.cached_property
+    def _backend(self) -> PostgresBackend:
+        return PostgresBackend(database=self._database, spool_dir=self._settings.tmp_dir)
 
     @classmethod
     def from_message(cls, message: Message[Any], **kwargs: Any) -> Job:

@@ -82,10 +82,16 @@ class ActorSpec:
         Raises:
           InputError: naming the unknown, missing or surplus argument.
         """
+        signature = self.signature
+        expected = ", ".join(str(p) for p in signature.parameters.values())
+        for keyword in kwargs:
+            if keyword not in signature.parameters:
+                close = difflib.get_close_matches(keyword, signature.parameters, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise InputError(f"{self.name}({expected}): unknown argument {keyword!r}{hint}")
         try:
-            bound = self.signature.bind(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
-            expected = ", ".join(str(p) for p in self.signature.parameters.values())
             raise InputError(f"{self.name}({expected}): {exc}") from None
         return dict(bound.arguments)
 

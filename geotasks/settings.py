@@ -64,6 +64,10 @@ class Settings:
     connect_timeout_s: int = field(default=5, metadata={"minimum": 1})
     #: Deliveries of one message before the poison guard dead-letters it.
     max_deliveries: int = field(default=5, metadata={"minimum": 1})
+    #: Seconds without a heartbeat after which a worker process counts as dead: the messages it
+    #: had claimed from the Postgres broker go back to their queue, and the Redis broker
+    #: requeues its unacked messages after the same time.
+    broker_heartbeat_timeout_s: int = field(default=60, metadata={"minimum": 1})
     #: Where the ``geotasks`` command keeps the embedded PostgreSQL's data directory.
     embedded_dir: Path = Path(".geotasks")
     #: Bearer tokens accepted by ``geotasks serve``, comma-separated, each at least

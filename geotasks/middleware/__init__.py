@@ -1,1 +1,1 @@
-"""Dramatiq middleware: job status, results, rate limiting, periodic de-duplication."""
+"""Dramatiq middleware of geotasks; :func:`geotasks.broker.build_middleware` puts them in order."""

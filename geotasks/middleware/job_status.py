@@ -109,6 +109,7 @@ class JobStatus(Middleware):
             queue_name=q_name(message.queue_name),
             status=status,
             attempt=attempt,
+            sent_at_ms=message.message_timestamp,
             next_at_ms=next_at_ms,
         )
 
@@ -128,6 +129,7 @@ class JobStatus(Middleware):
             queue_name=q_name(message.queue_name),
             status=JobState.STARTED,
             attempt=attempt,
+            sent_at_ms=message.message_timestamp,
         )
         if outcome.status is JobState.CANCELLED:
             logger.info("Skipping message %s: its job was cancelled", message.message_id)
@@ -173,6 +175,7 @@ class JobStatus(Middleware):
             queue_name=q_name(message.queue_name),
             status=status,
             attempt=message.options.get("retries", 0),
+            sent_at_ms=message.message_timestamp,
             ttl_ms=self._result_ttl_ms(broker, message),
             **kwargs,
         )

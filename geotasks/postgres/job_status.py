@@ -322,6 +322,7 @@ class JobStore:
         queue_name: str,
         status: JobState,
         attempt: int,
+        sent_at_ms: int | None = None,
         next_at_ms: int | None = None,
         ttl_ms: int | None = None,
         error: JobError | None = None,
@@ -334,6 +335,8 @@ class JobStore:
           queue_name: Recorded when the row is created (without Dramatiq's ``.DQ`` suffix).
           status: The state to record (not UNKNOWN or EXPIRED, which are never written here).
           attempt: Dramatiq's retry count for this delivery.
+          sent_at_ms: When the message was first sent (``message.message_timestamp``), in ms
+            since the epoch: recorded as PENDING's time by whichever hook creates the row.
           next_at_ms: When a waiting job is due to run, in ms since the epoch.
           ttl_ms: For a finished state: how long the job (and its result) stays readable.
           error: For FAILURE: what the actor raised.
@@ -353,6 +356,7 @@ class JobStore:
             "queue_name": queue_name,
             "status": str(status),
             "attempt": attempt,
+            "sent_at_ms": sent_at_ms,
             "next_at_ms": next_at_ms,
             "ttl_ms": ttl_ms,
             "error_type": error.type_name if error is not None else None,
@@ -360,16 +364,16 @@ class JobStore:
         }
 
         def work(cursor: Cursor) -> Transition:
-            # When another process inserted the row after this statement's snapshot was taken
-            # (a worker recording STARTED while the sender records PENDING), the insert
-            # conflicts but the fallback SELECT cannot see the row yet: the statement returns
-            # nothing. Run again, in READ COMMITTED a new statement sees the committed row.
-            for _ in range(2):
-                cursor.execute(self._queries["transition"], params)
+            cursor.execute(self._queries["transition"], params)
+            row = cursor.fetchone()
+            if row is None:
+                # The row was inserted by a transaction that committed while this statement
+                # waited for it: too late for the statement's snapshot, visible to the next one.
+                cursor.execute(self._queries["status"], {"message_id": message_id})
                 row = cursor.fetchone()
-                if row is not None:
-                    return Transition(JobState(row[0]), bool(row[1]))
-            raise AssertionError(f"transition of job {message_id} returned no row")
+                if row is None:
+                    raise AssertionError(f"job {message_id} has no row after its transition")
+            return Transition(JobState(row[0]), bool(row[1]))
 
         outcome = self.database.transaction(work)
         if not outcome.applied:

@@ -184,7 +184,9 @@ class PostgresBackend(ResultBackend):
                 kind=GEOJSON,
                 media_type=geojson.media_type,
                 size_bytes=geojson.size_bytes,
-                chunks=lambda: geojson.iter_chunks(self.chunk_bytes),
+                chunks=lambda: _exact_chunks(
+                    geojson.iter_chunks(self.chunk_bytes), self.chunk_bytes
+                ),
                 ttl_ms=ttl,
             )
             return
@@ -359,6 +361,19 @@ class PostgresBackend(ResultBackend):
                 f"the result of job {stored.message_id} expired or was replaced while being read"
             )
         return data
+
+
+def _exact_chunks(pieces: Iterator[bytes], chunk_bytes: int) -> Iterator[bytes]:
+    # Readers find byte N in chunk N // chunk_bytes: every chunk but the last must be full,
+    # whatever sizes the producer yields.
+    pending = bytearray()
+    for piece in pieces:
+        pending += piece
+        while len(pending) >= chunk_bytes:
+            yield bytes(pending[:chunk_bytes])
+            del pending[:chunk_bytes]
+    if pending:
+        yield bytes(pending)
 
 
 class _ChunkReader(io.RawIOBase):

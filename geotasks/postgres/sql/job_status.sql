@@ -15,7 +15,11 @@ WITH applied AS (
     VALUES (
         %(message_id)s, %(actor_name)s, %(queue_name)s, %(status)s, %(attempt)s,
         CASE WHEN %(status)s = 'STARTED' THEN 1 ELSE 0 END,
-        CASE WHEN %(status)s = 'PENDING' THEN now() END,
+        -- When the sender sent it, also when its own PENDING write arrives late or never.
+        coalesce(
+            to_timestamp(%(sent_at_ms)s / 1000.0),
+            CASE WHEN %(status)s = 'PENDING' THEN now() END
+        ),
         CASE WHEN %(status)s = 'THROTTLED' THEN now() END,
         CASE WHEN %(status)s = 'RETRYING' THEN now() END,
         CASE WHEN %(status)s = 'STARTED' THEN now() END,
@@ -31,7 +35,7 @@ WITH applied AS (
         attempt = excluded.attempt,
         runs = j.runs + excluded.runs,
         updated_at = now(),
-        pending_at = coalesce(excluded.pending_at, j.pending_at),
+        pending_at = coalesce(j.pending_at, excluded.pending_at),
         throttled_at = coalesce(excluded.throttled_at, j.throttled_at),
         retrying_at = coalesce(excluded.retrying_at, j.retrying_at),
         started_at = coalesce(excluded.started_at, j.started_at),
@@ -58,6 +62,9 @@ SELECT status, true FROM applied WHERE (SELECT count(*) FROM doorbell) >= 0
 UNION ALL
 SELECT status, false FROM geotasks.job
 WHERE message_id = %(message_id)s AND NOT EXISTS (SELECT FROM applied);
+
+-- name: status
+SELECT status, false FROM geotasks.job WHERE message_id = %(message_id)s;
 
 -- name: cancel
 WITH cancelled AS (
