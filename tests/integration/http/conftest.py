@@ -28,6 +28,7 @@ from geotasks.http.store import JobAccess
 from geotasks.middleware.job_status import JobStatus
 from geotasks.middleware.results import Results
 from geotasks.postgres.job_status import JobError, JobState, JobStore
+from geotasks.postgres.listener import get_listener
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings, load_settings
@@ -72,6 +73,8 @@ def broker(database: Database, settings: Settings) -> Iterator[StubBroker]:
     finally:
         broker.close()
         dramatiq.broker.global_broker = previous
+        # The database is dropped next: its LISTEN connection must not keep reconnecting.
+        get_listener(database).close()
 
 
 @pytest.fixture
@@ -242,4 +245,5 @@ def static_client(shared_database_url: str) -> Iterator[TestClient]:
         with TestClient(app, base_url="http://testserver") as test_client:
             yield test_client
     finally:
+        get_listener(database).close()
         database.close()
