@@ -77,7 +77,7 @@
           },
         }).addTo(map);
         const bounds = layer.getBounds();
-        if (bounds.isValid()) map.fitBounds(bounds, { padding: [20, 20], maxZoom: 12 });
+        if (bounds.isValid()) map.fitBounds(bounds, { padding: [20, 20], maxZoom: 12, animate: false });
         element.dataset.featuresDrawn = String(drawn);
         element.dataset.ready = "true";
       })
