@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,9 @@ REL_JOB_LIST = "http://www.opengis.net/def/rel/ogc/1.0/job-list"
 
 #: Results up to this size are drawn on the job page's map; larger ones are only linked.
 PREVIEW_MAX_BYTES = 16 * 1024 * 1024
+#: Execute requests that may wait for their job at once (``Prefer: respond-sync``); others are
+#: answered asynchronously at once, so waiting requests never take the whole thread pool.
+MAX_SYNC_WAITS = 8
 #: How often the HTML pages poll for changes, in milliseconds.
 JOBS_REFRESH_MS = 3000
 JOB_REFRESH_MS = 2000
@@ -181,6 +185,7 @@ class Api:
             autoescape=select_autoescape(["html"]),
         )
         self._openapi: dict[str, bytes] = {}
+        self._sync_waits = threading.BoundedSemaphore(MAX_SYNC_WAITS)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -483,11 +488,14 @@ class Api:
         job_id = self.access.submit(process, kwargs)
         base = base_url(request)
         location = f"{base}jobs/{job_id}"
-        if preference.respond_sync:
+        if preference.respond_sync and self._sync_waits.acquire(blocking=False):
             wait_s = self.settings.api_sync_wait_s
             if preference.wait_s is not None:
                 wait_s = min(wait_s, preference.wait_s)
-            info = self.access.wait(job_id, wait_s)
+            try:
+                info = self.access.wait(job_id, wait_s)
+            finally:
+                self._sync_waits.release()
             if info is not None and info.status.finished:
                 headers = {
                     "Preference-Applied": "respond-sync",

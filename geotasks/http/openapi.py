@@ -430,6 +430,18 @@ def build_openapi(
                 },
             }
         },
+        "/api": {
+            "get": {
+                "operationId": "getAPIDocumentation",
+                "summary": "This document as an HTML page",
+                "responses": {
+                    "200": {
+                        "description": "HTML",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
         "/processes": {
             "get": {
                 "operationId": "getProcesses",

@@ -464,6 +464,7 @@ def test_req_oas30_oas_impl(static_client: TestClient) -> None:
         ("/", "get"),
         ("/conformance", "get"),
         ("/openapi.json", "get"),
+        ("/api", "get"),
         ("/processes", "get"),
         ("/processes/{processID}", "get"),
         ("/processes/{processID}/execution", "post"),

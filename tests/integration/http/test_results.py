@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 
 import orjson
 import pytest
@@ -10,6 +11,7 @@ from dramatiq import Worker
 from starlette.testclient import TestClient
 
 from geotasks.geo.result import GeoJSONResult
+from geotasks.http.app import MAX_SYNC_WAITS
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import CHUNK_BYTES
 from tests.integration.http.conftest import feature_collection, finished_job, wait_for_status
@@ -157,3 +159,26 @@ def test_progress_is_reported_while_running(client: TestClient, worker: Worker) 
         document = client.get(f"/jobs/{job_id}").json()
     assert any(isinstance(p, int) and 0 < p < 100 for p in seen), seen
     assert document["status"] == "successful"
+
+
+def test_respond_sync_is_answered_async_when_too_many_requests_wait(
+    client: TestClient, worker: Worker
+) -> None:
+    # Given every synchronous wait slot taken by other requests
+    api = client.app.state.api  # type: ignore[attr-defined]
+    for _ in range(MAX_SYNC_WAITS):
+        api._sync_waits.acquire()
+    try:
+        # When one more client asks to wait
+        started = time.monotonic()
+        response = client.post(
+            "/processes/echo/execution",
+            json={"inputs": {"stringInput": "busy", "pause_s": 1}},
+            headers={"Prefer": "respond-sync"},
+        )
+        # Then it is answered asynchronously, without waiting for its job
+        assert response.status_code == 201
+        assert time.monotonic() - started < 1
+    finally:
+        for _ in range(MAX_SYNC_WAITS):
+            api._sync_waits.release()

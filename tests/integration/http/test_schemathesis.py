@@ -55,6 +55,7 @@ def test_the_api_conforms_to_its_openapi_document(client: TestClient) -> None:
     expected = {
         "GET /",
         "GET /conformance",
+        "GET /api",
         "GET /processes",
         "GET /processes/{processID}",
         "POST /processes/{processID}/execution",
