@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 import orjson
+from dramatiq.broker import Broker
 
 from ..errors import (
     ConfigurationError,
@@ -28,7 +29,7 @@ from ..errors import (
     ResultExpired,
     ResultNotStored,
 )
-from ..jobs import Job, submit
+from ..jobs import Job, submit_with_options
 from ..postgres.job_status import JobInfo, JobState, JobStore
 from ..postgres.pool import Database, get_database
 from ..settings import Settings
@@ -162,11 +163,15 @@ class JobAccess:
     Parameters:
       database: The pool every read and write goes through.
       settings: The configuration (result time to live, spool directory).
+      broker: The broker jobs are sent through; the one the settings configure by default.
     """
 
-    def __init__(self, database: Database, settings: Settings) -> None:
+    def __init__(
+        self, database: Database, settings: Settings, *, broker: Broker | None = None
+    ) -> None:
         self.database = database
         self.settings = settings
+        self.broker = broker
         self.store = JobStore(database)
 
     @classmethod
@@ -194,7 +199,7 @@ class JobAccess:
           Problem: 400 when the actor refuses the arguments, 503 when no broker is set up.
         """
         try:
-            return submit(process.id, **kwargs).id
+            return submit_with_options(process.id, kwargs=kwargs, broker=self.broker).id
         except InputError as exc:
             raise Problem(400, str(exc), type_=INVALID_PARAMETER) from None
         except ConfigurationError as exc:

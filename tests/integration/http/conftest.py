@@ -28,7 +28,7 @@ from geotasks.http.store import JobAccess
 from geotasks.middleware.job_status import JobStatus
 from geotasks.middleware.results import Results
 from geotasks.postgres.job_status import JobError, JobState, JobStore
-from geotasks.postgres.listener import get_listener
+from geotasks.postgres.listener import close_listener
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings, load_settings
@@ -74,7 +74,7 @@ def broker(database: Database, settings: Settings) -> Iterator[StubBroker]:
         broker.close()
         dramatiq.broker.global_broker = previous
         # The database is dropped next: its LISTEN connection must not keep reconnecting.
-        get_listener(database).close()
+        close_listener(database)
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def worker(broker: StubBroker) -> Iterator[dramatiq.Worker]:
 @pytest.fixture
 def client(database: Database, settings: Settings, broker: StubBroker) -> Iterator[TestClient]:
     """A client of the open API."""
-    app = create_app(settings, access=JobAccess(database, settings))
+    app = create_app(settings, access=JobAccess(database, settings, broker=broker))
     with TestClient(app, base_url="http://testserver") as test_client:
         yield test_client
 
@@ -102,7 +102,7 @@ def secured_client(
 ) -> Iterator[TestClient]:
     """A client of an API that asks for a bearer token (sending none by itself)."""
     settings = make_settings(geotasks_env, api_tokens=TOKEN)
-    app = create_app(settings, access=JobAccess(database, settings))
+    app = create_app(settings, access=JobAccess(database, settings, broker=broker))
     with TestClient(app, base_url="http://testserver") as test_client:
         yield test_client
 
@@ -245,5 +245,5 @@ def static_client(shared_database_url: str) -> Iterator[TestClient]:
         with TestClient(app, base_url="http://testserver") as test_client:
             yield test_client
     finally:
-        get_listener(database).close()
+        close_listener(database)
         database.close()

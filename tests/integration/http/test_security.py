@@ -66,7 +66,8 @@ def test_the_jobs_page_asks_for_the_token_without_listing_anything(
 @pytest.fixture
 def cors_client(database: Database, geotasks_env: str, broker: StubBroker) -> Iterator[TestClient]:
     settings = make_settings(geotasks_env, api_cors_origins="https://maps.example.org")
-    with TestClient(create_app(settings, access=JobAccess(database, settings))) as client:
+    access = JobAccess(database, settings, broker=broker)
+    with TestClient(create_app(settings, access=access)) as client:
         yield client
 
 
