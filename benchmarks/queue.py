@@ -130,7 +130,7 @@ def make_celery_app(queue_name: str) -> Any:
         broker_connection_retry_on_startup=True,
     )
 
-    @app.task(name="tiny")
+    @app.task(name="tiny", shared=False)
     def tiny(n: int) -> int:
         return n
 
