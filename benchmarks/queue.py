@@ -58,7 +58,8 @@ POSTGRES_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("GEOTASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RABBITMQ_URL = os.environ.get("GEOTASKS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-BENCH_DATABASE = "geotasks_bench"
+#: Unique per run: two engineers benchmarking at once must not drop each other's database.
+BENCH_DATABASE = f"geotasks_bench_{os.getpid()}"
 
 
 WORKER_THREADS = 8
@@ -181,6 +182,9 @@ class Row:
     jobs_per_s: float
     p50_ms: float
     p99_ms: float
+    #: Transactions committed in the benchmark database per job of the throughput run (client
+    #: and worker together; an autocommit statement counts as one).
+    commits_per_job: float
 
 
 @contextmanager
@@ -240,6 +244,7 @@ def measure_best(
         max(run.jobs_per_s for run in runs),
         min(run.p50_ms for run in runs),
         min(run.p99_ms for run in runs),
+        min(run.commits_per_job for run in runs),
     )
 
 
@@ -267,11 +272,13 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
         with worker_process(config, namespace, queue, database_url):
             send_and_get(0)()
 
+            commits_before = committed(database_url)
             started = time.perf_counter()
             pending = [send_and_get(n) for n in range(jobs)]
             for get in pending:
                 get()
             jobs_per_s = jobs / (time.perf_counter() - started)
+            commits_per_job = (committed(database_url) - commits_before) / jobs
 
             durations_ms = []
             for n in range(round_trips):
@@ -281,7 +288,31 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
     finally:
         clean_up(broker, namespace, queue)
     percentiles = statistics.quantiles(durations_ms, n=100)
-    return Row(config.label, jobs_per_s, statistics.median(durations_ms), percentiles[98])
+    return Row(
+        config.label,
+        jobs_per_s,
+        statistics.median(durations_ms),
+        percentiles[98],
+        commits_per_job,
+    )
+
+
+def committed(database_url: str) -> int:
+    """Return the benchmark database's committed transactions, less this query's own."""
+    # Backends report their counters to the statistics system at most once a second, and
+    # when idle: wait for the last ones.
+    time.sleep(1.2)
+    conn = psycopg2.connect(database_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            )
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    return int(row[0]) if row else 0
 
 
 def clean_up(broker: dramatiq.Broker | None, namespace: str, queue: str) -> None:
@@ -316,6 +347,16 @@ def fresh_database() -> str:
     return url
 
 
+def drop_database() -> None:
+    admin = psycopg2.connect(POSTGRES_URL)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+    finally:
+        admin.close()
+
+
 def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> None:
     print()
     print(
@@ -325,9 +366,12 @@ def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> No
         f"{round_trips}; best of {repeat} run(s); results: in Redis unless the row says "
         "geotasks (Postgres results store and job status)"
     )
-    print(f"{'configuration':32} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'configuration':36} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'PG commits/job':>15}")
     for row in rows:
-        print(f"{row.label:32} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f}")
+        print(
+            f"{row.label:36} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f} "
+            f"{row.commits_per_job:15.2f}"
+        )
     references = [row for row in rows if not row.label.startswith("geotasks")]
     for row in rows:
         if row in references:
@@ -363,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                 measure_best(config, args.jobs, args.round_trips, database_url, args.repeat)
             )
     print_table(rows, args.jobs, args.round_trips, args.repeat)
+    drop_database()
     return 0
 
 
