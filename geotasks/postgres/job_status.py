@@ -405,7 +405,8 @@ class JobStore:
                 next_at_ms=next_at_ms,
                 ttl_ms=ttl_ms,
                 error=error,
-            )
+            ),
+            single_statement=True,
         )
 
     def apply(
@@ -421,8 +422,15 @@ class JobStore:
         next_at_ms: int | None = None,
         ttl_ms: int | None = None,
         error: JobError | None = None,
+        preceded_by: bytes | None = None,
     ) -> Transition:
-        """Like :meth:`transition`, inside the caller's transaction (``cursor``)."""
+        """Like :meth:`transition`, inside the caller's transaction (``cursor``).
+
+        Parameters:
+          preceded_by: A statement with its parameters bound (``cursor.mogrify``) sent ahead of
+            the transition in the same string: one round trip, and on an autocommit connection
+            one implicit transaction, for both. It commits as durably as ``status`` does.
+        """
         if status in (JobState.UNKNOWN, JobState.EXPIRED, JobState.CANCELLED):
             raise ValueError(f"{status} is not recorded by a transition")
         params = {
@@ -438,11 +446,15 @@ class JobStore:
             "error_message": error.message if error is not None else None,
         }
         statement = self._queries["transition"] if status.finished else self._relaxed_transition
+        if preceded_by is not None:
+            # Bound already: its own % signs must reach Postgres as they are.
+            statement = preceded_by.decode().replace("%", "%%") + "\n" + statement
         cursor.execute(statement, params)
         row = cursor.fetchone()
         if row is None:
             # The row was inserted by a transaction that committed while this statement
-            # waited for it: too late for the statement's snapshot, visible to the next one.
+            # waited for it: too late for the statement's snapshot, visible to the next one
+            # (a read, which may as well run in a transaction of its own).
             cursor.execute(self._queries["status"], {"message_id": message_id})
             row = cursor.fetchone()
             if row is None:
@@ -469,7 +481,7 @@ class JobStore:
             cursor.execute(self._queries["cancel"], {"message_id": message_id, "ttl_ms": ttl_ms})
             return cursor.fetchone() is not None
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def set_progress(self, message_id: str, *, attempt: int, done: int, total: int | None) -> bool:
         """Record progress of a STARTED job's current attempt.
@@ -485,7 +497,7 @@ class JobStore:
             )
             return cursor.rowcount == 1
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def get(self, message_id: str) -> JobInfo | None:
         """Return what is known about a job, or ``None`` when its id is UNKNOWN."""
@@ -495,7 +507,7 @@ class JobStore:
             row = cursor.fetchone()
             return JobInfo.from_row(row) if row is not None else None
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def recent(
         self,
@@ -525,7 +537,7 @@ class JobStore:
             cursor.execute(self._queries["recent"], params)
             return [JobInfo.from_row(row) for row in cursor.fetchall()]
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def page(
         self,
@@ -576,7 +588,7 @@ class JobStore:
             cursor.execute(query, params)
             return [JobInfo.from_row(row) for row in cursor.fetchall()]
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def dismiss(self, message_id: str) -> bool:
         """Delete a finished job and its result; its id then reads UNKNOWN.
@@ -589,7 +601,7 @@ class JobStore:
             cursor.execute(self._queries["dismiss"], {"message_id": message_id})
             return cursor.fetchone() is not None
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def expire(self, *, retention_s: int, batch_size: int) -> tuple[int, int]:
         """Turn finished jobs past their time to live into tombstones; purge old tombstones.

@@ -155,9 +155,11 @@ class Database:
           work: Called with a fresh cursor; its return value is returned. May be called more
             than once, so it must be idempotent.
           attempts: Override the pool's number of attempts (``1`` never retries).
-          single_statement: ``work`` makes exactly one ``execute`` call, which Postgres runs as
-            a transaction of its own (several statements in one string are one implicit
-            transaction): it is sent without BEGIN and COMMIT, one round trip instead of three.
+          single_statement: Run every ``execute`` call of ``work`` as a transaction of its own
+            (several statements in one string are one implicit transaction, so ``SET LOCAL``
+            still applies): sent without BEGIN and COMMIT, one round trip instead of three. For
+            work with one ``execute``, or one write followed by reads that need not share its
+            snapshot.
 
         Returns:
           Whatever ``work`` returned.

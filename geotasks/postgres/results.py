@@ -234,30 +234,20 @@ class PostgresBackend(ResultBackend):
             else None
         )
 
-        def work(cursor: Cursor) -> None:
-            cursor.execute(
-                self._queries["store"],
-                {
-                    "message_id": message_id,
-                    "kind": kind,
-                    "media_type": media_type,
-                    "size_bytes": size_bytes,
-                    "chunk_bytes": None if inline else self.chunk_bytes,
-                    "data": b"".join(chunks()) if inline and kind != FAILURE else None,
-                    "error_type": error.type_name if error else None,
-                    "error_message": error.message if error else None,
-                    "error_traceback": error.traceback if error else None,
-                    "ttl_ms": ttl_ms,
-                },
-            )
-            if not inline:
-                rows = _CopyRows(message_id, chunks())
-                cursor.copy_expert(self._queries["copy_chunks"], rows, size=COPY_BUFFER_BYTES)
-                if rows.data_bytes != size_bytes:
-                    raise ValueError(
-                        f"result of {message_id} announced {size_bytes} bytes "
-                        f"but yielded {rows.data_bytes}"
-                    )
+        params = {
+            "message_id": message_id,
+            "kind": kind,
+            "media_type": media_type,
+            "size_bytes": size_bytes,
+            "chunk_bytes": None if inline else self.chunk_bytes,
+            "data": b"".join(chunks()) if inline and kind != FAILURE else None,
+            "error_type": error.type_name if error else None,
+            "error_message": error.message if error else None,
+            "error_traceback": error.traceback if error else None,
+            "ttl_ms": ttl_ms,
+        }
+
+        def finish(cursor: Cursor, preceded_by: bytes | None = None) -> None:
             if finishing is not None:
                 finishing.store.apply(
                     cursor,
@@ -268,10 +258,34 @@ class PostgresBackend(ResultBackend):
                     attempt=finishing.attempt,
                     sent_at_ms=finishing.sent_at_ms,
                     ttl_ms=ttl_ms,
+                    preceded_by=preceded_by,
                 )
 
+        def write_inline(cursor: Cursor) -> None:
+            # The header and SUCCESS go in one string: one round trip, one implicit
+            # transaction, so the result is durable before the status says SUCCESS.
+            store = cursor.mogrify(self._queries["store"], params)
+            if finishing is None:
+                cursor.execute(store)
+            else:
+                finish(cursor, preceded_by=store)
+
+        def write_chunked(cursor: Cursor) -> None:
+            cursor.execute(self._queries["store"], params)
+            rows = _CopyRows(message_id, chunks())
+            cursor.copy_expert(self._queries["copy_chunks"], rows, size=COPY_BUFFER_BYTES)
+            if rows.data_bytes != size_bytes:
+                raise ValueError(
+                    f"result of {message_id} announced {size_bytes} bytes "
+                    f"but yielded {rows.data_bytes}"
+                )
+            finish(cursor)
+
         started = time.monotonic()
-        self.database.transaction(work)
+        if inline:
+            self.database.transaction(write_inline, single_statement=True)
+        else:
+            self.database.transaction(write_chunked)
         if finishing is not None:
             finishing.success_recorded = True
         logger.debug(
@@ -318,7 +332,7 @@ class PostgresBackend(ResultBackend):
                 inline=bytes(data) if data is not None else None,
             )
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def wait(self, message_id: str, timeout_s: float) -> StoredResult | None:
         """Wait until a result is stored and return its header, or ``None`` on timeout.
@@ -378,7 +392,7 @@ class PostgresBackend(ResultBackend):
             cursor.copy_expert(statement.decode(), sink, size=COPY_BUFFER_BYTES)
             return sink.single_value()
 
-        data = self.database.transaction(work)
+        data = self.database.transaction(work, single_statement=True)
         if data is None:
             raise ResultExpired(
                 f"the result of job {stored.message_id} expired or was replaced while being read"
