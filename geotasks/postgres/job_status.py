@@ -30,7 +30,7 @@ from typing import Any
 
 from psycopg2.extensions import cursor as Cursor
 
-from .pool import Database
+from .pool import Database, PreparedStatement, execute_prepared
 from .queries import load_queries
 
 logger = logging.getLogger(__name__)
@@ -353,10 +353,8 @@ class JobStore:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._queries = load_queries("job_status")
-        # Sent with the statement in one round trip: psycopg2 returns the last one's rows.
-        self._relaxed_transition = (
-            self._queries["relax_commit"] + "\n" + self._queries["transition"]
-        )
+        # The hot path: one per hook of every message.
+        self._transition = PreparedStatement("geotasks_job_transition", self._queries["transition"])
         self._relaxed_progress = self._queries["relax_commit"] + "\n" + self._queries["progress"]
 
     def transition(
@@ -445,11 +443,12 @@ class JobStore:
             "error_type": error.type_name if error is not None else None,
             "error_message": error.message if error is not None else None,
         }
-        statement = self._queries["transition"] if status.finished else self._relaxed_transition
+        # Sent with the statement in one round trip: psycopg2 returns the last one's rows.
+        prefix = "" if status.finished else self._queries["relax_commit"] + "\n"
         if preceded_by is not None:
             # Bound already: its own % signs must reach Postgres as they are.
-            statement = preceded_by.decode().replace("%", "%%") + "\n" + statement
-        cursor.execute(statement, params)
+            prefix = preceded_by.decode().replace("%", "%%") + "\n" + prefix
+        execute_prepared(cursor, self._transition, params, prefix=prefix)
         row = cursor.fetchone()
         if row is None:
             # The row was inserted by a transaction that committed while this statement

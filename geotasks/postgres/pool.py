@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
@@ -40,6 +42,75 @@ CHECKOUT_TIMEOUT_S = 30.0
 #: Errors after which a connection is considered broken (or the statement worth retrying:
 #: serialization failures and deadlocks are ``OperationalError`` subclasses too).
 RETRYABLE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError, DatabaseUnavailable)
+
+
+class PooledConnection(psycopg2.extensions.connection):
+    """A connection of the pool, which remembers the statements prepared in its session."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared: set[str] = set()
+
+
+_NAMED_PARAMETER = re.compile(r"%\((\w+)\)s")
+
+
+@dataclass(frozen=True)
+class PreparedStatement:
+    """A query with ``%(name)s`` parameters, run as a server-side prepared statement.
+
+    Postgres then parses and plans it once per connection instead of at every execution: for
+    the job-status upsert, planning took three times as long as running it.
+
+    Attributes:
+      name: The statement's name in each session; unique among geotasks' statements.
+      query: The query, with psycopg2's ``%(name)s`` placeholders.
+    """
+
+    name: str
+    query: str
+
+    @property
+    def prepare(self) -> str:
+        """``PREPARE name AS …`` with positional parameters (no psycopg2 placeholders left)."""
+        positions: dict[str, int] = {}
+
+        def position(match: re.Match[str]) -> str:
+            return f"${positions.setdefault(match.group(1), len(positions) + 1)}"
+
+        body = _NAMED_PARAMETER.sub(position, self.query).replace("%%", "%")
+        return f"PREPARE {self.name} AS {body}"
+
+    @property
+    def execute(self) -> str:
+        """``EXECUTE name(%(a)s, …)``, parameters in the order ``prepare`` numbered them."""
+        names = list(dict.fromkeys(_NAMED_PARAMETER.findall(self.query)))
+        return f"EXECUTE {self.name}({', '.join(f'%({n})s' for n in names)})"
+
+
+def execute_prepared(
+    cursor: Cursor, statement: PreparedStatement, params: Mapping[str, Any], *, prefix: str = ""
+) -> None:
+    """Execute ``statement``, preparing it first if this connection has not yet.
+
+    A connection that is not the pool's (a caller's own) runs the plain query instead.
+
+    Parameters:
+      cursor: Where to execute it; autocommit or inside a transaction alike.
+      statement: The statement.
+      params: Its parameters, by name.
+      prefix: Statements sent ahead of it in the same string (``SET LOCAL …;``), with any
+        ``%`` of their own doubled.
+    """
+    prepared: set[str] | None = getattr(cursor.connection, "prepared", None)
+    if prepared is None:
+        cursor.execute(prefix + statement.query, params)
+        return
+    if statement.name not in prepared:
+        # A prepared statement outlives a rolled back transaction: it is prepared once.
+        cursor.execute(statement.prepare)
+        prepared.add(statement.name)
+    cursor.execute(prefix + statement.execute, params)
 
 
 def redact_url(url: str) -> str:
@@ -99,6 +170,7 @@ class Database:
                 self.url,
                 connect_timeout=self.connect_timeout_s,
                 application_name=self.application_name,
+                connection_factory=PooledConnection,
                 # A peer that vanished without closing the socket (power loss) is noticed
                 # within about a minute instead of never.
                 keepalives=1,

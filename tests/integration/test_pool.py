@@ -8,7 +8,7 @@ import psycopg2
 import pytest
 
 from geotasks.errors import DatabaseError, DatabaseUnavailable
-from geotasks.postgres.pool import Database
+from geotasks.postgres.pool import Database, PreparedStatement, execute_prepared
 
 
 def test_transaction_commits_and_returns_the_work_result(database: Database) -> None:
@@ -128,3 +128,33 @@ def test_a_single_statement_unit_commits_and_stays_atomic(database: Database) ->
     assert database.transaction(lambda cur: (cur.execute(count), cur.fetchone())[1]) == (1,)
     with database.connection() as conn:
         assert conn.autocommit is False
+
+
+def test_a_prepared_statement_is_prepared_once_per_connection_and_survives_rollback(
+    database: Database,
+) -> None:
+    # Given a statement with named parameters, one of them used twice, and a literal %
+    statement = PreparedStatement(
+        "geotasks_test_add", "SELECT %(a)s::int + %(b)s::int + %(a)s::int, '100%%'"
+    )
+
+    # When it runs in a transaction that is rolled back, then again on the same connection
+    def run_then_fail(cur: psycopg2.extensions.cursor) -> None:
+        execute_prepared(cur, statement, {"a": 1, "b": 2})
+        assert cur.fetchone() == (4, "100%")
+        raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        database.transaction(run_then_fail, attempts=1)
+
+    def run(cur: psycopg2.extensions.cursor) -> tuple[object, ...]:
+        execute_prepared(cur, statement, {"a": 10, "b": 5}, prefix="SELECT 1;\n")
+        cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE name = %s", [statement.name])
+        prepared = cur.fetchone()
+        return prepared if prepared is not None else ()
+
+    # Then the second run reuses the statement prepared by the first (one connection in the
+    # pool), and the session holds it once
+    assert database.transaction(run, single_statement=True) == (1,)
+    with database.connection() as conn:
+        assert statement.name in getattr(conn, "prepared", set())
