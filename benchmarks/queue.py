@@ -407,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
                 measure_best(config, args.jobs, args.round_trips, database_url, args.repeat)
             )
     print_table(rows, args.jobs, args.round_trips, args.repeat)
+    from geotasks.postgres.listener import close_listeners
+
+    close_listeners()
     drop_database()
     return 0
 
