@@ -11,8 +11,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -157,3 +159,62 @@ def module_client(module_database_url: str) -> Iterator[str]:
         finally:
             get_settings.cache_clear()
     get_settings.cache_clear()
+
+
+class Supervisor:
+    """Keeps one worker command running, restarting it when it exits, as systemd's
+    ``Restart=always`` would; :meth:`kill` plays the power cut.
+
+    Parameters:
+      start: Starts a new worker command.
+      restart_delay_s: systemd's ``RestartSec``.
+    """
+
+    def __init__(self, start: Callable[[int], WorkerProcess], restart_delay_s: float = 0.1) -> None:
+        self._start = start
+        self._restart_delay_s = restart_delay_s
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.started: list[WorkerProcess] = [start(0)]
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._thread.start()
+
+    @property
+    def current(self) -> WorkerProcess:
+        with self._lock:
+            return self.started[-1]
+
+    @property
+    def restarts(self) -> int:
+        with self._lock:
+            return len(self.started) - 1
+
+    def exit_codes(self) -> list[int | None]:
+        """The exit codes of every worker started so far (``None`` while running)."""
+        with self._lock:
+            return [worker.process.poll() for worker in self.started]
+
+    def kill(self) -> None:
+        """SIGKILL the running worker; the supervisor starts another."""
+        self.current.kill()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.05):
+            worker = self.current
+            if worker.process.poll() is None:
+                continue
+            time.sleep(self._restart_delay_s)
+            if self._stopping.is_set():
+                return
+            with self._lock:
+                self.started.append(self._start(len(self.started)))
+
+    def stop(self) -> None:
+        """Stop supervising, then stop the running worker."""
+        self._stopping.set()
+        self._thread.join(timeout=10)
+        for worker in self.started:
+            worker.stop()
+
+    def log(self) -> str:
+        return "\n".join(worker.log()[-3000:] for worker in self.started)
