@@ -117,13 +117,18 @@ def create_database(postgres_url: str, template: str) -> str:
     return with_database(postgres_url, name)
 
 
-def drop_database(postgres_url: str, url: str) -> None:
-    """Release this process's connections to ``url`` and drop its database."""
+def release_connections(url: str) -> None:
+    """Close this process's pool and LISTEN connection on ``url``."""
     database = pool_module._databases.pop((os.getpid(), url), None)
     if database is not None:
         close_listener(database)
         database.close()
     close_listeners(url)
+
+
+def drop_database(postgres_url: str, url: str) -> None:
+    """Release this process's connections to ``url`` and drop its database."""
+    release_connections(url)
     conn = admin_connection(postgres_url)
     try:
         with conn.cursor() as cur:
