@@ -21,6 +21,8 @@ from .errors import ConfigurationError
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 #: Schemes accepted by ``GEOTASKS_BROKER_URL``, each naming a broker.
 BROKER_SCHEMES = POSTGRES_SCHEMES | {"redis", "rediss", "amqp", "amqps"}
+#: Schemes accepted by ``GEOTASKS_RATE_LIMIT_URL``.
+RATE_LIMIT_SCHEMES = POSTGRES_SCHEMES | {"redis", "rediss"}
 
 #: In a source checkout the sample datasets are the natural default; an installed package has
 #: no such folder, so a deployment must say where its data lives.
@@ -58,6 +60,22 @@ class Settings:
     connect_timeout_s: int = field(default=5, metadata={"minimum": 1})
     #: Deliveries of one message before the poison guard dead-letters it.
     max_deliveries: int = field(default=5, metadata={"minimum": 1})
+    #: Where rate limits are kept, shared by every worker: ``database_url`` by default, or a
+    #: ``redis://…`` URL.
+    rate_limit_url: str | None = field(
+        default=None, repr=False, metadata={"schemes": RATE_LIMIT_SCHEMES}
+    )
+    #: Milliseconds added to every rate-limit period, so that a message starting up to this late
+    #: after its slot (thread scheduling, the middleware that runs before the actor) still keeps
+    #: the limit. The price: ``"10/s"`` runs at 10 per 1.05 s with the default.
+    rate_limit_guard_ms: int = 50
+    #: A throttled message whose slot is at most this many milliseconds away waits for it in its
+    #: worker thread; one further away is re-enqueued to come back this much early, which absorbs
+    #: the broker's delivery delay, then waits out the rest. ``0`` never waits in a thread.
+    rate_limit_hold_ms: int = 1_000
+    #: Milliseconds a ``concurrency_limit`` slot stays taken after its worker stopped renewing it
+    #: (killed); running messages renew theirs every third of this.
+    concurrency_lease_ttl_ms: int = field(default=60_000, metadata={"minimum": 3_000})
     #: Where the ``geotasks`` command keeps the embedded PostgreSQL's data directory.
     embedded_dir: Path = Path(".geotasks")
 
