@@ -69,10 +69,10 @@ class Settings:
     #: after its slot (thread scheduling, the middleware that runs before the actor) still keeps
     #: the limit. The price: ``"10/s"`` runs at 10 per 1.05 s with the default.
     rate_limit_guard_ms: int = 50
-    #: A throttled message whose slot is at most this many milliseconds away waits for it in its
-    #: worker thread; one further away is re-enqueued to come back this much early, which absorbs
-    #: the broker's delivery delay, then waits out the rest. ``0`` never waits in a thread.
-    rate_limit_hold_ms: int = 1_000
+    #: The longest, in milliseconds, a worker thread waits for a throttled message's start slot.
+    #: A slot further away is re-enqueued to come back early by the broker's delivery delay (as
+    #: measured, at most this) and waits out the rest. ``0`` never waits in a thread.
+    rate_limit_hold_ms: int = 2_000
     #: Milliseconds a ``concurrency_limit`` slot stays taken after its worker stopped renewing it
     #: (killed); running messages renew theirs every third of this.
     concurrency_lease_ttl_ms: int = field(default=60_000, metadata={"minimum": 3_000})

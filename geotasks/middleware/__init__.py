@@ -1,0 +1,1 @@
+"""Dramatiq middleware: rate limits, job status, periodic de-duplication, results."""

@@ -1,0 +1,189 @@
+"""Rate limits hold across real worker processes: 3 ``dramatiq`` processes of 4 threads each.
+
+Start times are recorded by the actors themselves (in Redis), so what is asserted is what
+actually ran, on every process, on both limiter backends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.message import Message
+
+from tests.acceptance.conftest import ROOT, clean_environment
+
+PROCESSES = 3
+THREADS = 4
+
+
+class Workers:
+    """A running ``dramatiq`` command and a broker to send it messages."""
+
+    def __init__(self, namespace: str, redis_url: str) -> None:
+        self.namespace = namespace
+        self.sender = RedisBroker(url=redis_url, namespace=namespace)
+        self.redis = redis.Redis.from_url(redis_url)
+
+    def send(self, actor: str, *args: object) -> None:
+        self.sender.enqueue(
+            Message(
+                queue_name=self.namespace,
+                actor_name=f"{actor}_{self.namespace}",
+                args=args,
+                kwargs={},
+                options={},
+            )
+        )
+
+    def records(self, count: int, timeout_s: float) -> list[tuple[int, float, float]]:
+        """Wait for ``count`` records and return them as ``(n, start_s, end_s)``, by start."""
+        deadline = time.monotonic() + timeout_s
+        key = f"{self.namespace}:records"
+        while self.redis.llen(key) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rows = [line.decode().split() for line in self.redis.lrange(key, 0, -1)]
+        return sorted(((int(n), float(s), float(e)) for n, s, e in rows), key=lambda r: r[1])
+
+
+StartWorkers = Callable[..., Workers]
+
+
+@pytest.fixture
+def start_workers(tmp_path: Path, redis_url: str) -> Iterator[StartWorkers]:
+    """Start the test app's workers (3 processes, 4 threads each); stop them afterwards."""
+    started: list[tuple[subprocess.Popen[bytes], Workers]] = []
+
+    def start(rate_limit_url: str, **env: str) -> Workers:
+        namespace = f"rl{uuid.uuid4().hex[:12]}"
+        log = tmp_path / f"{namespace}.log"
+        environment = clean_environment(
+            GEOTASKS_RATE_LIMIT_URL=rate_limit_url,
+            RATE_LIMIT_TEST_NAMESPACE=namespace,
+            RATE_LIMIT_TEST_REDIS_URL=redis_url,
+            **env,
+        )
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "dramatiq", "tests.acceptance.rate_limit_app"),
+                    *("-p", str(PROCESSES), "-t", str(THREADS), "-Q", namespace),
+                ],
+                cwd=ROOT,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        workers = Workers(namespace, redis_url)
+        started.append((process, workers))
+        deadline = time.monotonic() + 30
+        while log.read_text().count("ready for action") < PROCESSES:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"workers did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        return workers
+
+    try:
+        yield start
+    finally:
+        for process, workers in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+            keys = list(workers.redis.scan_iter(f"{workers.namespace}*"))
+            if keys:
+                workers.redis.delete(*keys)
+            workers.redis.close()
+            workers.sender.close()
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def rate_limit_url(request: pytest.FixtureRequest) -> str:
+    """Each limiter backend's URL in turn."""
+    return str(
+        request.getfixturevalue("database_url" if request.param == "postgres" else "redis_url")
+    )
+
+
+def most_in_any_window(starts: list[float], window_s: float) -> int:
+    """The largest number of starts in any half-open window ``[t, t + window_s)``."""
+    starts = sorted(starts)
+    most, first = 0, 0
+    for last, start in enumerate(starts):
+        while start - starts[first] >= window_s:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def test_ten_per_second_holds_in_every_sliding_second_across_processes(
+    start_workers: StartWorkers, rate_limit_url: str
+) -> None:
+    # Given 3 worker processes of 4 threads and an actor limited to "10/s"
+    workers = start_workers(rate_limit_url, RATE_LIMIT_TEST_RATE="10/s")
+
+    # When 60 messages are sent at once
+    sent_s = time.time()
+    for n in range(60):
+        workers.send("limited", n)
+    records = workers.records(60, timeout_s=30)
+
+    # Then all 60 ran, no sliding second held more than 10 starts, and it took about 6 s
+    assert sorted(n for n, _, _ in records) == list(range(60))
+    starts = [start for _, start, _ in records]
+    assert most_in_any_window(starts, 1.0) <= 10, [round(s - starts[0], 3) for s in starts]
+    assert max(end for _, _, end in records) - sent_s <= 6.5
+
+
+@pytest.mark.slow
+def test_four_per_minute_starts_fifteen_seconds_apart_across_processes(
+    start_workers: StartWorkers, database_url: str
+) -> None:
+    # Given an actor limited to "4/m" on 3 processes, and two messages sent at once
+    workers = start_workers(database_url, RATE_LIMIT_TEST_RATE="4/m")
+    workers.send("limited", 0)
+    workers.send("limited", 1)
+
+    # When both have run
+    records = workers.records(2, timeout_s=30)
+
+    # Then the second started 15 s (plus the 50 ms guard) after the first, not together
+    assert len(records) == 2
+    gap_s = records[1][1] - records[0][1]
+    assert 15.0 <= gap_s <= 15.6, gap_s
+
+
+def test_concurrency_limit_never_lets_more_than_two_overlap_across_processes(
+    start_workers: StartWorkers, rate_limit_url: str
+) -> None:
+    # Given an actor with concurrency_limit=2 on 12 threads in 3 processes
+    workers = start_workers(rate_limit_url)
+
+    # When 10 messages of 0.3 s each are sent at once
+    for n in range(10):
+        workers.send("exclusive", n, 0.3)
+    records = workers.records(10, timeout_s=30)
+
+    # Then all ran, never more than 2 at a time, and 2 at a time did run
+    assert sorted(n for n, _, _ in records) == list(range(10))
+    events = sorted([(start, 1) for _, start, _ in records] + [(end, -1) for _, _, end in records])
+    running, most = 0, 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    assert most == 2
