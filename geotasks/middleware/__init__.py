@@ -1,1 +1,1 @@
-"""Dramatiq middleware: rate limits, job status, periodic de-duplication, results."""
+"""Dramatiq middleware of geotasks; :func:`geotasks.broker.build_middleware` puts them in order."""

@@ -15,7 +15,7 @@ runs, against a backend every worker shares (Postgres or Redis):
   killed. A message that finds every slot taken is re-enqueued with a growing, jittered delay.
 
 Both are actor options and message options (``send_with_options``); a message option may only
-lower its actor's limit. A malformed value is an :class:`~geotasks.rate_limits.InvalidRateLimit`
+lower its actor's limit. A malformed value is an :class:`~geotasks.errors.InvalidRateLimit`
 when the actor is declared or the message is sent. If the backend cannot be reached, the message
 is re-enqueued to try again later: it never runs unthrottled.
 
@@ -42,17 +42,10 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
 
-from ..errors import TransientError
-from ..rate_limits import (
-    InvalidRateLimit,
-    Lease,
-    LimiterBackend,
-    Rate,
-    RateLimiterUnavailable,
-    Slot,
-    get_backend,
-)
+from ..errors import InvalidRateLimit, RateLimiterUnavailable, TransientError
+from ..rate_limits import Lease, LimiterBackend, Rate, Slot, get_backend
 from ..settings import Settings
+from .job_status import mark_throttled
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +57,6 @@ DUE_OPTION = "geotasks_rate_limit_due_ms"
 #: Message option: how many times in a row the message waited for a concurrency slot or for an
 #: unreachable backend (the exponent of its back-off).
 WAITS_OPTION = "geotasks_rate_limit_waits"
-#: Set (in memory only) on a message skipped because it was throttled: when it will be tried
-#: again, epoch ms on this host's clock. See :func:`throttled_until_ms`.
-THROTTLED_OPTION = "geotasks_throttled_until_ms"
-
 #: Backend key of an actor's rate limit: this prefix and the actor's name.
 RATE_KEY_PREFIX = "geotasks:rate:"
 #: Backend key of an actor's concurrency limit: this prefix and the actor's name.
@@ -100,16 +89,6 @@ class Limits:
     def any(self) -> bool:
         """Whether there is any limit at all."""
         return self.rate is not None or self.concurrency is not None
-
-
-def throttled_until_ms(message: MessageProxy | Message[Any]) -> int | None:
-    """When a message that :class:`RateLimit` skipped will be tried again, ``None`` if it did not.
-
-    For the middleware after this one (job status: THROTTLED rather than SKIPPED; results: store
-    nothing), in their ``after_skip_message``.
-    """
-    value = message.options.get(THROTTLED_OPTION)
-    return int(value) if value is not None else None
 
 
 def parse_limits(options: Mapping[str, Any], *, owner: str) -> Limits:
@@ -327,6 +306,7 @@ class RateLimit(Middleware):
                 message,
                 slot.wait_ms - lead_ms,
                 {SLOT_OPTION: slot.start_ms, DUE_OPTION: due_ms},
+                start_at_ms=slot.start_ms,
             )
         if slot.wait_ms:
             time.sleep(slot.wait_ms / 1000)
@@ -390,10 +370,25 @@ class RateLimit(Middleware):
             ) from exc
 
     def _requeue(
-        self, broker: Broker, message: MessageProxy, delay_ms: int, options: dict[str, Any]
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        delay_ms: int,
+        options: dict[str, Any],
+        *,
+        start_at_ms: int | None = None,
     ) -> None:
+        """Re-enqueue the message ``delay_ms`` from now and skip this delivery (THROTTLED).
+
+        Raises:
+          SkipMessage: always, once the message is re-enqueued.
+        """
+        if start_at_ms is None:
+            start_at_ms = int(time.time() * 1000) + delay_ms
+        # Marked first, so that the copy carries the mark (job status: THROTTLED, not PENDING)
+        # and this delivery's skip is not recorded as SKIPPED.
+        mark_throttled(message, start_at_ms)
         broker.enqueue(message.copy(options=options), delay=delay_ms)
-        message.options[THROTTLED_OPTION] = int(time.time() * 1000) + delay_ms
         raise SkipMessage(f"message {message.message_id} waits {delay_ms} ms for its limit")
 
     def _release(self, message_id: str) -> None:

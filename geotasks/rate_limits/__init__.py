@@ -24,22 +24,18 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dramatiq.middleware import MiddlewareError
 from dramatiq.rate_limits import RateLimiterBackend
 
-from ..errors import GeotasksError, InputError, TransientError
+from ..errors import InvalidRateLimit
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
 __all__ = [
     "PERIOD_MS",
-    "InvalidRateLimit",
     "Lease",
     "LimiterBackend",
     "Rate",
-    "RateLimitError",
-    "RateLimiterUnavailable",
     "Slot",
     "get_backend",
     "slots_kept",
@@ -53,22 +49,6 @@ PERIOD_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 Lease = tuple[str, str]
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([smhd])\s*$")
-
-
-class RateLimitError(GeotasksError, MiddlewareError):
-    """Base class for rate-limit errors.
-
-    A :class:`~dramatiq.middleware.MiddlewareError`, because Dramatiq lets only those stop a
-    message or a declaration from a middleware hook: anything else is logged and ignored.
-    """
-
-
-class InvalidRateLimit(RateLimitError, InputError):
-    """Raised when a ``rate_limit``, ``rate_limit_burst`` or ``concurrency_limit`` is malformed."""
-
-
-class RateLimiterUnavailable(RateLimitError, TransientError):
-    """Raised when the rate-limiter backend cannot be reached: the message waits, never runs."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +142,7 @@ def slots_kept(limit: int, burst: int) -> int:
 class LimiterBackend(RateLimiterBackend, metaclass=ABCMeta):
     """A Dramatiq rate-limiter backend that also reserves start slots and leases concurrency.
 
-    Implementations raise :class:`RateLimiterUnavailable` or
+    Implementations raise :class:`~geotasks.errors.RateLimiterUnavailable` or
     :class:`~geotasks.errors.DatabaseUnavailable` (both transient) when the server is
     unreachable.
     """

@@ -17,7 +17,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "Redis rate limits need the redis package: pip install 'geotasks[redis]'"
     ) from exc
 
-from . import Lease, LimiterBackend, RateLimiterUnavailable, Slot, slots_kept, spacing_ms
+from ..errors import RateLimiterUnavailable
+from . import Lease, LimiterBackend, Slot, slots_kept, spacing_ms
 
 #: Redis key prefix of the reservation logs (lists of slots, oldest first).
 SLOTS_PREFIX = "geotasks:slots:"

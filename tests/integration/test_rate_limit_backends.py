@@ -15,11 +15,10 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import GroupCallbacks
 from dramatiq.rate_limits import Barrier, ConcurrentRateLimiter, WindowRateLimiter
 
-from geotasks.errors import DatabaseUnavailable, TransientError
-from geotasks.postgres.listener import get_listener
+from geotasks.errors import DatabaseUnavailable, RateLimiterUnavailable, TransientError
 from geotasks.postgres.pool import Database
 from geotasks.postgres.rate_limits import PostgresBackend
-from geotasks.rate_limits import LimiterBackend, RateLimiterUnavailable
+from geotasks.rate_limits import LimiterBackend
 
 
 def test_add_sets_a_key_only_when_absent_or_expired(
@@ -153,29 +152,26 @@ def test_wait_times_out_without_a_notification(
 
 
 def test_a_notification_wakes_a_waiter_at_once_and_persists_for_its_ttl(
-    database: Database, limiter_key: str
+    database: Database, listeners_closed: None, limiter_key: str
 ) -> None:
     # Given a waiter on Postgres (Redis' BRPOPLPUSH has whole-second timeouts only)
     backend = PostgresBackend(database)
-    try:
-        with ThreadPoolExecutor(1) as pool:
-            waiter = pool.submit(backend.wait, limiter_key, 10_000)
-            time.sleep(0.3)
+    with ThreadPoolExecutor(1) as pool:
+        waiter = pool.submit(backend.wait, limiter_key, 10_000)
+        time.sleep(0.3)
 
-            # When the key is notified
-            notified = time.monotonic()
-            backend.wait_notify(limiter_key, 2_000)
+        # When the key is notified
+        notified = time.monotonic()
+        backend.wait_notify(limiter_key, 2_000)
 
-            # Then the waiter wakes within a fraction of a second (LISTEN, not polling)
-            assert waiter.result(timeout=5)
-            assert time.monotonic() - notified < 0.5
+        # Then the waiter wakes within a fraction of a second (LISTEN, not polling)
+        assert waiter.result(timeout=5)
+        assert time.monotonic() - notified < 0.5
 
-        # And a later wait returns at once while the notification lives
-        started = time.monotonic()
-        assert backend.wait(limiter_key, 5_000)
-        assert time.monotonic() - started < 0.5
-    finally:
-        get_listener(database).close()
+    # And a later wait returns at once while the notification lives
+    started = time.monotonic()
+    assert backend.wait(limiter_key, 5_000)
+    assert time.monotonic() - started < 0.5
 
 
 @pytest.fixture
