@@ -45,7 +45,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from ..errors import InvalidRateLimit, RateLimiterUnavailable, TransientError
 from ..rate_limits import Lease, LimiterBackend, Rate, Slot, get_backend
 from ..settings import Settings
-from .job_status import mark_throttled
+from .job_status import THROTTLED_UNTIL_OPTION, mark_throttled
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ DUE_OPTION = "geotasks_rate_limit_due_ms"
 #: Message option: how many times in a row the message waited for a concurrency slot or for an
 #: unreachable backend (the exponent of its back-off).
 WAITS_OPTION = "geotasks_rate_limit_waits"
+#: Logger of Dramatiq's worker threads, which warns about every skipped message.
+_WORKER_LOGGER = "dramatiq.worker.WorkerThread"
+
 #: Backend key of an actor's rate limit: this prefix and the actor's name.
 RATE_KEY_PREFIX = "geotasks:rate:"
 #: Backend key of an actor's concurrency limit: this prefix and the actor's name.
@@ -66,6 +69,8 @@ CONCURRENCY_KEY_PREFIX = "geotasks:concurrency:"
 DELIVERY_DELAY_SAMPLES = 50
 #: Added to the longest delivery delay seen, in ms, to choose the lead.
 LEAD_MARGIN_MS = 50
+#: The lead, in ms, before any delivery delay has been seen.
+DEFAULT_LEAD_MS = 1_000
 
 #: First wait, in ms, of a message that found every concurrency slot taken (doubled per wait,
 #: jittered, up to the next constant).
@@ -76,6 +81,24 @@ CONCURRENCY_BACKOFF_MAX_MS = 5_000
 UNAVAILABLE_BACKOFF_MS = 1_000
 #: Longest wait for an unreachable backend, in ms.
 UNAVAILABLE_BACKOFF_MAX_MS = 60_000
+
+
+class _ThrottledSkipFilter(logging.Filter):
+    """Drops the worker's "Message … was skipped." warning for a throttled message.
+
+    Dramatiq logs every skip as a warning; a throttled message is expected to be skipped (it is
+    re-enqueued for its slot), possibly several times, and this module logs it at debug level.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "Message %s was skipped." or not isinstance(record.args, tuple):
+            return True
+        message = record.args[0] if record.args else None
+        options = getattr(message, "options", None)
+        return not (isinstance(options, dict) and THROTTLED_UNTIL_OPTION in options)
+
+
+_skip_filter = _ThrottledSkipFilter()
 
 
 @dataclass(frozen=True)
@@ -184,6 +207,9 @@ class RateLimit(Middleware):
         self._renewer: threading.Thread | None = None
         self._renewer_pid = 0
         self._stopped = threading.Event()
+        worker_logger = logging.getLogger(_WORKER_LOGGER)
+        if _skip_filter not in worker_logger.filters:
+            worker_logger.addFilter(_skip_filter)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimit:
@@ -292,37 +318,38 @@ class RateLimit(Middleware):
                 rate.period_ms + self.guard_ms,
                 burst=rate.burst,
             )
-        lead_ms = self.lead_ms()
-        if slot.wait_ms > lead_ms:
+        wait_ms, lead_ms = slot.wait_ms, self.lead_ms()
+        if wait_ms > lead_ms:
+            # Come back early enough that the broker's delay does not make it miss the slot.
             logger.debug(
                 "Message %s is throttled by %s: its slot is in %d ms.",
                 message.message_id,
                 rate,
-                slot.wait_ms,
+                wait_ms,
             )
-            due_ms = slot.start_ms - lead_ms
             self._requeue(
                 broker,
                 message,
-                slot.wait_ms - lead_ms,
-                {SLOT_OPTION: slot.start_ms, DUE_OPTION: due_ms},
+                wait_ms - lead_ms,
+                {SLOT_OPTION: slot.start_ms, DUE_OPTION: slot.start_ms - lead_ms},
                 start_at_ms=slot.start_ms,
             )
-        if slot.wait_ms:
-            time.sleep(slot.wait_ms / 1000)
-        # The slot is used: a retry of this message must reserve a new one.
-        message.options.pop(SLOT_OPTION, None)
-        message.options.pop(DUE_OPTION, None)
+        if wait_ms:
+            time.sleep(wait_ms / 1000)
+        # The slot is used: a retry of this message must reserve a new one, and is not throttled.
+        for option in (SLOT_OPTION, DUE_OPTION, THROTTLED_UNTIL_OPTION):
+            message.options.pop(option, None)
 
     def lead_ms(self) -> int:
         """How long before its slot a throttled message is brought back, in milliseconds.
 
         The longest delivery delay recently seen (how late re-enqueued messages came back) plus
-        a margin, at most ``hold_ms``; ``hold_ms`` until there is anything to go by.
+        a margin, at most ``hold_ms``; until there is anything to go by, Dramatiq's default
+        worker timeout (its Redis consumer looks at delayed messages about that often).
         """
         delays_ms = list(self._delivery_delays_ms)
         if not delays_ms:
-            return self.hold_ms
+            return min(self.hold_ms, DEFAULT_LEAD_MS)
         return min(self.hold_ms, max(delays_ms) + LEAD_MARGIN_MS)
 
     def _take_lease(self, broker: Broker, message: MessageProxy, limit: int) -> None:
@@ -331,7 +358,8 @@ class RateLimit(Middleware):
             with self._lock:
                 self._leases[message.message_id] = (key, message.message_id)
             self._start_renewer()
-            message.options.pop(WAITS_OPTION, None)
+            for option in (WAITS_OPTION, THROTTLED_UNTIL_OPTION):
+                message.options.pop(option, None)
             return
         waits = int(message.options.get(WAITS_OPTION, 0))
         _, delay_ms = compute_backoff(

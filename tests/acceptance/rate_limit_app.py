@@ -1,9 +1,9 @@
 """A Dramatiq app for the rate-limit process tests: ``dramatiq tests.acceptance.rate_limit_app``.
 
-Configured from the environment the test sets: a Redis broker in its own namespace, the
-``RateLimit`` middleware on ``GEOTASKS_RATE_LIMIT_URL`` (Postgres or Redis), and actors, named
-after the namespace so that concurrent test runs never share a limit, that record when they start
-and end in Redis.
+The broker and its middleware come from geotasks' own :func:`~geotasks.broker.setup_broker`,
+configured by the ``GEOTASKS_*`` variables the test sets (Postgres or Redis broker and limiter
+backend). The actors are named after a per-test namespace, so that concurrent test runs never
+share a limit, and record when they start and end in Redis.
 """
 
 from __future__ import annotations
@@ -13,29 +13,18 @@ import time
 
 import dramatiq
 import redis
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import AgeLimit
 
-from geotasks.middleware.rate_limit import RateLimit
-from geotasks.settings import get_settings
+from geotasks.broker import setup_broker
 
 NAMESPACE = os.environ["RATE_LIMIT_TEST_NAMESPACE"]
-REDIS_URL = os.environ["RATE_LIMIT_TEST_REDIS_URL"]
 
-broker = RedisBroker(url=REDIS_URL, namespace=NAMESPACE)
-broker.add_middleware(RateLimit.from_settings(get_settings()), before=AgeLimit)
-dramatiq.set_broker(broker)
-
-recorder = redis.Redis.from_url(REDIS_URL)
-
-
-def starts_key(namespace: str) -> str:
-    """The Redis list of ``"<n> <start> <end>"`` records (epoch seconds)."""
-    return f"{namespace}:records"
+broker = setup_broker()
+recorder = redis.Redis.from_url(os.environ["RATE_LIMIT_TEST_REDIS_URL"])
 
 
 def record(n: int, started_s: float) -> None:
-    recorder.rpush(starts_key(NAMESPACE), f"{n} {started_s!r} {time.time()!r}")
+    """Append ``"<n> <start> <end>"`` (epoch seconds) to the namespace's record list."""
+    recorder.rpush(f"{NAMESPACE}:records", f"{n} {started_s!r} {time.time()!r}")
 
 
 @dramatiq.actor(

@@ -1,7 +1,8 @@
 """Rate limits hold across real worker processes: 3 ``dramatiq`` processes of 4 threads each.
 
 Start times are recorded by the actors themselves (in Redis), so what is asserted is what
-actually ran, on every process, on both limiter backends.
+actually ran, on every process: with the Postgres broker and limiter (the default deployment), and
+with Redis for both.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.message import Message
 
+from geotasks.broker import build_broker
+from geotasks.settings import load_settings
 from tests.acceptance.conftest import ROOT, clean_environment
 
 PROCESSES = 3
@@ -28,11 +30,11 @@ THREADS = 4
 
 
 class Workers:
-    """A running ``dramatiq`` command and a broker to send it messages."""
+    """A running ``dramatiq`` command and a broker, built as geotasks builds it, to send to it."""
 
-    def __init__(self, namespace: str, redis_url: str) -> None:
+    def __init__(self, namespace: str, environment: dict[str, str], redis_url: str) -> None:
         self.namespace = namespace
-        self.sender = RedisBroker(url=redis_url, namespace=namespace)
+        self.sender = build_broker(load_settings(environment))
         self.redis = redis.Redis.from_url(redis_url)
 
     def send(self, actor: str, *args: object) -> None:
@@ -55,8 +57,32 @@ class Workers:
         rows = [line.decode().split() for line in self.redis.lrange(key, 0, -1)]
         return sorted(((int(n), float(s), float(e)) for n, s, e in rows), key=lambda r: r[1])
 
+    def close(self) -> None:
+        keys = list(self.redis.scan_iter(f"*{self.namespace}*"))
+        if keys:
+            self.redis.delete(*keys)
+        self.redis.close()
+        self.sender.close()
+
 
 StartWorkers = Callable[..., Workers]
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def backends(request: pytest.FixtureRequest, database_url: str) -> dict[str, str]:
+    """The Postgres broker and limiter (the default deployment), then Redis for both."""
+    if request.param == "postgres":
+        return {"GEOTASKS_DATABASE_URL": database_url}
+    redis_url = str(request.getfixturevalue("redis_url"))
+    return {
+        "GEOTASKS_DATABASE_URL": database_url,
+        "GEOTASKS_BROKER_URL": redis_url,
+        "GEOTASKS_RATE_LIMIT_URL": redis_url,
+        # Dramatiq's Redis consumers look at delayed messages once per worker timeout (1 s by
+        # default), so throttled messages would come back up to a second late and wait that
+        # long in worker threads; the recommended setting for precise limits on Redis:
+        "dramatiq_worker_timeout": "100",
+    }
 
 
 @pytest.fixture
@@ -64,13 +90,13 @@ def start_workers(tmp_path: Path, redis_url: str) -> Iterator[StartWorkers]:
     """Start the test app's workers (3 processes, 4 threads each); stop them afterwards."""
     started: list[tuple[subprocess.Popen[bytes], Workers]] = []
 
-    def start(rate_limit_url: str, **env: str) -> Workers:
+    def start(backends: dict[str, str], **env: str) -> Workers:
         namespace = f"rl{uuid.uuid4().hex[:12]}"
         log = tmp_path / f"{namespace}.log"
         environment = clean_environment(
-            GEOTASKS_RATE_LIMIT_URL=rate_limit_url,
             RATE_LIMIT_TEST_NAMESPACE=namespace,
             RATE_LIMIT_TEST_REDIS_URL=redis_url,
+            **backends,
             **env,
         )
         with log.open("wb") as output:
@@ -85,7 +111,7 @@ def start_workers(tmp_path: Path, redis_url: str) -> Iterator[StartWorkers]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        workers = Workers(namespace, redis_url)
+        workers = Workers(namespace, environment, redis_url)
         started.append((process, workers))
         deadline = time.monotonic() + 30
         while log.read_text().count("ready for action") < PROCESSES:
@@ -105,19 +131,7 @@ def start_workers(tmp_path: Path, redis_url: str) -> Iterator[StartWorkers]:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
-            keys = list(workers.redis.scan_iter(f"{workers.namespace}*"))
-            if keys:
-                workers.redis.delete(*keys)
-            workers.redis.close()
-            workers.sender.close()
-
-
-@pytest.fixture(params=["postgres", "redis"])
-def rate_limit_url(request: pytest.FixtureRequest) -> str:
-    """Each limiter backend's URL in turn."""
-    return str(
-        request.getfixturevalue("database_url" if request.param == "postgres" else "redis_url")
-    )
+            workers.close()
 
 
 def most_in_any_window(starts: list[float], window_s: float) -> int:
@@ -132,10 +146,10 @@ def most_in_any_window(starts: list[float], window_s: float) -> int:
 
 
 def test_ten_per_second_holds_in_every_sliding_second_across_processes(
-    start_workers: StartWorkers, rate_limit_url: str
+    start_workers: StartWorkers, backends: dict[str, str]
 ) -> None:
     # Given 3 worker processes of 4 threads and an actor limited to "10/s"
-    workers = start_workers(rate_limit_url, RATE_LIMIT_TEST_RATE="10/s")
+    workers = start_workers(backends, RATE_LIMIT_TEST_RATE="10/s")
 
     # When 60 messages are sent at once
     sent_s = time.time()
@@ -155,7 +169,7 @@ def test_four_per_minute_starts_fifteen_seconds_apart_across_processes(
     start_workers: StartWorkers, database_url: str
 ) -> None:
     # Given an actor limited to "4/m" on 3 processes, and two messages sent at once
-    workers = start_workers(database_url, RATE_LIMIT_TEST_RATE="4/m")
+    workers = start_workers({"GEOTASKS_DATABASE_URL": database_url}, RATE_LIMIT_TEST_RATE="4/m")
     workers.send("limited", 0)
     workers.send("limited", 1)
 
@@ -169,10 +183,10 @@ def test_four_per_minute_starts_fifteen_seconds_apart_across_processes(
 
 
 def test_concurrency_limit_never_lets_more_than_two_overlap_across_processes(
-    start_workers: StartWorkers, rate_limit_url: str
+    start_workers: StartWorkers, backends: dict[str, str]
 ) -> None:
     # Given an actor with concurrency_limit=2 on 12 threads in 3 processes
-    workers = start_workers(rate_limit_url)
+    workers = start_workers(backends)
 
     # When 10 messages of 0.3 s each are sent at once
     for n in range(10):
