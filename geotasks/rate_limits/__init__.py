@@ -48,7 +48,7 @@ PERIOD_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 #: A concurrency lease: ``(key, holder)``.
 Lease = tuple[str, str]
 
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*([smhd])\s*$")
+_RATE = re.compile(r"^\s*([1-9]\d*)\s*/\s*([smhd])\s*$")
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from dramatiq.message import Message
 
 from geotasks.broker import build_broker
+from geotasks.postgres.pool import Database
 from geotasks.settings import load_settings
 from tests.acceptance.conftest import ROOT, clean_environment
 
@@ -32,8 +34,16 @@ THREADS = 4
 class Workers:
     """A running ``dramatiq`` command and a broker, built as geotasks builds it, to send to it."""
 
-    def __init__(self, namespace: str, environment: dict[str, str], redis_url: str) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        environment: dict[str, str],
+        redis_url: str,
+        process: subprocess.Popen[bytes],
+    ) -> None:
         self.namespace = namespace
+        self.process = process
+        self.pid = process.pid
         self.sender = build_broker(load_settings(environment))
         self.redis = redis.Redis.from_url(redis_url)
 
@@ -56,6 +66,10 @@ class Workers:
             time.sleep(0.05)
         rows = [line.decode().split() for line in self.redis.lrange(key, 0, -1)]
         return sorted(((int(n), float(s), float(e)) for n, s, e in rows), key=lambda r: r[1])
+
+    def process_wait(self) -> None:
+        """Wait for the ``dramatiq`` command to exit (after it was signalled)."""
+        self.process.wait(timeout=20)
 
     def close(self) -> None:
         keys = list(self.redis.scan_iter(f"*{self.namespace}*"))
@@ -90,9 +104,9 @@ def start_workers(tmp_path: Path, redis_url: str) -> Iterator[StartWorkers]:
     """Start the test app's workers (3 processes, 4 threads each); stop them afterwards."""
     started: list[tuple[subprocess.Popen[bytes], Workers]] = []
 
-    def start(backends: dict[str, str], **env: str) -> Workers:
-        namespace = f"rl{uuid.uuid4().hex[:12]}"
-        log = tmp_path / f"{namespace}.log"
+    def start(backends: dict[str, str], namespace: str | None = None, **env: str) -> Workers:
+        namespace = namespace or f"rl{uuid.uuid4().hex[:12]}"
+        log = tmp_path / f"{namespace}-{len(started)}.log"
         environment = clean_environment(
             RATE_LIMIT_TEST_NAMESPACE=namespace,
             RATE_LIMIT_TEST_REDIS_URL=redis_url,
@@ -111,7 +125,7 @@ def start_workers(tmp_path: Path, redis_url: str) -> Iterator[StartWorkers]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        workers = Workers(namespace, environment, redis_url)
+        workers = Workers(namespace, environment, redis_url, process)
         started.append((process, workers))
         deadline = time.monotonic() + 30
         while log.read_text().count("ready for action") < PROCESSES:
@@ -201,3 +215,61 @@ def test_concurrency_limit_never_lets_more_than_two_overlap_across_processes(
         running += change
         most = max(most, running)
     assert most == 2
+
+
+def test_the_slots_of_a_killed_worker_free_themselves_after_the_lease_time(
+    start_workers: StartWorkers, database_url: str
+) -> None:
+    # Given workers whose concurrency leases last 3 s, both slots held by long messages
+    backends = {"GEOTASKS_DATABASE_URL": database_url}
+    first = start_workers(backends, GEOTASKS_CONCURRENCY_LEASE_TTL_MS="3000")
+    first.send("exclusive", 0, 60.0)
+    first.send("exclusive", 1, 60.0)
+    database = Database(database_url, max_connections=1)
+    try:
+        assert wait_until(lambda: count_leases(database) == 2, timeout_s=10)
+
+        # When those workers are killed outright (no shutdown hooks run)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.process_wait()
+        expiry_s = latest_lease_expiry_s(database)
+
+        # Then a new worker's message gets a slot once the leases expired, not before
+        second = start_workers(backends, namespace=first.namespace)
+        second.send("exclusive", 2, 0.0)
+        records = second.records(1, timeout_s=20)
+    finally:
+        database.close()
+    assert [n for n, _, _ in records] == [2]
+    assert expiry_s - 0.05 <= records[0][1] <= expiry_s + 10
+
+
+def count_leases(database: Database) -> int:
+    def work(cursor: Any) -> int:
+        cursor.execute("SELECT count(*) FROM geotasks.concurrency_leases WHERE expires_at > now()")
+        row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    return database.transaction(work)
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def latest_lease_expiry_s(database: Database) -> float:
+    """When the last concurrency lease expires, in epoch seconds (0 when there is none)."""
+
+    def work(cursor: Any) -> float:
+        cursor.execute(
+            "SELECT extract(epoch FROM max(expires_at)) FROM geotasks.concurrency_leases"
+        )
+        row = cursor.fetchone()
+        return float(row[0]) if row and row[0] is not None else 0.0
+
+    return database.transaction(work)
