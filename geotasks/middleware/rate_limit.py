@@ -65,6 +65,9 @@ RATE_KEY_PREFIX = "geotasks:rate:"
 #: Backend key of an actor's concurrency limit: this prefix and the actor's name.
 CONCURRENCY_KEY_PREFIX = "geotasks:concurrency:"
 
+#: Slots a message reserves in a row, when its thread keeps waking too late to use them, before
+#: it is re-enqueued instead.
+SLOT_ATTEMPTS = 3
 #: Delivery delays remembered to choose the lead (see :meth:`RateLimit.lead_ms`).
 DELIVERY_DELAY_SAMPLES = 50
 #: Added to the longest delivery delay seen, in ms, to choose the lead.
@@ -178,7 +181,7 @@ class RateLimit(Middleware):
     Parameters:
       backend: Where limits are kept; every worker of a deployment must share it.
       guard_ms: Milliseconds added to every period (see the module); a message may start up to
-        half of it after its slot.
+        half of it after its slot, counting the round trip to the backend, so a few ms at least.
       hold_ms: The longest a worker thread waits for a slot. A message whose slot is further
         away is re-enqueued to come back early by the broker's delivery delay (as recently
         seen, at most this) and waits out the rest, so it starts on time. While saturated, about
@@ -295,50 +298,72 @@ class RateLimit(Middleware):
         return lower_limits(actor_limits, parse_limits(options, owner=owner), owner=owner)
 
     def _wait_for_slot(self, broker: Broker, message: MessageProxy, rate: Rate) -> None:
-        held_ms = message.options.get(SLOT_OPTION)
-        slot: Slot | None = None
-        if held_ms is not None:
-            now_ms = self.backend.now_ms()
-            due_ms = message.options.get(DUE_OPTION)
-            if due_ms is not None:
-                self._delivery_delays_ms.append(max(0, now_ms - int(due_ms)))
-            late_ms = now_ms - int(held_ms)
-            if late_ms <= self.grace_ms:
-                slot = Slot(int(held_ms), now_ms)
-            else:
-                logger.info(
-                    "Message %s came back %d ms after its start slot; reserving another.",
-                    message.message_id,
-                    late_ms,
+        asked_s = time.monotonic()
+        slot = self._held_slot(message)
+        for _ in range(SLOT_ATTEMPTS):
+            if slot is None:
+                asked_s = time.monotonic()
+                slot = self.backend.reserve(
+                    RATE_KEY_PREFIX + message.actor_name,
+                    rate.limit,
+                    rate.period_ms + self.guard_ms,
+                    burst=rate.burst,
                 )
-        if slot is None:
-            slot = self.backend.reserve(
-                RATE_KEY_PREFIX + message.actor_name,
-                rate.limit,
-                rate.period_ms + self.guard_ms,
-                burst=rate.burst,
+            wait_ms, lead_ms = slot.wait_ms, self.lead_ms()
+            if wait_ms > lead_ms:
+                # Come back early enough that the broker's delay does not make it miss the slot.
+                logger.debug(
+                    "Message %s is throttled by %s: its slot is in %d ms.",
+                    message.message_id,
+                    rate,
+                    wait_ms,
+                )
+                self._requeue(
+                    broker,
+                    message,
+                    wait_ms - lead_ms,
+                    {SLOT_OPTION: slot.start_ms, DUE_OPTION: slot.start_ms - lead_ms},
+                    start_at_ms=slot.start_ms,
+                )
+            if wait_ms:
+                time.sleep(wait_ms / 1000)
+            # On this host's clock, counting the whole round trip to the backend as late (the
+            # server read its clock somewhere in it): a thread that was not scheduled in time, or
+            # a slow commit, must not make the message start next to the following slots.
+            late_ms = max(0, slot.now_ms - slot.start_ms) + int(
+                (time.monotonic() - asked_s) * 1000 - wait_ms
             )
-        wait_ms, lead_ms = slot.wait_ms, self.lead_ms()
-        if wait_ms > lead_ms:
-            # Come back early enough that the broker's delay does not make it miss the slot.
-            logger.debug(
-                "Message %s is throttled by %s: its slot is in %d ms.",
+            if late_ms <= self.grace_ms:
+                # Used: a retry of this message must reserve a new slot, and is not throttled.
+                for option in (SLOT_OPTION, DUE_OPTION, THROTTLED_UNTIL_OPTION):
+                    message.options.pop(option, None)
+                return
+            logger.info(
+                "Message %s would start %d ms after its slot; reserving another.",
                 message.message_id,
-                rate,
-                wait_ms,
+                late_ms,
             )
-            self._requeue(
-                broker,
-                message,
-                wait_ms - lead_ms,
-                {SLOT_OPTION: slot.start_ms, DUE_OPTION: slot.start_ms - lead_ms},
-                start_at_ms=slot.start_ms,
-            )
-        if wait_ms:
-            time.sleep(wait_ms / 1000)
-        # The slot is used: a retry of this message must reserve a new one, and is not throttled.
-        for option in (SLOT_OPTION, DUE_OPTION, THROTTLED_UNTIL_OPTION):
-            message.options.pop(option, None)
+            slot = None
+        self._requeue(broker, message, 0, {SLOT_OPTION: None, DUE_OPTION: None})
+
+    def _held_slot(self, message: MessageProxy) -> Slot | None:
+        """The slot a re-enqueued message holds, unless it came back too late to use it."""
+        held_ms = message.options.get(SLOT_OPTION)
+        if held_ms is None:
+            return None
+        now_ms = self.backend.now_ms()
+        due_ms = message.options.get(DUE_OPTION)
+        if due_ms is not None:
+            self._delivery_delays_ms.append(max(0, now_ms - int(due_ms)))
+        late_ms = now_ms - int(held_ms)
+        if late_ms <= self.grace_ms:
+            return Slot(int(held_ms), now_ms)
+        logger.info(
+            "Message %s came back %d ms after its start slot; reserving another.",
+            message.message_id,
+            late_ms,
+        )
+        return None
 
     def lead_ms(self) -> int:
         """How long before its slot a throttled message is brought back, in milliseconds.

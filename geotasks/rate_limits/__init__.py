@@ -59,7 +59,8 @@ class Rate:
       limit: Starts allowed per period, at least 1.
       period_ms: The window, in milliseconds.
       burst: How many may start together; 1 (the default) spaces every start
-        ``period_ms / limit`` apart, ``limit`` lets a whole period's worth start at once.
+        ``period_ms / limit`` apart, ``limit`` lets a whole period's worth start at once. Slots
+        are whole milliseconds, so it is at least ``limit / period_ms`` (``"5000/s"``: 5).
 
     Raises:
       InvalidRateLimit: when a value is out of range.
@@ -76,6 +77,9 @@ class Rate:
                 raise InvalidRateLimit(f"{name} must be a whole number of at least 1: {value!r}")
         if self.burst > self.limit:
             raise InvalidRateLimit(f"burst={self.burst} exceeds the limit of {self.limit}")
+        # Slots are whole milliseconds: more than one start per millisecond means starting
+        # several together.
+        object.__setattr__(self, "burst", max(self.burst, -(-self.limit // self.period_ms)))
 
     @classmethod
     def parse(cls, text: object, *, burst: object = 1) -> Rate:

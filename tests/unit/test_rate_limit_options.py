@@ -123,3 +123,10 @@ def test_a_message_option_is_checked_when_it_is_sent(broker: StubBroker) -> None
     with pytest.raises(InvalidRateLimit, match="is malformed"):
         fetch.send_with_options(rate_limit="lots")
     assert broker.queues["default"].qsize() == 1
+
+
+def test_more_than_one_start_per_millisecond_starts_several_together() -> None:
+    # Slots are whole milliseconds: "5000/s" cannot space starts 0.2 ms apart
+    assert Rate.parse("5000/s").burst == 5
+    assert spacing_ms(5000, 1_000, 5) == 1
+    assert Rate.parse("1000/s").burst == 1
