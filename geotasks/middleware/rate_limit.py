@@ -19,9 +19,10 @@ lower its actor's limit. A malformed value is an :class:`~geotasks.errors.Invali
 when the actor is declared or the message is sent. If the backend cannot be reached, the message
 is re-enqueued to try again later: it never runs unthrottled.
 
-Slots are spaced over the period plus ``guard_ms``, and a message may start at most half of that
-after its slot (the other half covers the middleware between this one and the actor), so
-recorded start times keep the limit in every window even though a start is a little late.
+Slots are spaced over the period plus a guard (``guard_ms``, or 1% of a longer period), and a
+message may start at most half of the guard after its slot (the other half covers the middleware
+between this one and the actor), so recorded start times keep the limit in every window even
+though a start is a little late. A message that would start later reserves another slot.
 """
 
 from __future__ import annotations
@@ -200,7 +201,6 @@ class RateLimit(Middleware):
     ) -> None:
         self.backend = backend
         self.guard_ms = guard_ms
-        self.grace_ms = guard_ms // 2
         self.hold_ms = hold_ms
         self.lease_ttl_ms = lease_ttl_ms
         self._actor_limits: dict[str, Limits] = {}
@@ -297,16 +297,26 @@ class RateLimit(Middleware):
         owner = f"message {message.message_id} of {message.actor_name!r}"
         return lower_limits(actor_limits, parse_limits(options, owner=owner), owner=owner)
 
+    def guard_ms_for(self, rate: Rate) -> int:
+        """The slack added to ``rate``'s period: ``guard_ms``, or 1% of a long period.
+
+        A message may start up to half of it after its slot; a slow rate, whose missed slot
+        would cost a long wait, can afford more.
+        """
+        return max(self.guard_ms, rate.period_ms // 100)
+
     def _wait_for_slot(self, broker: Broker, message: MessageProxy, rate: Rate) -> None:
+        guard_ms = self.guard_ms_for(rate)
+        grace_ms = guard_ms // 2
         asked_s = time.monotonic()
-        slot = self._held_slot(message)
+        slot = self._held_slot(message, grace_ms)
         for _ in range(SLOT_ATTEMPTS):
             if slot is None:
                 asked_s = time.monotonic()
                 slot = self.backend.reserve(
                     RATE_KEY_PREFIX + message.actor_name,
                     rate.limit,
-                    rate.period_ms + self.guard_ms,
+                    rate.period_ms + guard_ms,
                     burst=rate.burst,
                 )
             wait_ms, lead_ms = slot.wait_ms, self.lead_ms()
@@ -333,7 +343,7 @@ class RateLimit(Middleware):
             late_ms = max(0, slot.now_ms - slot.start_ms) + int(
                 (time.monotonic() - asked_s) * 1000 - wait_ms
             )
-            if late_ms <= self.grace_ms:
+            if late_ms <= grace_ms:
                 # Used: a retry of this message must reserve a new slot, and is not throttled.
                 for option in (SLOT_OPTION, DUE_OPTION, THROTTLED_UNTIL_OPTION):
                     message.options.pop(option, None)
@@ -346,7 +356,7 @@ class RateLimit(Middleware):
             slot = None
         self._requeue(broker, message, 0, {SLOT_OPTION: None, DUE_OPTION: None})
 
-    def _held_slot(self, message: MessageProxy) -> Slot | None:
+    def _held_slot(self, message: MessageProxy, grace_ms: int) -> Slot | None:
         """The slot a re-enqueued message holds, unless it came back too late to use it."""
         held_ms = message.options.get(SLOT_OPTION)
         if held_ms is None:
@@ -356,7 +366,7 @@ class RateLimit(Middleware):
         if due_ms is not None:
             self._delivery_delays_ms.append(max(0, now_ms - int(due_ms)))
         late_ms = now_ms - int(held_ms)
-        if late_ms <= self.grace_ms:
+        if late_ms <= grace_ms:
             return Slot(int(held_ms), now_ms)
         logger.info(
             "Message %s came back %d ms after its start slot; reserving another.",

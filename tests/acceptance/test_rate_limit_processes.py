@@ -190,10 +190,11 @@ def test_four_per_minute_starts_fifteen_seconds_apart_across_processes(
     # When both have run
     records = workers.records(2, timeout_s=30)
 
-    # Then the second started 15 s (plus the 50 ms guard) after the first, not together
+    # Then the second started 15 s after the first (plus a quarter of the 600 ms guard, 1% of
+    # the period; either may start up to 300 ms after its slot), not together
     assert len(records) == 2
     gap_s = records[1][1] - records[0][1]
-    assert 15.0 <= gap_s <= 15.6, gap_s
+    assert 14.8 <= gap_s <= 15.6, gap_s
 
 
 def test_concurrency_limit_never_lets_more_than_two_overlap_across_processes(

@@ -130,3 +130,11 @@ def test_more_than_one_start_per_millisecond_starts_several_together() -> None:
     assert Rate.parse("5000/s").burst == 5
     assert spacing_ms(5000, 1_000, 5) == 1
     assert Rate.parse("1000/s").burst == 1
+
+
+def test_a_slow_rate_gets_a_larger_guard_so_a_late_thread_does_not_cost_it_a_whole_slot() -> None:
+    middleware = RateLimit(
+        PostgresBackend(Database("postgresql://postgres@127.0.0.1:1/none")), guard_ms=50
+    )
+    assert middleware.guard_ms_for(Rate.parse("10/s")) == 50
+    assert middleware.guard_ms_for(Rate.parse("4/m")) == 600
