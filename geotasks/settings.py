@@ -21,6 +21,8 @@ from .errors import ConfigurationError
 POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 #: Schemes accepted by ``GEOTASKS_BROKER_URL``, each naming a broker.
 BROKER_SCHEMES = POSTGRES_SCHEMES | {"redis", "rediss", "amqp", "amqps"}
+#: Schemes accepted by ``GEOTASKS_RATE_LIMIT_URL``.
+RATE_LIMIT_SCHEMES = POSTGRES_SCHEMES | {"redis", "rediss"}
 
 #: Shortest bearer token accepted in ``GEOTASKS_API_TOKENS``: a guessable token protects nothing.
 API_TOKEN_MIN_CHARS = 16
@@ -68,6 +70,22 @@ class Settings:
     #: had claimed from the Postgres broker go back to their queue, and the Redis broker
     #: requeues its unacked messages after the same time.
     broker_heartbeat_timeout_s: int = field(default=60, metadata={"minimum": 1})
+    #: Where rate limits are kept, shared by every worker: ``database_url`` by default, or a
+    #: ``redis://…`` URL.
+    rate_limit_url: str | None = field(
+        default=None, repr=False, metadata={"schemes": RATE_LIMIT_SCHEMES}
+    )
+    #: Milliseconds added to every rate-limit period, so that a message starting up to this late
+    #: after its slot (thread scheduling, the middleware that runs before the actor) still keeps
+    #: the limit. The price: ``"10/s"`` runs at 10 per 1.05 s with the default.
+    rate_limit_guard_ms: int = field(default=50, metadata={"minimum": 10})
+    #: The longest, in milliseconds, a worker thread waits for a throttled message's start slot.
+    #: A slot further away is re-enqueued to come back early by the broker's delivery delay (as
+    #: measured, at most this) and waits out the rest. ``0`` never waits in a thread.
+    rate_limit_hold_ms: int = 2_000
+    #: Milliseconds a ``concurrency_limit`` slot stays taken after its worker stopped renewing it
+    #: (killed); running messages renew theirs every third of this.
+    concurrency_lease_ttl_ms: int = field(default=60_000, metadata={"minimum": 3_000})
     #: Where the ``geotasks`` command keeps the embedded PostgreSQL's data directory.
     embedded_dir: Path = Path(".geotasks")
     #: Longest a geo actor may run, in seconds, before Dramatiq's time limit stops it (it fires
