@@ -1,0 +1,1 @@
+"""Dramatiq middleware: rate limiting, job status, periodic de-duplication."""
