@@ -58,6 +58,16 @@ class Settings:
     connect_timeout_s: int = field(default=5, metadata={"minimum": 1})
     #: Deliveries of one message before the poison guard dead-letters it.
     max_deliveries: int = field(default=5, metadata={"minimum": 1})
+    #: Named temporary files under ``tmp_dir/work`` older than this are removed when a worker
+    #: starts, in seconds; longer than any job runs. Give systemd-tmpfiles the same age.
+    tmp_max_age_s: int = field(default=86_400, metadata={"minimum": 60})
+    #: A periodic message that starts more than this late is skipped (periodiq's
+    #: ``skip_delay``), in seconds: after an outage, stale ticks do not all run at once.
+    periodic_skip_delay_s: int = field(default=60, metadata={"minimum": 1})
+    #: When ``delete_old_periodic_ticks`` runs: a cron spec in the scheduler's local time.
+    delete_old_periodic_ticks_schedule: str = field(
+        default="17 * * * *", metadata={"schedule": True}
+    )
     #: Where the ``geotasks`` command keeps the embedded PostgreSQL's data directory.
     embedded_dir: Path = Path(".geotasks")
 
@@ -107,7 +117,20 @@ def _parse_path(name: str, raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _parse_schedule(name: str, raw: str) -> str:
+    from .middleware.periodic import parse_schedule
+
+    spec = " ".join(raw.split())
+    try:
+        parse_schedule(spec)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
+    return spec
+
+
 def _parser_for(setting: Field[object]) -> Callable[[str, str], object]:
+    if setting.metadata.get("schedule"):
+        return _parse_schedule
     if "schemes" in setting.metadata:
         return functools.partial(_parse_url, schemes=setting.metadata["schemes"])
     if setting.type == "int":

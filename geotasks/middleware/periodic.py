@@ -14,6 +14,7 @@ import logging
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Protocol
 
+import periodiq
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
@@ -30,11 +31,59 @@ logger = logging.getLogger(__name__)
 EARLY_TOLERANCE_S = 10.0
 
 
+#: Each field of a cron spec, with its bounds (day of week: 0 and 7 are both Sunday).
+CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+
+
 class Schedule(Protocol):
     """What a periodiq ``cron()`` spec offers: whether a wall-clock minute is one of its slots."""
 
     def validate(self, date: datetime) -> bool:
         """Whether ``date`` falls in a minute the schedule runs at."""
+
+
+def parse_schedule(spec: str) -> Schedule:
+    """Parse a cron spec for an actor's ``periodic=`` option, refusing what would never run.
+
+    periodiq 0.14 accepts values out of range (minute ``61``) and extra fields, and a schedule
+    that names Sunday as ``0`` or ``sun`` never runs on Sundays (its ``validate`` counts days
+    1 to 7, its ``next_valid_date`` 0 to 6). The first two are errors here; the returned spec
+    names Sunday both ways, so it does run on Sundays.
+
+    Parameters:
+      spec: Five fields (``minute hour day-of-month month day-of-week``) or a name such as
+        ``@hourly``; times are the scheduler's local time.
+
+    Returns:
+      periodiq's ``CronSpec``, ready for ``periodic=``.
+
+    Raises:
+      ValueError: naming what is wrong with ``spec``.
+    """
+    text = " ".join(spec.split())
+    if not text.startswith("@") and len(text.split()) != len(CRON_FIELDS):
+        raise ValueError(
+            f"{spec!r} is not a cron spec: it needs {len(CRON_FIELDS)} fields "
+            "(minute hour day-of-month month day-of-week) or a name such as @hourly"
+        )
+    try:
+        parsed = periodiq.cron(text)
+    except (ValueError, IndexError, KeyError):
+        raise ValueError(f"{spec!r} is not a cron spec periodiq understands") from None
+    for (name, low, high), values in zip(CRON_FIELDS, parsed.astuple(), strict=True):
+        if not low <= values[0] <= values[-1] <= high:
+            raise ValueError(f"{spec!r}: the {name} must be within {low}-{high}")
+    days = set(parsed.dow)
+    if days & {0, 7}:
+        parsed = parsed.replace(dow=sorted(days | {0, 7}))
+    schedule: Schedule = parsed
+    return schedule
 
 
 def cron_slot(

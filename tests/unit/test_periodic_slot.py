@@ -11,7 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from periodiq import cron
 
-from geotasks.middleware.periodic import EARLY_TOLERANCE_S, cron_slot, parse_scheduled_at
+from geotasks.middleware.periodic import (
+    EARLY_TOLERANCE_S,
+    Schedule,
+    cron_slot,
+    parse_scheduled_at,
+)
 
 EVERY_MINUTE = cron("* * * * *")
 EVERY_FIVE_MINUTES = cron("*/5 * * * *")
@@ -28,10 +33,10 @@ def periodiq_stamp(woke_at_utc: datetime, tz: str) -> str:
     return str((local + timedelta(seconds=0.5)).replace(microsecond=0))
 
 
-def slot_of(stamp: str, schedule: object = EVERY_MINUTE) -> datetime:
+def slot_of(stamp: str, schedule: Schedule = EVERY_MINUTE) -> datetime:
     scheduled_at = parse_scheduled_at(stamp)
     assert scheduled_at is not None
-    return cron_slot(scheduled_at, schedule)  # type: ignore[arg-type]
+    return cron_slot(scheduled_at, schedule)
 
 
 def utc(*args: int) -> datetime:
