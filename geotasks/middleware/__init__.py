@@ -1,1 +1,1 @@
-"""Dramatiq middleware: rate limiting, job status, periodic de-duplication."""
+"""Dramatiq middleware of geotasks; :func:`geotasks.broker.build_middleware` puts them in order."""

@@ -1,6 +1,6 @@
--- Periodic de-duplication (geotasks/middleware/periodic.py). One row per tick of a periodic actor
--- that a worker started: every running periodiq scheduler sends its own message for a tick, and
--- the first one processed for `(actor_name, slot)` owns it. `slot` is the cron slot in UTC.
+-- geotasks/middleware/periodic.py: one row per tick of a periodic actor that a worker started.
+-- Every running periodiq scheduler sends its own message for a tick, and the first one processed
+-- for `(actor_name, slot)` owns it. `slot` is the cron slot in UTC.
 CREATE TABLE geotasks.periodic_tick (
     actor_name text NOT NULL,
     slot timestamptz NOT NULL,
