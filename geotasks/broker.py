@@ -28,9 +28,11 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from periodiq import PeriodiqMiddleware
 
 from .errors import ConfigurationError
 from .middleware.deliveries import DeliveryLimit
+from .middleware.periodic import PeriodicDeduplication
 from .postgres.pool import Database, get_database, redact_url
 from .settings import POSTGRES_SCHEMES, Settings, get_settings
 
@@ -68,6 +70,10 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
     """
     return [
         DeliveryLimit(database, max_deliveries=settings.max_deliveries),
+        # periodiq's skip of late ticks comes before de-duplication: a copy skipped as late
+        # must not claim a tick that another scheduler's on-time copy can still run.
+        PeriodiqMiddleware(skip_delay=settings.periodic_skip_delay_s),
+        PeriodicDeduplication(database),
         # Dramatiq's default middleware, in Dramatiq's order.
         AgeLimit(),
         TimeLimit(),

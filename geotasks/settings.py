@@ -71,7 +71,16 @@ class Settings:
     #: A periodic message that starts more than this late is skipped (periodiq's
     #: ``skip_delay``), in seconds: after an outage, stale ticks do not all run at once.
     periodic_skip_delay_s: int = field(default=60, metadata={"minimum": 1})
-    #: When ``delete_old_periodic_ticks`` runs: a cron spec in the scheduler's local time.
+    #: How long the Postgres broker keeps a dead letter, in seconds (Dramatiq's Redis and
+    #: RabbitMQ brokers keep theirs 7 days too); poison-guard counts left behind by messages
+    #: that never finished are kept as long.
+    dead_letter_retention_s: int = field(default=7 * 86_400, metadata={"minimum": 60})
+    #: When ``delete_expired_results`` runs (results past their TTL, job statuses past their
+    #: retention): a cron spec, read in the scheduler's local time zone, every minute at most.
+    delete_expired_results_schedule: str = field(default="*/5 * * * *", metadata={"schedule": True})
+    #: When ``delete_old_broker_rows`` runs (dead letters, stale poison-guard counts).
+    delete_old_broker_rows_schedule: str = field(default="7 * * * *", metadata={"schedule": True})
+    #: When ``delete_old_periodic_ticks`` runs (the de-duplication records of periodic ticks).
     delete_old_periodic_ticks_schedule: str = field(
         default="17 * * * *", metadata={"schedule": True}
     )
