@@ -32,8 +32,12 @@ from periodiq import PeriodiqMiddleware
 
 from .errors import ConfigurationError
 from .middleware.deliveries import DeliveryLimit
+from .middleware.job_status import JobStatus
 from .middleware.periodic import PeriodicDeduplication
+from .middleware.results import Results
+from .postgres.job_status import JobStore
 from .postgres.pool import Database, get_database, redact_url
+from .postgres.results import PostgresBackend
 from .settings import POSTGRES_SCHEMES, Settings, get_settings
 
 _setup_lock = threading.Lock()
@@ -68,12 +72,14 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
     Returns:
       list[Middleware]: fresh instances, for one broker.
     """
+    result_ttl_ms = settings.result_ttl_s * 1000
     return [
         DeliveryLimit(database, max_deliveries=settings.max_deliveries),
         # periodiq's skip of late ticks comes before de-duplication: a copy skipped as late
         # must not claim a tick that another scheduler's on-time copy can still run.
         PeriodiqMiddleware(skip_delay=settings.periodic_skip_delay_s),
         PeriodicDeduplication(database),
+        JobStatus(store=JobStore(database), result_ttl_ms=result_ttl_ms),
         # Dramatiq's default middleware, in Dramatiq's order.
         AgeLimit(),
         TimeLimit(),
@@ -82,6 +88,10 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
         Pipelines(),
         Retries(),
         CurrentMessage(),
+        Results(
+            backend=PostgresBackend(database=database, spool_dir=settings.tmp_dir),
+            result_ttl=result_ttl_ms,
+        ),
     ]
 
 

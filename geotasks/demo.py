@@ -1,14 +1,12 @@
 """``geotasks demo``: a real worker on the Postgres broker, end to end, for a first look.
 
-It starts ``dramatiq geotasks.worker`` as a child process, sends it a few messages (one of them
-delayed), waits until the worker has processed them, prints what it computed and stops it with
-SIGTERM, as systemd would. Until the results store exists, the results are read from the
-worker's log.
+It starts ``dramatiq geotasks.worker`` as a child process, submits a few jobs by name (one of
+them delayed), waits for each result with ``job.get()`` (woken by Postgres NOTIFY), prints the
+results with each job's status and timings, and stops the worker with SIGTERM, as systemd would.
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import threading
@@ -16,7 +14,10 @@ import time
 from typing import IO
 
 from .broker import setup_broker
+from .errors import GeotasksError
+from .jobs import Job, submit, submit_with_options
 from .postgres.broker import PostgresBroker
+from .postgres.job_status import JobInfo
 from .postgres.migrate import schema_version
 from .postgres.pool import Database
 
@@ -24,8 +25,6 @@ from .postgres.pool import Database
 DEMO_TIMEOUT_S = 60
 #: Longest the worker may take to stop after SIGTERM, in seconds.
 STOP_TIMEOUT_S = 30
-
-_RESULT_LINE = re.compile(r"\] (add_numbers\(.*\) = .*)$")
 
 
 class _LogReader(threading.Thread):
@@ -39,9 +38,6 @@ class _LogReader(threading.Thread):
     def run(self) -> None:
         for line in self.stream:
             self.lines.append(line.rstrip("\n"))
-
-    def results(self) -> list[str]:
-        return [match.group(1) for line in self.lines if (match := _RESULT_LINE.search(line))]
 
 
 def run_demo(database_url: str) -> int:
@@ -69,46 +65,50 @@ def _run_worker_and_send(database: Database) -> int:
     log = _LogReader(worker.stdout)
     log.start()
     print(f"geotasks demo: started `dramatiq geotasks.worker` (pid {worker.pid})", flush=True)
+    lines: list[str] = []
     try:
         broker = setup_broker()
-        sent = _send_messages()
+        jobs = _submit_jobs()
         print(
-            f"geotasks demo: sent {sent} messages through the {type(broker).__name__} "
+            f"geotasks demo: submitted {len(jobs)} jobs through the {type(broker).__name__} "
             "(one delayed by 1 s)",
             flush=True,
         )
         deadline = time.monotonic() + DEMO_TIMEOUT_S
-        while len(log.results()) < sent and time.monotonic() < deadline and worker.poll() is None:
-            time.sleep(0.1)
-        results = log.results()
-        if isinstance(broker, PostgresBroker) and len(results) == sent:
+        for call, job in jobs:
+            value = job.get(timeout=max(deadline - time.monotonic(), 0))
+            lines.append(f"  {call} = {value!r}  [{_timings(job.info())}]")
+        if isinstance(broker, PostgresBroker):
             broker.join("default", timeout=DEMO_TIMEOUT_S * 1000)
             print("geotasks demo: the Postgres broker's queue is empty: every message was acked")
-    finally:
-        exit_code = _stop(worker)
-        log.join(timeout=STOP_TIMEOUT_S)
-    print("geotasks demo: results, as the worker logged them (the results store comes later):")
-    for result in results:
-        print(f"  {result}")
-    if len(results) != sent:
-        print(
-            f"geotasks demo: only {len(results)} of {sent} messages completed; the worker's log:",
-            file=sys.stderr,
-        )
+    except GeotasksError as exc:
+        print(f"geotasks demo: {exc}; the worker's log:", file=sys.stderr)
         for line in log.lines:
             print(f"  {line}", file=sys.stderr)
         return 1
+    finally:
+        exit_code = _stop(worker)
+        log.join(timeout=STOP_TIMEOUT_S)
+    print("geotasks demo: results, read from the results store with job.get():")
+    for line in lines:
+        print(line)
     print(f"geotasks demo: worker stopped with SIGTERM (exit code {exit_code})")
     return 0 if exit_code == 0 else 1
 
 
-def _send_messages() -> int:
-    from .demo_actors import add_numbers
+def _submit_jobs() -> list[tuple[str, Job]]:
+    jobs = [(f"add_numbers({n}, {n * n})", submit("add_numbers", n, n * n)) for n in range(1, 5)]
+    delayed = submit_with_options("add_numbers", args=(1000, 1), delay_ms=1000)
+    jobs.append(("add_numbers(1000, 1), 1 s later", delayed))
+    return jobs
 
-    for n in range(1, 5):
-        add_numbers.send(n, n * n)
-    add_numbers.send_with_options(args=(1000, 1), delay=1000)
-    return 5
+
+def _timings(info: JobInfo) -> str:
+    if info.started_at is None or info.finished_at is None or info.pending_at is None:
+        return str(info.status)
+    waited_ms = (info.started_at - info.pending_at).total_seconds() * 1000
+    ran_ms = (info.finished_at - info.started_at).total_seconds() * 1000
+    return f"{info.status}: waited {waited_ms:.0f} ms, ran {ran_ms:.1f} ms"
 
 
 def _stop(worker: subprocess.Popen[str]) -> int:

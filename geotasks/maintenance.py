@@ -6,9 +6,10 @@ a worker instance of its own (``dramatiq geotasks.worker -Q maintenance``), so t
 long geoprocessing on the ``geo`` queue never delays them. Any number of schedulers may run:
 :class:`~geotasks.middleware.periodic.PeriodicDeduplication` runs each tick once.
 
-Each actor deletes in short batches, logs what it removed and returns the counts. None retries:
-the next tick is the retry. Schedules and retentions come from the ``GEOTASKS_*`` settings; a
-schedule's finest step is one minute, and it is read in the scheduler's local time zone.
+Each actor deletes in short batches, logs what it removed and returns the counts (stored as its
+result). None retries: the next tick is the retry. Schedules and retentions come from the
+``GEOTASKS_*`` settings; a schedule's finest step is one minute, and it is read in the
+scheduler's local time zone.
 
 Temporary files are not cleaned here: they live on each worker host, so each host cleans its own
 (:mod:`geotasks.tmpfiles`), whereas a queued job runs on one random host.
@@ -50,6 +51,7 @@ def _message_id() -> str:
 @dramatiq.actor(
     queue_name=MAINTENANCE_QUEUE,
     max_retries=0,
+    store_results=True,
     periodic=parse_schedule(_settings.delete_expired_results_schedule),
 )
 def delete_expired_results() -> dict[str, int]:
@@ -68,6 +70,7 @@ def delete_expired_results() -> dict[str, int]:
 @dramatiq.actor(
     queue_name=MAINTENANCE_QUEUE,
     max_retries=0,
+    store_results=True,
     periodic=parse_schedule(_settings.delete_old_broker_rows_schedule),
 )
 def delete_old_broker_rows() -> dict[str, int]:
@@ -90,6 +93,7 @@ def delete_old_broker_rows() -> dict[str, int]:
 @dramatiq.actor(
     queue_name=MAINTENANCE_QUEUE,
     max_retries=0,
+    store_results=True,
     periodic=parse_schedule(_settings.delete_old_periodic_ticks_schedule),
 )
 def delete_old_periodic_ticks() -> dict[str, int]:

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+import dramatiq
 
 from .errors import ActorNotRegistered, InputError
 from .retries import RETRY_OPTIONS
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: The queue of the geoprocessing actors.
 GEO_QUEUE = "geo"
@@ -94,6 +99,22 @@ class ActorSpec:
         except TypeError as exc:
             raise InputError(f"{self.name}({expected}): {exc}") from None
         return dict(bound.arguments)
+
+    def declare(self, fn: Callable[P, R]) -> dramatiq.Actor[P, R]:
+        """Declare ``fn`` as this actor on Dramatiq's global broker (set it up first).
+
+        Raises:
+          TypeError: when ``fn``'s parameters are not the ones registered, so the registry
+            and the actors' code cannot drift apart.
+        """
+        names = list(inspect.signature(fn).parameters)
+        expected = [p.name for p in self.parameters]
+        if names != expected:
+            raise TypeError(f"{self.name} is registered with parameters {expected}, not {names}")
+        decorate = dramatiq.actor(
+            actor_name=self.name, queue_name=self.queue_name, **dict(self.options)
+        )
+        return decorate(fn)
 
 
 class Registry(Mapping[str, ActorSpec]):
@@ -283,6 +304,16 @@ REGISTRY = Registry(
         _geo_actor(
             "measure_features",
             "Add geodesic area (m²) and length or perimeter (m) to every feature's properties.",
+        ),
+        ActorSpec(
+            name="add_numbers",
+            queue_name="default",
+            parameters=(
+                Parameter("x", description="a number", schema={"type": "number"}),
+                Parameter("y", description="another number", schema={"type": "number"}),
+            ),
+            description="Add two numbers: the demo's stand-in for real work.",
+            options=MappingProxyType({"store_results": True, "max_retries": 0}),
         ),
     ]
 )

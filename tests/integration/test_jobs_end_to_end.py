@@ -85,6 +85,8 @@ def test_submit_by_name_then_status_then_get(
     assert info.finished_at is not None
     assert info.pending_at <= info.started_at <= info.finished_at
     assert (info.actor_name, info.queue_name) == ("add_numbers", "default")
+    # SUCCESS was recorded in the very transaction that stored the result (one commit)
+    assert info.finished_at == job.result_info().stored_at
     # Dramatiq's worker does not recognise a Results subclass; its false warning is dropped
     assert "Results middleware" not in caplog.text
 

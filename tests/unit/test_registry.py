@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dramatiq
+import dramatiq.broker
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.results import Results
+from dramatiq.results.backends import StubBackend
 
 from geotasks.errors import ActorNotRegistered, InputError
 from geotasks.jobs import submit_with_options
@@ -108,3 +112,26 @@ def test_registering_a_different_actor_under_a_taken_name_is_refused() -> None:
     with pytest.raises(ValueError, match="already registered"):
         registry.register(ActorSpec("echo", "other", ()))
     assert len(registry) == 1
+
+
+def test_an_actor_is_declared_from_its_spec_and_must_match_its_parameters() -> None:
+    # Given a broker and a registered spec
+    broker = StubBroker()
+    broker.add_middleware(Results(backend=StubBackend()))
+    previous = dramatiq.broker.global_broker
+    dramatiq.set_broker(broker)
+    spec = ActorSpec("echo", "echoes", (Parameter("value"),), options={"store_results": True})
+    try:
+        # When a function with the registered parameters is declared, it gets the spec's identity
+        echo = spec.declare(lambda value: value)
+        assert (echo.actor_name, echo.queue_name, echo.options) == (
+            "echo",
+            "echoes",
+            {"store_results": True},
+        )
+
+        # And a function whose parameters drifted from the registry is refused
+        with pytest.raises(TypeError, match=r"parameters \['value'\], not \['v'\]"):
+            spec.declare(lambda v: v)
+    finally:
+        dramatiq.broker.global_broker = previous
