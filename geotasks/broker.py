@@ -42,6 +42,7 @@ from .settings import POSTGRES_SCHEMES, Settings, get_settings
 
 _setup_lock = threading.Lock()
 _broker: dramatiq.Broker | None = None
+_broker_settings: Settings | None = None
 
 
 def database_for(settings: Settings) -> Database:
@@ -148,14 +149,17 @@ def setup_broker() -> dramatiq.Broker:
     """Build the broker from this process's settings and make it Dramatiq's global broker.
 
     Called before actors are declared, so they are declared with geotasks' middleware and
-    options; later calls return the same broker.
+    options; later calls return the same broker, unless the settings changed since (tests, or
+    an application that reconfigures), in which case a broker for the new settings replaces it.
 
     Raises:
       ConfigurationError: when no database is configured.
     """
-    global _broker
+    global _broker, _broker_settings
+    settings = get_settings()
     with _setup_lock:
-        if _broker is None:
-            _broker = build_broker(get_settings())
+        if _broker is None or settings != _broker_settings:
+            _broker = build_broker(settings)
+            _broker_settings = settings
             dramatiq.set_broker(_broker)
         return _broker

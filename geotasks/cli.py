@@ -65,6 +65,10 @@ def database_url(settings: Settings) -> Iterator[str]:
         get_settings.cache_clear()
         yield url
     finally:
+        from .postgres.listener import close_listeners
+
+        # Otherwise the shared listener would keep reconnecting to the server being stopped.
+        close_listeners()
         server.stop()
         os.environ.pop(env_name("database_url"), None)
         get_settings.cache_clear()

@@ -15,4 +15,4 @@ broker = setup_broker()
 _settings = get_settings()
 broker.add_middleware(SweepTemporaryFiles(_settings.tmp_dir, _settings.tmp_max_age_s))
 
-from . import demo_actors, maintenance  # noqa: E402, F401  (declare actors on the broker above)
+from . import actors, demo_actors, maintenance  # noqa: E402, F401  (declare actors on the broker)

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-EXPECTED_RESULTS = [
-    "add_numbers(1, 1) = 2",
-    "add_numbers(2, 4) = 6",
-    "add_numbers(3, 9) = 12",
-    "add_numbers(4, 16) = 20",
-    "add_numbers(1000, 1) = 1001",
+#: What each demo job must end as, in the order the demo prints them.
+EXPECTED_OUTCOMES = [
+    ('shapefile_to_geojson("naturalearth_lowres")', "SUCCESS: 177 features"),
+    ('clip_features("naturalearth_lowres"', "SUCCESS: "),
+    ('buffer_features("job:', "SUCCESS: "),
+    ('measure_features("naturalearth_cities", limit=3)', "SUCCESS: 3 features"),
+    ('shapefile_to_geojson("../../etc/passwd")', "FAILURE after 1 run: InputError: "),
 ]
 
 
@@ -34,10 +35,20 @@ def run_demo(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 def assert_demo_succeeded(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
-    results = sorted(
-        line.strip() for line in result.stdout.splitlines() if line.startswith("  add_numbers(")
+    lines = result.stdout.splitlines()
+    outcomes = {}
+    for call, expected in EXPECTED_OUTCOMES:
+        index = next(i for i, line in enumerate(lines) if line.strip().startswith(call))
+        outcomes[call] = lines[index + 1].strip()
+        assert outcomes[call].startswith(expected), outcomes[call]
+    # The chained buffer read the clip's result: same features, larger geometries
+    clip = re.match(
+        r"SUCCESS: (\d+) features, ([\d,]+) bytes", outcomes['clip_features("naturalearth_lowres"']
     )
-    assert results == sorted(EXPECTED_RESULTS)
+    buffer = re.match(r"SUCCESS: (\d+) features, ([\d,]+) bytes", outcomes['buffer_features("job:'])
+    assert clip is not None and buffer is not None
+    assert int(clip.group(1)) == int(buffer.group(1)) > 10
+    assert int(buffer.group(2).replace(",", "")) > int(clip.group(2).replace(",", ""))
     assert "worker stopped with SIGTERM (exit code 0)" in result.stdout
     # No process is left behind
     match = re.search(r"pid (\d+)", result.stdout)

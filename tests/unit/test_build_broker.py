@@ -16,11 +16,16 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from periodiq import PeriodiqMiddleware
 
 from geotasks.broker import build_broker
 from geotasks.errors import ConfigurationError
 from geotasks.middleware.deliveries import DeliveryLimit
+from geotasks.middleware.job_status import JobStatus
+from geotasks.middleware.periodic import PeriodicDeduplication
+from geotasks.middleware.results import Results
 from geotasks.postgres.broker import PostgresBroker
+from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings
 
 DATABASE_URL = "postgresql://app@db.example/geotasks"
@@ -54,6 +59,9 @@ def test_the_middleware_are_in_the_documented_order() -> None:
     broker = build_broker(Settings(database_url=DATABASE_URL))
     assert [type(m) for m in broker.middleware] == [
         DeliveryLimit,
+        PeriodiqMiddleware,
+        PeriodicDeduplication,
+        JobStatus,
         AgeLimit,
         TimeLimit,
         ShutdownNotifications,
@@ -61,7 +69,16 @@ def test_the_middleware_are_in_the_documented_order() -> None:
         Pipelines,
         Retries,
         CurrentMessage,
+        Results,
     ]
+
+
+def test_results_and_job_status_keep_results_for_the_configured_time() -> None:
+    broker = build_broker(Settings(database_url=DATABASE_URL, result_ttl_s=120))
+    results = next(m for m in broker.middleware if isinstance(m, Results))
+    status = next(m for m in broker.middleware if isinstance(m, JobStatus))
+    assert isinstance(results.backend, PostgresBackend)
+    assert results.result_ttl == status.result_ttl_ms == 120_000
 
 
 def test_the_postgres_broker_gets_the_heartbeat_and_delivery_settings() -> None:
