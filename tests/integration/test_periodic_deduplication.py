@@ -1,5 +1,6 @@
 """Two workers, each with its own broker connection and Postgres pool, receive both schedulers'
-copies of the same tick: the tick runs once, a redelivery of the owning message runs again.
+copies of the same tick: the tick runs once, a redelivery of the owning message runs again. On
+each broker geotasks supports.
 
 Each worker serves its own queue, so each copy is certainly delivered to a different worker (the
 de-duplication key is the actor and the slot, never the queue), and the copies race.
@@ -21,6 +22,7 @@ from dramatiq.middleware import Middleware
 from periodiq import PeriodiqMiddleware, cron
 
 from geotasks.middleware.periodic import PeriodicDeduplication
+from geotasks.postgres.broker import PostgresBroker
 from geotasks.postgres.pool import Database
 
 #: Long enough that periodiq's own middleware never skips the slightly old ticks sent here.
@@ -78,7 +80,11 @@ class WorkerPair:
     outcomes: Outcomes
 
 
-def make_broker(kind: str, url: str, namespace: str, middleware: list[Middleware]) -> Broker:
+def make_broker(
+    kind: str, url: str, namespace: str, middleware: list[Middleware], pool: Database
+) -> Broker:
+    if kind == "postgres":
+        return PostgresBroker(database=pool, middleware=middleware)
     if kind == "redis":
         from dramatiq.brokers.redis import RedisBroker
 
@@ -89,6 +95,9 @@ def make_broker(kind: str, url: str, namespace: str, middleware: list[Middleware
 
 
 def remove_queues(kind: str, broker: Broker, namespace: str, queue: str) -> None:
+    if kind == "postgres":
+        # The test's database, queues included, is dropped after the test.
+        return
     if kind == "redis":
         client = broker.client  # type: ignore[attr-defined]
         for key in client.scan_iter(f"{namespace}:*"):
@@ -98,10 +107,10 @@ def remove_queues(kind: str, broker: Broker, namespace: str, queue: str) -> None
         broker.channel.queue_delete(name)  # type: ignore[attr-defined]
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
+@pytest.fixture(params=["postgres", "redis", "rabbitmq"])
 def workers(request: pytest.FixtureRequest, database_url: str) -> Iterator[WorkerPair]:
     kind: str = request.param
-    url: str = request.getfixturevalue(f"{kind}_url")
+    url: str = database_url if kind == "postgres" else request.getfixturevalue(f"{kind}_url")
     namespace = f"geotasks-test-{uuid.uuid4().hex[:8]}"
     outcomes = Outcomes()
     pair = WorkerPair({}, {}, {}, outcomes)
@@ -109,7 +118,7 @@ def workers(request: pytest.FixtureRequest, database_url: str) -> Iterator[Worke
     running: list[dramatiq.Worker] = []
     try:
         for name in ("A", "B"):
-            pool = Database(database_url, max_connections=2)
+            pool = Database(database_url, max_connections=4)
             pools.append(pool)
             broker = make_broker(
                 kind,
@@ -120,6 +129,7 @@ def workers(request: pytest.FixtureRequest, database_url: str) -> Iterator[Worke
                     PeriodicDeduplication(pool),
                     Observe(name, outcomes),
                 ],
+                pool,
             )
             queue = f"{namespace}-{name}"
             pair.brokers[name] = broker
