@@ -180,5 +180,12 @@ def test_two_real_schedulers_in_two_time_zones_run_each_tick_once(
         "SELECT slot FROM geotasks.periodic_tick WHERE actor_name = 'delete_expired_results'",
     )
     assert {row[0] for row in claimed} == slots
+    # And the job statuses say so
+    statuses = query(
+        database,
+        "SELECT status, count(*) FROM geotasks.job WHERE actor_name = 'delete_expired_results' "
+        "GROUP BY status",
+    )
+    assert dict(statuses) == {"SUCCESS": runs, **({"SKIPPED": skips} if skips else {})}
     # And the maintenance job did its work
     assert not result_exists(database, "expired")
