@@ -65,7 +65,7 @@ class Settings:
     #: had claimed from the Postgres broker go back to their queue, and the Redis broker
     #: requeues its unacked messages after the same time.
     broker_heartbeat_timeout_s: int = field(default=60, metadata={"minimum": 1})
-    #: Named temporary files under ``tmp_dir/work`` older than this are removed when a worker
+    #: geotasks' named temporary files in ``tmp_dir`` older than this are removed when a worker
     #: starts, in seconds; longer than any job runs. Give systemd-tmpfiles the same age.
     tmp_max_age_s: int = field(default=86_400, metadata={"minimum": 60})
     #: A periodic message that starts more than this late is skipped (periodiq's

@@ -5,15 +5,12 @@ by a queued job (which would run on one random host): ``systemd-tmpfiles`` remov
 and every worker sweeps them when it starts
 (:class:`~geotasks.middleware.tmpfiles.SweepTemporaryFiles`).
 
-The convention, which the sweep relies on to touch nothing else:
-
-- geotasks writes named temporary files only inside ``$GEOTASKS_TMP_DIR/work/`` (a directory
-  :func:`work_dir` creates, mode 0700, owned by the worker's user);
-- each file or directory there is named ``geotasks-…`` (pass ``prefix=FILE_PREFIX`` to
-  :func:`tempfile.mkstemp` / :func:`tempfile.mkdtemp`).
-
-Anonymous spool files (:class:`tempfile.SpooledTemporaryFile`) have no name and vanish with
-their process; they need no clean-up.
+The convention, which the sweep relies on to touch nothing else: geotasks puts its named
+temporary files and folders directly in ``$GEOTASKS_TMP_DIR`` (``/tmp/geotasks`` by default, a
+directory of its own), each named ``geotasks-…`` (the geo actors' ``TMP_PREFIX``; pass
+``prefix=FILE_PREFIX`` to :mod:`tempfile`). The sweep removes only such entries that belong to
+the worker's own user. Anonymous spool files (:class:`tempfile.SpooledTemporaryFile`) have no
+name and vanish with their process; they need no clean-up.
 """
 
 from __future__ import annotations
@@ -30,9 +27,7 @@ from .errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
-#: The subdirectory of ``GEOTASKS_TMP_DIR`` that holds geotasks' named temporary files.
-WORK_SUBDIR = "work"
-#: Every name geotasks creates in :data:`WORK_SUBDIR` starts with this.
+#: Every name geotasks creates in ``GEOTASKS_TMP_DIR`` starts with this.
 FILE_PREFIX = "geotasks-"
 
 
@@ -48,31 +43,14 @@ class SweepReport:
     kept: int = 0
 
 
-def work_dir(tmp_dir: Path) -> Path:
-    """Return ``tmp_dir/work``, creating it (mode 0700) if needed, after checking it is ours.
-
-    Parameters:
-      tmp_dir: ``GEOTASKS_TMP_DIR``.
-
-    Returns:
-      The directory to create named temporary files in, with ``prefix=FILE_PREFIX``.
-
-    Raises:
-      ConfigurationError: when the directory is a symlink or belongs to another user.
-    """
-    path = tmp_dir / WORK_SUBDIR
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _check_owned(path)
-    return path
-
-
 def sweep_temporary_files(tmp_dir: Path, older_than_s: float) -> SweepReport:
     """Remove geotasks' temporary files on this host that are older than ``older_than_s``.
 
-    Only entries of ``tmp_dir/work/`` named ``geotasks-…`` are considered; a file counts as old
-    when it was last modified more than ``older_than_s`` seconds ago, a directory when nothing
-    in it was. Symlinks are removed, never followed. Other workers of the host may sweep at the
-    same time: an entry that vanished meanwhile is skipped.
+    Only entries of ``tmp_dir`` named ``geotasks-…`` and owned by this process's user are
+    considered; a file counts as old when it was last modified more than ``older_than_s``
+    seconds ago, a directory when nothing in it was. Symlinks are removed, never followed.
+    Other workers of the host may sweep at the same time: an entry that vanished meanwhile is
+    skipped.
 
     Parameters:
       tmp_dir: ``GEOTASKS_TMP_DIR``.
@@ -82,21 +60,23 @@ def sweep_temporary_files(tmp_dir: Path, older_than_s: float) -> SweepReport:
       SweepReport: what was removed and kept.
 
     Raises:
-      ConfigurationError: when ``tmp_dir/work`` is a symlink or belongs to another user.
+      ConfigurationError: when ``tmp_dir`` is a symlink or not a directory.
     """
-    path = tmp_dir / WORK_SUBDIR
     try:
-        _check_owned(path)
+        _check_directory(tmp_dir)
     except FileNotFoundError:
         return SweepReport()
+    uid = os.geteuid()
     cutoff = time.time() - older_than_s
     removed = removed_bytes = kept = 0
-    with os.scandir(path) as entries:
+    with os.scandir(tmp_dir) as entries:
         for entry in entries:
             if not entry.name.startswith(FILE_PREFIX):
                 continue
             try:
                 info = entry.stat(follow_symlinks=False)
+                if info.st_uid != uid:
+                    continue
                 is_dir = stat.S_ISDIR(info.st_mode)
                 newest = _newest_mtime(entry.path) if is_dir else info.st_mtime
                 if newest >= cutoff:
@@ -116,17 +96,11 @@ def sweep_temporary_files(tmp_dir: Path, older_than_s: float) -> SweepReport:
     return SweepReport(removed, removed_bytes, kept)
 
 
-def _check_owned(path: Path) -> None:
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode):
+def _check_directory(path: Path) -> None:
+    # A symlink planted in place of the directory would point the sweep elsewhere.
+    if not stat.S_ISDIR(path.lstat().st_mode):
         raise ConfigurationError(
-            f"{path} must be a directory (it is where geotasks keeps temporary files), "
-            "not a symlink or a file: check GEOTASKS_TMP_DIR"
-        )
-    if info.st_uid != os.geteuid():
-        raise ConfigurationError(
-            f"{path} belongs to user id {info.st_uid}, not to this worker's "
-            f"({os.geteuid()}): geotasks will not use or clean it; check GEOTASKS_TMP_DIR"
+            f"{path} must be a directory, not a symlink or a file: check GEOTASKS_TMP_DIR"
         )
 
 

@@ -9,6 +9,7 @@ within a few seconds of starting, and the test never waits for a minute boundary
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -81,7 +82,17 @@ def result_exists(database: Database, message_id: str) -> bool:
 def test_maintenance_runs_on_time_while_every_geo_thread_is_busy(
     services: Services, database: Database
 ) -> None:
-    # Given a geo worker with two threads and a maintenance worker, as the deployment runs them
+    # Given a stale temporary folder that a killed worker left on this host, and a fresh one
+    tmp_dir = Path(services.env["GEOTASKS_TMP_DIR"])
+    stale, fresh = tmp_dir / "geotasks-stale", tmp_dir / "geotasks-fresh"
+    for folder in (stale, fresh):
+        folder.mkdir(parents=True)
+        (folder / "input.geojson").write_text("{}")
+    two_days_ago = time.time() - 2 * 86_400
+    for path in (stale / "input.geojson", stale):
+        os.utime(path, (two_days_ago, two_days_ago))
+
+    # And a geo worker with two threads and a maintenance worker, as the deployment runs them
     geo = services.dramatiq(
         "geo-worker", "tests.acceptance.busy_actors", "-Q", "geo", "-p", "1", "-t", "2"
     )
@@ -89,7 +100,10 @@ def test_maintenance_runs_on_time_while_every_geo_thread_is_busy(
     for worker in (geo, maintenance):
         wait_until(lambda w=worker: WORKER_READY in w.log(), START_TIMEOUT_S, f"{worker.name} up")
 
-    # And both geo threads held by long jobs, with more geo work queued behind them
+    # Then starting them swept the stale folder and kept the fresh one
+    assert not stale.exists() and fresh.exists()
+
+    # Given both geo threads held by long jobs, with more geo work queued behind them
     sender = PostgresBroker(database=database, middleware=[])
     for _ in range(6):
         sender.enqueue(Message("geo", "occupy_geo_thread", (120,), {}, {}))

@@ -13,7 +13,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from geotasks.errors import ConfigurationError
 from geotasks.middleware.tmpfiles import SweepTemporaryFiles
-from geotasks.tmpfiles import FILE_PREFIX, SweepReport, sweep_temporary_files, work_dir
+from geotasks.tmpfiles import FILE_PREFIX, SweepReport, sweep_temporary_files
 
 DAY_S = 86_400
 
@@ -30,14 +30,14 @@ def make_file(path: Path, size: int = 10, *, age_s: float = 0) -> Path:
     return age(path, age_s)
 
 
-def test_only_old_geotasks_files_in_the_work_dir_are_removed(tmp_path: Path) -> None:
-    # Given a work dir with an old and a fresh geotasks file, an old file of someone else, and an
-    # old geotasks-named file outside the work dir
-    work = work_dir(tmp_path)
-    old = make_file(work / f"{FILE_PREFIX}old.geojson", 100, age_s=2 * DAY_S)
-    fresh = make_file(work / f"{FILE_PREFIX}fresh.geojson", age_s=60)
-    foreign = make_file(work / "notes.txt", age_s=2 * DAY_S)
-    outside = make_file(tmp_path / f"{FILE_PREFIX}outside.geojson", age_s=2 * DAY_S)
+def test_only_old_geotasks_files_in_the_tmp_dir_are_removed(tmp_path: Path) -> None:
+    # Given the tmp dir with an old and a fresh geotasks file, an old file named otherwise, and
+    # an old geotasks-named file in a subdirectory that is not geotasks'
+    old = make_file(tmp_path / f"{FILE_PREFIX}old.geojson", 100, age_s=2 * DAY_S)
+    fresh = make_file(tmp_path / f"{FILE_PREFIX}fresh.geojson", age_s=60)
+    foreign = make_file(tmp_path / "notes.txt", age_s=2 * DAY_S)
+    (tmp_path / "other").mkdir()
+    nested = make_file(tmp_path / "other" / f"{FILE_PREFIX}nested", age_s=2 * DAY_S)
 
     # When files older than a day are swept
     report = sweep_temporary_files(tmp_path, DAY_S)
@@ -45,14 +45,24 @@ def test_only_old_geotasks_files_in_the_work_dir_are_removed(tmp_path: Path) -> 
     # Then only the old geotasks file is gone, and the report says so
     assert report == SweepReport(removed=1, removed_bytes=100, kept=1)
     assert not old.exists()
-    assert fresh.exists() and foreign.exists() and outside.exists()
+    assert fresh.exists() and foreign.exists() and nested.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_another_users_files_are_never_removed(tmp_path: Path) -> None:
+    # Given an old geotasks-named file that belongs to another user
+    theirs = make_file(tmp_path / f"{FILE_PREFIX}theirs", age_s=2 * DAY_S)
+    os.chown(theirs, 65534, 65534)
+
+    # When swept, Then it is neither removed nor counted
+    assert sweep_temporary_files(tmp_path, DAY_S) == SweepReport()
+    assert theirs.exists()
 
 
 def test_a_directory_goes_only_when_everything_in_it_is_old(tmp_path: Path) -> None:
     # Given two geotasks temporary directories, each with an old file; one also has a fresh one
-    work = work_dir(tmp_path)
-    stale = Path(tempfile.mkdtemp(prefix=FILE_PREFIX, dir=work))
-    busy = Path(tempfile.mkdtemp(prefix=FILE_PREFIX, dir=work))
+    stale = Path(tempfile.mkdtemp(prefix=FILE_PREFIX, dir=tmp_path))
+    busy = Path(tempfile.mkdtemp(prefix=FILE_PREFIX, dir=tmp_path))
     make_file(stale / "layer.shp", age_s=2 * DAY_S)
     make_file(busy / "layer.shp", age_s=2 * DAY_S)
     make_file(busy / "layer.dbf", age_s=10)
@@ -69,51 +79,44 @@ def test_a_directory_goes_only_when_everything_in_it_is_old(tmp_path: Path) -> N
 
 
 def test_a_symlink_is_removed_but_never_followed(tmp_path: Path) -> None:
-    # Given an old geotasks-named symlink in the work dir pointing at a precious old file
-    work = work_dir(tmp_path)
+    # Given an old geotasks-named symlink pointing at a precious old file elsewhere
+    (tmp_path / "tmp").mkdir()
     precious = make_file(tmp_path / "precious.txt", age_s=2 * DAY_S)
-    link = work / f"{FILE_PREFIX}link"
+    link = tmp_path / "tmp" / f"{FILE_PREFIX}link"
     link.symlink_to(precious)
     age(link, 2 * DAY_S)
 
     # When swept
-    sweep_temporary_files(tmp_path, DAY_S)
+    sweep_temporary_files(tmp_path / "tmp", DAY_S)
 
     # Then the link is gone and its target untouched
     assert not link.is_symlink()
     assert precious.exists()
 
 
-def test_no_work_dir_means_nothing_to_do(tmp_path: Path) -> None:
+def test_a_missing_tmp_dir_means_nothing_to_do(tmp_path: Path) -> None:
     assert sweep_temporary_files(tmp_path / "missing", DAY_S) == SweepReport()
 
 
-def test_a_work_dir_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
-    # Given GEOTASKS_TMP_DIR/work is a symlink to a directory with old geotasks-named files
+def test_a_tmp_dir_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
+    # Given GEOTASKS_TMP_DIR is a symlink (planted by someone) to a directory with old
+    # geotasks-named files
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     victim = make_file(elsewhere / f"{FILE_PREFIX}victim", age_s=2 * DAY_S)
-    tmp_dir = tmp_path / "tmp"
-    tmp_dir.mkdir()
-    (tmp_dir / "work").symlink_to(elsewhere)
+    (tmp_path / "geotasks").symlink_to(elsewhere)
 
-    # Then neither work_dir() nor the sweep use it
+    # Then the sweep refuses it
     with pytest.raises(ConfigurationError, match="not a symlink"):
-        work_dir(tmp_dir)
-    with pytest.raises(ConfigurationError, match="not a symlink"):
-        sweep_temporary_files(tmp_dir, DAY_S)
+        sweep_temporary_files(tmp_path / "geotasks", DAY_S)
     assert victim.exists()
-
-
-def test_work_dir_is_private(tmp_path: Path) -> None:
-    assert work_dir(tmp_path / "geotasks").stat().st_mode & 0o777 == 0o700
 
 
 def test_the_middleware_sweeps_when_a_worker_boots(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given a stale geotasks file, and the middleware configured with a one-day age
-    stale = make_file(work_dir(tmp_path) / f"{FILE_PREFIX}stale", 7, age_s=2 * DAY_S)
+    stale = make_file(tmp_path / f"{FILE_PREFIX}stale", 7, age_s=2 * DAY_S)
     middleware = SweepTemporaryFiles(tmp_path, DAY_S)
     broker = StubBroker(middleware=[middleware])
 
@@ -129,10 +132,10 @@ def test_the_middleware_sweeps_when_a_worker_boots(
 def test_a_failed_sweep_is_logged_and_does_not_stop_the_worker(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Given a work dir that is a symlink
+    # Given a tmp dir that is a symlink
     (tmp_path / "target").mkdir()
-    (tmp_path / "work").symlink_to(tmp_path / "target")
-    middleware = SweepTemporaryFiles(tmp_path, DAY_S)
+    (tmp_path / "geotasks").symlink_to(tmp_path / "target")
+    middleware = SweepTemporaryFiles(tmp_path / "geotasks", DAY_S)
 
     # When a worker boots, the hook returns normally and logs an error
     with caplog.at_level(logging.ERROR, logger="geotasks.middleware.tmpfiles"):
