@@ -22,6 +22,9 @@ POSTGRES_SCHEMES = frozenset({"postgresql", "postgres"})
 #: Schemes accepted by ``GEOTASKS_BROKER_URL``, each naming a broker.
 BROKER_SCHEMES = POSTGRES_SCHEMES | {"redis", "rediss", "amqp", "amqps"}
 
+#: Shortest bearer token accepted in ``GEOTASKS_API_TOKENS``: a guessable token protects nothing.
+API_TOKEN_MIN_CHARS = 16
+
 #: In a source checkout the sample datasets are the natural default; an installed package has
 #: no such folder, so a deployment must say where its data lives.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "sample_data"
@@ -97,6 +100,20 @@ class Settings:
     max_zip_members: int = field(default=1_000, metadata={"minimum": 1})
     #: Most uncompressed bytes read out of one zipped dataset.
     max_zip_bytes: int = field(default=2 * 1024**3, metadata={"minimum": 1})
+    #: Bearer tokens accepted by ``geotasks serve``, comma-separated, each at least
+    #: :data:`API_TOKEN_MIN_CHARS` characters. Empty: no token is asked for, which the server
+    #: allows only while it listens on loopback.
+    api_tokens: tuple[str, ...] = field(
+        default=(), repr=False, metadata={"min_item_chars": API_TOKEN_MIN_CHARS}
+    )
+    #: Origins (``https://maps.example.org``) whose web pages may call the HTTP API (CORS),
+    #: comma-separated; ``*`` allows any. Empty: no cross-origin calls.
+    api_cors_origins: tuple[str, ...] = ()
+    #: Largest request body the HTTP API reads, in bytes (execute requests are small JSON).
+    api_max_request_bytes: int = field(default=1024 * 1024, metadata={"minimum": 1})
+    #: Longest an execute request with ``Prefer: respond-sync`` waits for its job, in seconds;
+    #: a job still running then is answered asynchronously (201).
+    api_sync_wait_s: int = field(default=10, metadata={"minimum": 0})
 
     @property
     def effective_broker_url(self) -> str | None:
@@ -155,9 +172,24 @@ def _parse_schedule(name: str, raw: str) -> str:
     return spec
 
 
+def _parse_list(name: str, raw: str, *, min_item_chars: int) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for index, item in enumerate(items, start=1):
+        if len(item) < min_item_chars:
+            # Never echo the value: these lists may hold secrets.
+            raise ConfigurationError(
+                f"{name}: item {index} is shorter than {min_item_chars} characters"
+            )
+    return items
+
+
 def _parser_for(setting: Field[object]) -> Callable[[str, str], object]:
     if setting.metadata.get("schedule"):
         return _parse_schedule
+    if setting.type == "tuple[str, ...]":
+        return functools.partial(
+            _parse_list, min_item_chars=setting.metadata.get("min_item_chars", 1)
+        )
     if "schemes" in setting.metadata:
         return functools.partial(_parse_url, schemes=setting.metadata["schemes"])
     if setting.type == "int":

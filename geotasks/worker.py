@@ -16,3 +16,4 @@ _settings = get_settings()
 broker.add_middleware(SweepTemporaryFiles(_settings.tmp_dir, _settings.tmp_max_age_s))
 
 from . import actors, demo_actors, maintenance  # noqa: E402, F401  (declare actors on the broker)
+from .http import echo  # noqa: E402, F401  (OGC API's echo test process)
