@@ -86,6 +86,25 @@ class Settings:
     #: Milliseconds a ``concurrency_limit`` slot stays taken after its worker stopped renewing it
     #: (killed); running messages renew theirs every third of this.
     concurrency_lease_ttl_ms: int = field(default=60_000, metadata={"minimum": 3_000})
+    #: geotasks' named temporary files in ``tmp_dir`` older than this are removed when a worker
+    #: starts, in seconds; longer than any job runs. Give systemd-tmpfiles the same age.
+    tmp_max_age_s: int = field(default=86_400, metadata={"minimum": 60})
+    #: A periodic message that starts more than this late is skipped (periodiq's
+    #: ``skip_delay``), in seconds: after an outage, stale ticks do not all run at once.
+    periodic_skip_delay_s: int = field(default=60, metadata={"minimum": 1})
+    #: How long the Postgres broker keeps a dead letter, in seconds (Dramatiq's Redis and
+    #: RabbitMQ brokers keep theirs 7 days too); poison-guard counts left behind by messages
+    #: that never finished are kept as long.
+    dead_letter_retention_s: int = field(default=7 * 86_400, metadata={"minimum": 60})
+    #: When ``delete_expired_results`` runs (results past their TTL, job statuses past their
+    #: retention): a cron spec, read in the scheduler's local time zone, every minute at most.
+    delete_expired_results_schedule: str = field(default="*/5 * * * *", metadata={"schedule": True})
+    #: When ``delete_old_broker_rows`` runs (dead letters, stale poison-guard counts).
+    delete_old_broker_rows_schedule: str = field(default="7 * * * *", metadata={"schedule": True})
+    #: When ``delete_old_periodic_ticks`` runs (the de-duplication records of periodic ticks).
+    delete_old_periodic_ticks_schedule: str = field(
+        default="17 * * * *", metadata={"schedule": True}
+    )
     #: Where the ``geotasks`` command keeps the embedded PostgreSQL's data directory.
     embedded_dir: Path = Path(".geotasks")
     #: Longest a geo actor may run, in seconds, before Dramatiq's time limit stops it (it fires
@@ -160,6 +179,17 @@ def _parse_path(name: str, raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _parse_schedule(name: str, raw: str) -> str:
+    from .middleware.periodic import parse_schedule
+
+    spec = " ".join(raw.split())
+    try:
+        parse_schedule(spec)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
+    return spec
+
+
 def _parse_list(name: str, raw: str, *, min_item_chars: int) -> tuple[str, ...]:
     items = tuple(item.strip() for item in raw.split(",") if item.strip())
     for index, item in enumerate(items, start=1):
@@ -172,6 +202,8 @@ def _parse_list(name: str, raw: str, *, min_item_chars: int) -> tuple[str, ...]:
 
 
 def _parser_for(setting: Field[object]) -> Callable[[str, str], object]:
+    if setting.metadata.get("schedule"):
+        return _parse_schedule
     if setting.type == "tuple[str, ...]":
         return functools.partial(
             _parse_list, min_item_chars=setting.metadata.get("min_item_chars", 1)
