@@ -1,0 +1,51 @@
+"""The bounds that keep one geoprocessing job short and its memory small."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from geotasks.errors import ConfigurationError
+
+#: One mebibyte, in bytes.
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class GeoLimits:
+    """Limits applied to every dataset a job reads.
+
+    A GEOS or GDAL call cannot be interrupted by Dramatiq's time limit, so the work is bounded
+    by these counts instead. The actor layer builds one from settings; the defaults suit a
+    worker with a few GB of memory.
+
+    Parameters:
+      max_features: Most features a job may read (after ``where``/``bbox`` filtering).
+      max_vertices: Most vertices in one geometry, before and after an operation.
+      max_zip_members: Most entries in a zip archive's central directory.
+      max_zip_bytes: Most uncompressed bytes, as declared by the archive, of all the members
+        of a zip together. GDAL never decompresses a member past its declared size, so this
+        also caps the bytes actually read out of a zip.
+      max_zip_ratio: Highest declared compression ratio of one zip member. Deflate cannot
+        exceed about 1032:1, so a higher ratio is a crafted archive.
+      max_where_chars: Longest accepted ``where`` attribute filter.
+      max_clip_vertices: Most vertices in a caller's clip geometry.
+
+    Raises:
+      ConfigurationError: If a limit is not a positive integer.
+    """
+
+    max_features: int = 2_000_000
+    max_vertices: int = 1_000_000
+    max_zip_members: int = 1_000
+    max_zip_bytes: int = 2048 * MIB
+    max_zip_ratio: int = 1_100
+    max_where_chars: int = 4_000
+    max_clip_vertices: int = 100_000
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigurationError(
+                    f"GeoLimits.{field.name} must be a positive integer, not {value!r}"
+                )
