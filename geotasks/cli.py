@@ -9,16 +9,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from types import FrameType
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from .errors import GeotasksError
-from .settings import Settings, env_name, get_settings
+from .errors import ConfigurationError, GeotasksError
+from .settings import POSTGRES_SCHEMES, Settings, env_name, get_settings
+
+if TYPE_CHECKING:
+    from .jobs import Job
+    from .postgres.job_status import JobError, JobInfo
+    from .postgres.pool import Database
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +157,255 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return run_demo(url)
 
 
+@contextlib.contextmanager
+def broker_database(settings: Settings) -> Iterator[Database]:
+    """Yield a pool on the Postgres broker's database (the embedded one if none is configured).
+
+    Raises:
+      ConfigurationError: when the configured broker is not the Postgres broker.
+    """
+    from .postgres.pool import Database
+
+    broker_url = settings.broker_url
+    if broker_url and urlsplit(broker_url).scheme not in POSTGRES_SCHEMES:
+        raise ConfigurationError(
+            f"GEOTASKS_BROKER_URL is a {urlsplit(broker_url).scheme}:// broker, which keeps its "
+            "own dead letters (Redis: the <queue>.XQ keys; RabbitMQ: the <queue>.XQ queues); "
+            "`geotasks dead-letters` reads those of the Postgres broker"
+        )
+    with database_url(settings) as url:
+        database = Database(broker_url or url, max_connections=1)
+        try:
+            yield database
+        finally:
+            database.close()
+
+
+def utc(moment: datetime) -> str:
+    """Format a timestamp in UTC to the second."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def cmd_dead_letters_list(args: argparse.Namespace) -> int:
+    """List dead-lettered messages, oldest first."""
+    from .postgres.dead_letters import list_dead_letters
+
+    with broker_database(get_settings()) as database:
+        letters = list_dead_letters(database, queue_name=args.queue, limit=args.limit)
+    if not letters:
+        print("no dead letters")
+        return 0
+    print(f"{'ID':>6}  {'DEAD AT (UTC)':19}  {'QUEUE':16}  {'ACTOR':24}  ERROR")
+    for letter in letters:
+        error = letter.error.strip().splitlines()[-1] if letter.error.strip() else ""
+        print(
+            f"{letter.dead_letter_id:>6}  {utc(letter.dead_at)}  "
+            f"{letter.queue_name[:16]:16}  {(letter.actor_name or '?')[:24]:24}  {error[:80]}"
+        )
+    return 0
+
+
+def _job(job_id: str) -> Job:
+    from .jobs import Job
+
+    return Job(job_id)
+
+
+def _print_error(job_id: str, error: JobError | None) -> None:
+    if error is None:
+        print(f"geotasks: job {job_id} failed", file=sys.stderr)
+        return
+    print(f"geotasks: job {job_id} failed: {error.type_name}: {error.message}", file=sys.stderr)
+    if error.traceback:
+        print(error.traceback.rstrip(), file=sys.stderr)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print a job's status, attempts, timestamps, progress and error."""
+    import orjson
+
+    from .errors import JobNotFound
+
+    with database_url(get_settings()):
+        try:
+            info: JobInfo | None = _job(args.job_id).info()
+        except JobNotFound:
+            info = None
+    if args.json:
+        document = info.to_dict() if info else {"id": args.job_id, "status": "UNKNOWN"}
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    elif info is None:
+        print(f"{args.job_id}: UNKNOWN (never sent, or forgotten after its retention period)")
+    else:
+        print(format_info(info))
+    return 0 if info is not None else 1
+
+
+def format_info(info: JobInfo) -> str:
+    """Return a job's info as aligned ``name: value`` lines."""
+    lines = [
+        ("id", info.message_id),
+        ("status", str(info.status)),
+        ("actor", f"{info.actor_name} (queue {info.queue_name})"),
+        ("attempt", f"{info.attempt} (started {info.runs} times)"),
+    ]
+    for name in ("pending_at", "throttled_at", "retrying_at", "started_at", "finished_at"):
+        value = getattr(info, name)
+        if value is not None:
+            lines.append((name.removesuffix("_at"), value.isoformat(timespec="seconds")))
+    if info.next_at is not None and not info.status.finished:
+        lines.append(("next run", info.next_at.isoformat(timespec="seconds")))
+    if info.progress is not None:
+        lines.append(("progress", format_progress(info)))
+    if info.error is not None:
+        lines.append(("error", f"{info.error.type_name}: {info.error.message}"))
+    if info.result_size_bytes is not None and info.result_kind != "failure":
+        lines.append(("result", f"{info.result_size_bytes:,} bytes {info.result_media_type}"))
+    if info.expired_at is not None:
+        lines.append(("expired", info.expired_at.isoformat(timespec="seconds")))
+    elif info.expires_at is not None:
+        lines.append(("expires", info.expires_at.isoformat(timespec="seconds")))
+    width = max(len(name) for name, _ in lines)
+    return "\n".join(f"{name + ':':<{width + 1}} {value}" for name, value in lines)
+
+
+def format_progress(info: JobInfo) -> str:
+    """Return ``done/total (pct%)``, or ``done`` when the total is unknown."""
+    progress = info.progress
+    if progress is None:
+        return ""
+    if progress.fraction is None:
+        return f"{progress.done:,}"
+    return f"{progress.done:,}/{progress.total:,} ({progress.fraction:.0%})"
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    """Write a finished job's result to a file, or to standard output."""
+    from .errors import JobFailed
+
+    with database_url(get_settings()):
+        job = _job(args.job_id)
+        try:
+            if args.output:
+                path = job.save(args.output)
+                print(f"geotasks: wrote {path}", file=sys.stderr)
+            else:
+                with job.open() as stream:
+                    shutil.copyfileobj(stream, sys.stdout.buffer, 1024 * 1024)
+                sys.stdout.buffer.flush()
+        except JobFailed:
+            _print_error(args.job_id, job.error)
+            return 1
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """List recent jobs as a table, newest first."""
+    from .postgres.job_status import JobState, JobStore
+    from .postgres.pool import Database
+
+    try:
+        statuses = [JobState(s.upper()) for s in args.status or ()]
+    except ValueError:
+        names = ", ".join(s for s in JobState if s is not JobState.UNKNOWN)
+        print(f"geotasks: --status must be one of {names}", file=sys.stderr)
+        return 2
+    with database_url(get_settings()) as url:
+        database = Database(url, max_connections=1)
+        try:
+            jobs = JobStore(database).recent(
+                statuses=statuses, actor_name=args.actor, limit=args.limit
+            )
+        finally:
+            database.close()
+    rows = [("ID", "ACTOR", "STATUS", "ATTEMPT", "CREATED", "UPDATED", "PROGRESS", "RESULT")]
+    for info in jobs:
+        rows.append(
+            (
+                info.message_id,
+                info.actor_name,
+                str(info.status),
+                str(info.attempt),
+                info.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+                info.updated_at.astimezone().strftime("%H:%M:%S"),
+                format_progress(info),
+                format_size(info.result_size_bytes)
+                if info.result_kind in ("value", "geojson")
+                else "",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def cmd_dead_letters_show(args: argparse.Namespace) -> int:
+    """Show one dead letter: its message and its full error."""
+    from .postgres.dead_letters import get_dead_letter
+
+    with broker_database(get_settings()) as database:
+        letter = get_dead_letter(database, args.id)
+    if letter is None:
+        print(f"geotasks: no dead letter {args.id}", file=sys.stderr)
+        return 1
+    try:
+        body = json.dumps(json.loads(letter.body), indent=2)
+    except ValueError:
+        body = letter.body
+    print(f"dead letter:  {letter.dead_letter_id}")
+    print(f"message id:   {letter.message_id}")
+    print(f"queue:        {letter.queue_name}")
+    print(f"actor:        {letter.actor_name or '(unknown: the body did not decode)'}")
+    print(f"enqueued at:  {utc(letter.enqueued_at)} UTC")
+    print(f"dead at:      {utc(letter.dead_at)} UTC")
+    print(f"redeliveries: {letter.redeliveries}")
+    print(f"message:\n{body}")
+    print(f"error:\n{letter.error}")
+    return 0
+
+
+def cmd_dead_letters_requeue(args: argparse.Namespace) -> int:
+    """Put a dead letter back in its queue, to run again now."""
+    from .postgres.dead_letters import requeue_dead_letter
+
+    with broker_database(get_settings()) as database:
+        requeued = requeue_dead_letter(database, args.id)
+    if requeued is None:
+        print(f"geotasks: no dead letter {args.id}", file=sys.stderr)
+        return 1
+    message_id, queue_name = requeued
+    print(f"requeued message {message_id} on queue {queue_name}")
+    return 0
+
+
+def cmd_dead_letters_purge(args: argparse.Namespace) -> int:
+    """Delete the dead letters of one queue (--queue) or of every queue (--all)."""
+    from .postgres.dead_letters import purge_dead_letters
+
+    if not args.queue and not args.all:
+        print("geotasks: say which dead letters to purge: --queue NAME or --all", file=sys.stderr)
+        return 2
+    with broker_database(get_settings()) as database:
+        deleted = purge_dead_letters(database, queue_name=args.queue)
+    print(f"deleted {deleted} dead letter(s)")
+    return 0
+
+
+def format_size(size_bytes: int | None) -> str:
+    """Return a size for humans: ``512 B``, ``1.5 MB``."""
+    if size_bytes is None:
+        return ""
+    size = float(size_bytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``geotasks`` command."""
     parser = argparse.ArgumentParser(
@@ -166,6 +425,40 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
 
     commands.add_parser("demo", help=cmd_demo.__doc__).set_defaults(func=cmd_demo)
+
+    dead = commands.add_parser("dead-letters", help="inspect and re-queue rejected messages")
+    dead_commands = dead.add_subparsers(
+        dest="dead_letters_command", required=True, metavar="COMMAND"
+    )
+    listing = dead_commands.add_parser("list", help=cmd_dead_letters_list.__doc__)
+    listing.add_argument("--queue", help="only this queue's")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    listing.set_defaults(func=cmd_dead_letters_list)
+    for name, func in (("show", cmd_dead_letters_show), ("requeue", cmd_dead_letters_requeue)):
+        sub = dead_commands.add_parser(name, help=func.__doc__)
+        sub.add_argument("id", type=int, help="the dead letter's ID, as listed")
+        sub.set_defaults(func=func)
+    purge = dead_commands.add_parser("purge", help=cmd_dead_letters_purge.__doc__)
+    purge.add_argument("--queue", help="only this queue's")
+    purge.add_argument("--all", action="store_true", help="every queue's")
+    purge.set_defaults(func=cmd_dead_letters_purge)
+    status = commands.add_parser("status", help=cmd_status.__doc__)
+    status.add_argument("job_id", metavar="ID")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=cmd_status)
+
+    result = commands.add_parser("result", help=cmd_result.__doc__)
+    result.add_argument("job_id", metavar="ID")
+    result.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    result.set_defaults(func=cmd_result)
+
+    jobs = commands.add_parser("jobs", help=cmd_jobs.__doc__)
+    jobs.add_argument(
+        "--status", action="append", metavar="STATUS", help="only this status (repeatable)"
+    )
+    jobs.add_argument("--actor", metavar="NAME", help="only jobs of this actor")
+    jobs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
+    jobs.set_defaults(func=cmd_jobs)
     return parser
 
 

@@ -7,6 +7,9 @@ the original chained as ``__cause__``.
 
 from __future__ import annotations
 
+from dramatiq.errors import ConnectionClosed
+from dramatiq.results import ResultFailure
+
 
 class GeotasksError(Exception):
     """Base class for every error geotasks raises."""
@@ -32,5 +35,84 @@ class DatabaseUnavailable(TransientError, DatabaseError):
     """Raised when Postgres cannot be reached after the pool's bounded retries."""
 
 
+class BrokerUnavailable(DatabaseUnavailable, ConnectionClosed):
+    """Raised when the Postgres broker cannot reach its database.
+
+    It is also Dramatiq's ``ConnectionClosed``, so a worker retries an ack and restarts a
+    consumer as it does when Redis or RabbitMQ goes away.
+    """
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message)
+        self.message = message
+
+
+class MessageEncodingError(GeotasksError, ValueError):
+    """Raised when the Postgres broker is handed a message whose encoding is not UTF-8 text."""
+
+
 class EmbeddedPostgresError(GeotasksError):
     """Raised when the embedded PostgreSQL cannot be started or is refused (unsafe data dir)."""
+
+
+class ActorNotRegistered(InputError):
+    """Raised when :func:`geotasks.submit` is given an actor name the registry does not know."""
+
+
+class JobNotFound(GeotasksError, LookupError):
+    """Raised when a job id was never seen (its status is UNKNOWN)."""
+
+
+class JobTimeout(GeotasksError, TimeoutError):
+    """Raised when waiting for a job to finish takes longer than the timeout."""
+
+
+class JobNotFinished(GeotasksError):
+    """Raised when a job's result is asked for before the job has finished."""
+
+
+class JobSkipped(GeotasksError):
+    """Raised when a job's result is asked for but the job finished without running.
+
+    Attributes:
+      status: ``SKIPPED`` or ``CANCELLED``.
+    """
+
+    def __init__(self, message: str, *, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ResultExpired(GeotasksError):
+    """Raised when a job's result was deleted because its time to live passed."""
+
+
+class ResultNotStored(GeotasksError):
+    """Raised when a job succeeded but its actor does not store results."""
+
+
+class ResultTooLarge(GeotasksError):
+    """Raised when ``job.result`` would parse more than ``GEOTASKS_RESULT_PARSE_MAX_BYTES``."""
+
+
+class JobFailed(GeotasksError, ResultFailure):
+    """Raised when getting the result of a job whose actor raised an exception.
+
+    It is also a :class:`dramatiq.results.ResultFailure`, so code written against Dramatiq's
+    ``message.get_result()`` keeps working.
+
+    Attributes:
+      job_id: The message id.
+      type_name: The name of the exception's class, such as ``InputError``.
+      error_message: ``str()`` of the exception.
+      traceback: The formatted traceback from the worker, or ``""`` when none was recorded.
+    """
+
+    def __init__(self, job_id: str, type_name: str, error_message: str, traceback: str) -> None:
+        super().__init__(  # type: ignore[no-untyped-call]
+            f"job {job_id} failed: {type_name}: {error_message}", type_name, error_message
+        )
+        self.job_id = job_id
+        self.type_name = type_name
+        self.error_message = error_message
+        self.traceback = traceback

@@ -50,6 +50,9 @@ class Settings:
     tmp_dir: Path = Path("/tmp/geotasks")
     #: How long a result (success or failure) is kept, in seconds.
     result_ttl_s: int = field(default=86_400, metadata={"minimum": 1})
+    #: How long a finished job's status row outlives its result, in seconds: meanwhile the job
+    #: reads EXPIRED; afterwards its id reads UNKNOWN, like an id never sent.
+    job_retention_s: int = field(default=7 * 86_400, metadata={"minimum": 0})
     #: Results up to this size are parsed by ``job.result``; larger ones must be streamed.
     result_parse_max_bytes: int = field(default=64 * 1024 * 1024, metadata={"minimum": 1})
     #: Connections one process may hold in its pool (the LISTEN connection is extra).
@@ -58,6 +61,10 @@ class Settings:
     connect_timeout_s: int = field(default=5, metadata={"minimum": 1})
     #: Deliveries of one message before the poison guard dead-letters it.
     max_deliveries: int = field(default=5, metadata={"minimum": 1})
+    #: Seconds without a heartbeat after which a worker process counts as dead: the messages it
+    #: had claimed from the Postgres broker go back to their queue, and the Redis broker
+    #: requeues its unacked messages after the same time.
+    broker_heartbeat_timeout_s: int = field(default=60, metadata={"minimum": 1})
     #: Where the ``geotasks`` command keeps the embedded PostgreSQL's data directory.
     embedded_dir: Path = Path(".geotasks")
 

@@ -1,0 +1,145 @@
+"""Builds the Dramatiq broker and its ordered middleware from the ``GEOTASKS_*`` settings.
+
+This module is light (no geo code): a web application imports it, through :mod:`geotasks`, to
+send messages. The broker is chosen by the scheme of ``GEOTASKS_BROKER_URL`` (which defaults to
+``GEOTASKS_DATABASE_URL``):
+
+- ``postgresql://`` — geotasks' own :class:`~geotasks.postgres.broker.PostgresBroker`;
+- ``redis://`` — Dramatiq's ``RedisBroker`` (``pip install geotasks[redis]``);
+- ``amqp://`` — Dramatiq's ``RabbitmqBroker`` (``pip install geotasks[rabbitmq]``).
+
+With nothing configured it refuses to start: it never falls back, as Dramatiq's ``get_broker()``
+does, to a RabbitMQ on localhost.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import urlsplit
+
+import dramatiq
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Middleware,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from .errors import ConfigurationError
+from .middleware.deliveries import DeliveryLimit
+from .postgres.pool import Database, get_database, redact_url
+from .settings import POSTGRES_SCHEMES, Settings, get_settings
+
+_setup_lock = threading.Lock()
+_broker: dramatiq.Broker | None = None
+
+
+def database_for(settings: Settings) -> Database:
+    """Return this process's connection pool on ``GEOTASKS_DATABASE_URL``.
+
+    Raises:
+      ConfigurationError: when no database is configured.
+    """
+    return get_database(
+        settings.require_database_url(),
+        max_connections=settings.pool_max_connections,
+        connect_timeout_s=settings.connect_timeout_s,
+    )
+
+
+def build_middleware(settings: Settings, database: Database) -> list[Middleware]:
+    """Return the middleware of every geotasks broker, outermost first.
+
+    The order matters: the poison guard commits its count before anything else runs;
+    de-duplication, rate limits and job status decide whether the message runs at all before
+    Dramatiq's own middleware time it and retry it; ``CurrentMessage`` then exposes it to the
+    actor; the results middleware, last, stores what the actor returned.
+
+    Parameters:
+      settings: The process's settings.
+      database: The pool that middleware keeping state in Postgres use.
+
+    Returns:
+      list[Middleware]: fresh instances, for one broker.
+    """
+    return [
+        DeliveryLimit(database, max_deliveries=settings.max_deliveries),
+        # Dramatiq's default middleware, in Dramatiq's order.
+        AgeLimit(),
+        TimeLimit(),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(),
+        CurrentMessage(),
+    ]
+
+
+def build_broker(settings: Settings) -> dramatiq.Broker:
+    """Return a new broker for ``settings.effective_broker_url``, with geotasks' middleware.
+
+    Raises:
+      ConfigurationError: when no database is configured, or the broker's client library is
+        not installed.
+    """
+    # Every broker needs the database: the middleware keep their state there.
+    url = settings.broker_url or settings.require_database_url()
+    middleware = build_middleware(settings, database_for(settings))
+    scheme = urlsplit(url).scheme
+    if scheme in POSTGRES_SCHEMES:
+        from .postgres.broker import PostgresBroker
+
+        return PostgresBroker(
+            database=get_database(
+                url,
+                max_connections=settings.pool_max_connections,
+                connect_timeout_s=settings.connect_timeout_s,
+            ),
+            middleware=middleware,
+            heartbeat_timeout_s=settings.broker_heartbeat_timeout_s,
+            max_deliveries=settings.max_deliveries,
+        )
+    if scheme in {"redis", "rediss"}:
+        try:
+            from dramatiq.brokers.redis import RedisBroker
+        except ImportError as exc:
+            raise ConfigurationError(
+                "GEOTASKS_BROKER_URL names a Redis broker, but the redis client is not "
+                "installed: pip install 'geotasks[redis]'"
+            ) from exc
+        return RedisBroker(  # type: ignore[no-untyped-call]
+            url=url,
+            middleware=middleware,
+            heartbeat_timeout=settings.broker_heartbeat_timeout_s * 1000,
+        )
+    if scheme in {"amqp", "amqps"}:
+        try:
+            from dramatiq.brokers.rabbitmq import RabbitmqBroker
+        except ImportError as exc:
+            raise ConfigurationError(
+                "GEOTASKS_BROKER_URL names a RabbitMQ broker, but pika is not installed: "
+                "pip install 'geotasks[rabbitmq]'"
+            ) from exc
+        return RabbitmqBroker(url=url, middleware=middleware)
+    raise ConfigurationError(f"no broker for {redact_url(url)}")
+
+
+def setup_broker() -> dramatiq.Broker:
+    """Build the broker from this process's settings and make it Dramatiq's global broker.
+
+    Called before actors are declared, so they are declared with geotasks' middleware and
+    options; later calls return the same broker.
+
+    Raises:
+      ConfigurationError: when no database is configured.
+    """
+    global _broker
+    with _setup_lock:
+        if _broker is None:
+            _broker = build_broker(get_settings())
+            dramatiq.set_broker(_broker)
+        return _broker

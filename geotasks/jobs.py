@@ -1,0 +1,395 @@
+"""The client side: :func:`submit` work by actor name, then follow it with a :class:`Job`.
+
+>>> import geotasks
+>>> job = geotasks.submit("shapefile_to_geojson", "parcels", precision=6)
+>>> job.status
+<JobState.PENDING: 'PENDING'>
+>>> job.get(timeout=60)["type"]
+'FeatureCollection'
+>>> job.save("parcels.geojson")
+
+Everything is keyed by the job id (the Dramatiq message id): ``Job(id)`` in another process, or
+another host, sees the same job. Nothing here imports the actors' code, fiona or shapely.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import dramatiq
+import dramatiq.broker
+import orjson
+from dramatiq.broker import Broker
+from dramatiq.message import Message
+
+from .errors import (
+    ConfigurationError,
+    InputError,
+    JobFailed,
+    JobNotFinished,
+    JobNotFound,
+    JobSkipped,
+    JobTimeout,
+    ResultExpired,
+    ResultNotStored,
+    ResultTooLarge,
+)
+from .postgres.job_status import FINISHED_CHANNEL, JobError, JobInfo, JobState, JobStore, Progress
+from .postgres.listener import get_listener
+from .postgres.pool import Database, get_database
+from .postgres.results import FAILURE, GEOJSON, PostgresBackend, StoredResult
+from .registry import REGISTRY, Registry
+from .settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+#: Bytes copied at a time by :meth:`Job.save`.
+COPY_BUFFER_BYTES = 1024 * 1024
+
+
+def submit(actor_name: str, /, *args: Any, **kwargs: Any) -> Job:
+    """Send a message to a registered actor by name and return its :class:`Job`.
+
+    The arguments are checked against the actor's parameters before anything is sent.
+
+    Parameters:
+      actor_name: A name from :data:`geotasks.registry.REGISTRY`, such as
+        ``"shapefile_to_geojson"``.
+      *args: Positional arguments of the actor.
+      **kwargs: Keyword arguments of the actor.
+
+    Returns:
+      Job: the handle of the new job, already PENDING.
+
+    Raises:
+      ActorNotRegistered: when no actor has that name.
+      InputError: when an argument is unknown, missing, surplus or not JSON.
+      ConfigurationError: when no broker is configured.
+    """
+    return submit_with_options(actor_name, args=args, kwargs=kwargs)
+
+
+def submit_with_options(
+    actor_name: str,
+    *,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    delay_ms: int | None = None,
+    broker: Broker | None = None,
+    registry: Registry = REGISTRY,
+    **options: Any,
+) -> Job:
+    """Like :func:`submit`, with message options (Dramatiq's ``send_with_options``).
+
+    Parameters:
+      actor_name: A registered actor's name.
+      args: Positional arguments of the actor.
+      kwargs: Keyword arguments of the actor.
+      delay_ms: Run no earlier than this many milliseconds from now.
+      broker: The broker to send through; the configured one by default.
+      registry: Where to look the actor up.
+      **options: Message options, such as ``result_ttl`` (ms) or ``time_limit`` (ms); only
+        options some middleware of the broker declares are accepted.
+
+    Returns:
+      Job: the handle of the new job.
+
+    Raises:
+      ActorNotRegistered: when no actor has that name.
+      InputError: when an argument or option is unknown, missing, surplus or not JSON.
+      ConfigurationError: when no broker is configured.
+    """
+    spec = registry.spec(actor_name)
+    kwargs = dict(kwargs or {})
+    spec.bind(args, kwargs)
+    broker = broker if broker is not None else _configured_broker()
+    unknown = sorted(set(options) - broker.actor_options)
+    if unknown:
+        raise InputError(
+            f"unknown message option(s) {', '.join(unknown)} for {actor_name}; "
+            f"known: {', '.join(sorted(broker.actor_options))}"
+        )
+    message: Message[Any] = Message(
+        queue_name=spec.queue_name,
+        actor_name=spec.name,
+        args=tuple(args),
+        kwargs=kwargs,
+        options=options,
+    )
+    try:
+        message.encode()
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"the arguments of {actor_name} must be JSON: {exc}") from None
+    broker.declare_queue(spec.queue_name)
+    sent = broker.enqueue(message, delay=delay_ms)
+    logger.debug("Sent message %s to %s", sent.message_id, actor_name)
+    return Job.from_message(sent)
+
+
+def _configured_broker() -> Broker:
+    # dramatiq.get_broker() would quietly create a RabbitMQ broker on localhost.
+    broker = dramatiq.broker.global_broker
+    if broker is None:
+        raise ConfigurationError(
+            "no Dramatiq broker is set up: call dramatiq.set_broker() with a broker carrying "
+            "geotasks' middleware before submitting"
+        )
+    return broker
+
+
+class Job:
+    """A handle on one job, found by its id (the Dramatiq message id).
+
+    Creating a handle costs nothing (the database is looked up on first use); every attribute
+    reads the current state from Postgres.
+
+    Parameters:
+      id: The job id.
+      database: The pool to read through; the one of ``GEOTASKS_DATABASE_URL`` by default.
+      settings: Settings to use instead of the environment's.
+    """
+
+    def __init__(
+        self, id: str, *, database: Database | None = None, settings: Settings | None = None
+    ) -> None:
+        self.id = str(id)
+        self._given_database = database
+        self._given_settings = settings
+
+    @functools.cached_property
+    def _settings(self) -> Settings:
+        return self._given_settings or get_settings()
+
+    @functools.cached_property
+    def _database(self) -> Database:
+        if self._given_database is not None:
+            return self._given_database
+        return get_database(
+            self._settings.require_database_url(),
+            max_connections=self._settings.pool_max_connections,
+            connect_timeout_s=self._settings.connect_timeout_s,
+        )
+
+    @functools.cached_property
+    def _store(self) -> JobStore:
+        return JobStore(self._database)
+
+    @functools.cached_property
+    def _backend(self) -> PostgresBackend:
+        return PostgresBackend(database=self._database, spool_dir=self._settings.tmp_dir)
+
+    @classmethod
+    def from_message(cls, message: Message[Any], **kwargs: Any) -> Job:
+        """Return the job of a sent message (``Job.from_message(actor.send(...))``)."""
+        return cls(message.message_id, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Job) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def info(self) -> JobInfo:
+        """Return everything known about the job: state, attempts, each state's timestamp.
+
+        Raises:
+          JobNotFound: when the id is UNKNOWN.
+        """
+        info = self._store.get(self.id)
+        if info is None:
+            raise JobNotFound(
+                f"no job {self.id}: it was never sent, its record was deleted after "
+                f"GEOTASKS_JOB_RETENTION_S, or it was sent without geotasks' JobStatus middleware"
+            )
+        return info
+
+    @property
+    def status(self) -> JobState:
+        """The job's state; UNKNOWN for an id never seen."""
+        info = self._store.get(self.id)
+        return info.status if info is not None else JobState.UNKNOWN
+
+    def ready(self) -> bool:
+        """Whether the job has finished (successfully or not, or it will never run)."""
+        return self.status.finished
+
+    def successful(self) -> bool:
+        """Whether the job finished with SUCCESS."""
+        return self.status is JobState.SUCCESS
+
+    def failed(self) -> bool:
+        """Whether the job finished with FAILURE."""
+        return self.status is JobState.FAILURE
+
+    @property
+    def progress(self) -> Progress | None:
+        """What the actor last reported with ``geotasks.progress()``, if anything."""
+        info = self._store.get(self.id)
+        return info.progress if info is not None else None
+
+    @property
+    def error(self) -> JobError | None:
+        """What the actor raised (type, message, traceback) when the job failed, else ``None``."""
+        info = self._store.get(self.id)
+        if info is None or info.error is None:
+            return None
+        if info.result_kind == FAILURE:
+            stored = self._backend.header(self.id)
+            if stored is not None and stored.error is not None:
+                return stored.error
+        return info.error
+
+    def cancel(self) -> bool:
+        """Cancel the job if it has not started (PENDING or THROTTLED); a worker then skips it.
+
+        Returns:
+          bool: whether it was cancelled; ``False`` when it already started or finished.
+        """
+        cancelled = self._store.cancel(self.id, ttl_ms=self._settings.result_ttl_s * 1000)
+        if cancelled:
+            logger.info("Cancelled job %s", self.id)
+        return cancelled
+
+    def wait(self, timeout: float | None = None) -> JobInfo:
+        """Block until the job has finished, without polling: woken by Postgres NOTIFY.
+
+        Parameters:
+          timeout: The longest wait in seconds; ``None`` waits as long as it takes.
+
+        Returns:
+          JobInfo: the finished job.
+
+        Raises:
+          JobTimeout: (a :class:`TimeoutError`) when the timeout passes first.
+          JobNotFound: when the id is UNKNOWN.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with get_listener(self._database).expect(FINISHED_CHANNEL, self.id) as finished:
+            while True:
+                info = self.info()
+                if info.status.finished or info.result_kind is not None:
+                    return info
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if (remaining is not None and remaining <= 0) or not finished.wait(remaining):
+                    raise JobTimeout(
+                        f"job {self.id} did not finish within {timeout} s (it is {info.status})"
+                    )
+                finished.clear()
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Wait for the job to finish and return its result, as :attr:`result` does.
+
+        Parameters:
+          timeout: The longest wait in seconds; ``None`` waits as long as it takes.
+
+        Raises:
+          JobTimeout: (a :class:`TimeoutError`) when the timeout passes first.
+          JobFailed: when the actor raised; carries type, message and traceback.
+          JobSkipped: when the job was cancelled or skipped.
+          ResultExpired: when the result outlived its time to live.
+          ResultTooLarge: when the result is too large to parse; stream it instead.
+        """
+        self.wait(timeout)
+        return self.result
+
+    @property
+    def result(self) -> Any:
+        """The finished job's result, parsed: a GeoJSON result becomes a ``dict``.
+
+        Raises:
+          JobNotFinished: when the job has not finished.
+          JobFailed: when the actor raised; carries type, message and traceback.
+          JobSkipped: when the job was cancelled or skipped.
+          ResultExpired: when the result outlived its time to live.
+          ResultNotStored: when the actor does not store results.
+          ResultTooLarge: above ``GEOTASKS_RESULT_PARSE_MAX_BYTES``; use :meth:`save` or
+            :meth:`open`, which stream.
+        """
+        stored = self._stored_result()
+        limit = self._settings.result_parse_max_bytes
+        if stored.size_bytes > limit:
+            raise ResultTooLarge(
+                f"the result of job {self.id} is {stored.size_bytes:,} bytes, more than "
+                f"GEOTASKS_RESULT_PARSE_MAX_BYTES ({limit:,}): stream it with "
+                f"job.save(path) or job.open() instead of parsing it"
+            )
+        with self._backend.open(stored) as stream:
+            data = stream.read()
+        if stored.kind == GEOJSON:
+            return orjson.loads(data)
+        return self._backend.encoder.decode(data)
+
+    def result_info(self) -> StoredResult:
+        """Return the stored result's header: kind, media type, size, expiry.
+
+        Raises:
+          the errors of :attr:`result`, except :class:`ResultTooLarge`.
+        """
+        return self._stored_result()
+
+    def open(self) -> BinaryIO:
+        """Return a seekable binary stream over the result (GeoJSON or JSON bytes).
+
+        Memory stays bounded whatever the size: chunks are fetched as the stream is read.
+
+        Raises:
+          the errors of :attr:`result`, except :class:`ResultTooLarge`.
+        """
+        return self._backend.open(self._stored_result())
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Stream the result into a file; the file appears complete or not at all.
+
+        Returns:
+          Path: where it was written.
+
+        Raises:
+          the errors of :attr:`result`, except :class:`ResultTooLarge`.
+        """
+        target = Path(path)
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            with self.open() as source, partial.open("wb") as sink:
+                shutil.copyfileobj(source, sink, COPY_BUFFER_BYTES)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return target
+
+    def _stored_result(self) -> StoredResult:
+        info = self.info()
+        stored = self._backend.header(self.id) if info.result_kind is not None else None
+        if stored is not None:
+            if stored.kind == FAILURE:
+                self._backend.unwrap_result(stored)
+            return stored
+        if info.status is JobState.EXPIRED:
+            raise ResultExpired(
+                f"the result of job {self.id} expired at {info.expired_at or info.expires_at}"
+            )
+        if info.status is JobState.FAILURE:
+            error = info.error or JobError("Exception", "unknown")
+            raise JobFailed(self.id, error.type_name, error.message, error.traceback)
+        if info.status in (JobState.SKIPPED, JobState.CANCELLED):
+            raise JobSkipped(
+                f"job {self.id} was {info.status} and has no result", status=info.status
+            )
+        if info.status is JobState.SUCCESS:
+            if info.result_kind is not None:
+                raise ResultExpired(f"the result of job {self.id} expired")
+            raise ResultNotStored(
+                f"job {self.id} succeeded but {info.actor_name} does not store results "
+                f"(declare it with store_results=True)"
+            )
+        raise JobNotFinished(f"job {self.id} has not finished: it is {info.status}")

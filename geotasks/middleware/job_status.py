@@ -1,0 +1,211 @@
+"""``JobStatus``: records each message's state in Postgres as Dramatiq's hooks fire.
+
+=====================  =========================================================
+hook                   state recorded
+=====================  =========================================================
+after_enqueue          PENDING (first send), RETRYING (Retries re-enqueued it, with
+                       the attempt and next run time) or THROTTLED (a rate limiter
+                       re-enqueued it, see :func:`mark_throttled`)
+before_process_message STARTED; a CANCELLED job is skipped instead
+after_process_message  SUCCESS (no exception)
+after_skip_message     SKIPPED (unless throttled, or failed: after_nack follows)
+after_nack             FAILURE, with the exception's type and message
+=====================  =========================================================
+
+Each hook is one statement (:meth:`~geotasks.postgres.job_status.JobStore.transition`), and the
+store refuses any state that would move a job backwards, so hooks racing across processes can
+arrive in any order.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dramatiq.broker import Broker, MessageProxy
+from dramatiq.common import q_name
+from dramatiq.errors import ActorNotFound
+from dramatiq.message import Message
+from dramatiq.middleware import Middleware, SkipMessage
+
+from ..postgres.job_status import JobState, JobStore
+from ..postgres.results import describe_exception
+
+logger = logging.getLogger(__name__)
+
+#: Message option a rate limiter sets (ms since the epoch: when the message may start) on a
+#: message it re-enqueues instead of running; see :func:`mark_throttled`.
+THROTTLED_UNTIL_OPTION = "throttled_until_ms"
+#: Shortest interval between two progress writes of one job, in seconds (the last one, with
+#: ``done == total``, is always written).
+PROGRESS_INTERVAL_S = 0.5
+
+
+def mark_throttled(message: Message[Any] | MessageProxy, start_at_ms: int) -> None:
+    """Mark a message that a rate limiter re-enqueues to start later, before enqueueing it.
+
+    ``JobStatus`` then records THROTTLED (with ``start_at_ms`` as the next run time) instead of
+    RETRYING or PENDING when the message is re-enqueued, and does not record SKIPPED when the
+    rate limiter raises :class:`~dramatiq.middleware.SkipMessage` for the original delivery.
+
+    Parameters:
+      message: The message being processed (the broker copies it, option included, on enqueue).
+      start_at_ms: When the message may start, in milliseconds since the epoch.
+    """
+    message.options[THROTTLED_UNTIL_OPTION] = start_at_ms
+
+
+@dataclass
+class _RunningJob:
+    store: JobStore
+    message_id: str
+    attempt: int
+    last_write_s: float = field(default=0.0)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_running: contextvars.ContextVar[_RunningJob | None] = contextvars.ContextVar(
+    "geotasks_running_job", default=None
+)
+
+
+class JobStatus(Middleware):
+    """Middleware that records every message's job status in Postgres.
+
+    Put it outside Dramatiq's default middleware (so Retries' re-enqueue is seen as RETRYING)
+    and inside the rate limiter (so a throttled message is never seen as STARTED).
+
+    Parameters:
+      store: Where statuses are written.
+      result_ttl_ms: How long a finished job stays readable when neither the message nor the
+        actor sets ``result_ttl``, in milliseconds (``GEOTASKS_RESULT_TTL_S`` in a deployment).
+    """
+
+    def __init__(self, *, store: JobStore, result_ttl_ms: int) -> None:
+        self.store = store
+        self.result_ttl_ms = result_ttl_ms
+
+    @property
+    def actor_options(self) -> set[str]:
+        # Shared with Results, so an actor may set it even where Results is not installed.
+        return {"result_ttl"}
+
+    def after_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
+        """Record PENDING, RETRYING or THROTTLED for a message just put on a queue."""
+        attempt = message.options.get("retries", 0)
+        throttled_until_ms = message.options.get(THROTTLED_UNTIL_OPTION)
+        if throttled_until_ms is not None:
+            status, next_at_ms = JobState.THROTTLED, throttled_until_ms
+        else:
+            status = JobState.RETRYING if attempt > 0 else JobState.PENDING
+            next_at_ms = message.options.get("eta") if delay else None
+        self.store.transition(
+            message.message_id,
+            actor_name=message.actor_name,
+            queue_name=q_name(message.queue_name),
+            status=status,
+            attempt=attempt,
+            sent_at_ms=message.message_timestamp,
+            next_at_ms=next_at_ms,
+        )
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        """Record STARTED, or skip the message when its job was cancelled.
+
+        Raises:
+          SkipMessage: when the job is CANCELLED.
+        """
+        # The mark belonged to the delivery that was throttled; if this one fails, Retries
+        # re-enqueues it and that must read RETRYING.
+        message.options.pop(THROTTLED_UNTIL_OPTION, None)
+        attempt = message.options.get("retries", 0)
+        outcome = self.store.transition(
+            message.message_id,
+            actor_name=message.actor_name,
+            queue_name=q_name(message.queue_name),
+            status=JobState.STARTED,
+            attempt=attempt,
+            sent_at_ms=message.message_timestamp,
+        )
+        if outcome.status is JobState.CANCELLED:
+            logger.info("Skipping message %s: its job was cancelled", message.message_id)
+            raise SkipMessage(f"job {message.message_id} was cancelled")
+        _running.set(_RunningJob(self.store, message.message_id, attempt))
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Record SUCCESS; a failure is recorded by Retries' re-enqueue or in ``after_nack``."""
+        _running.set(None)
+        if exception is None and not message.failed:
+            self._finish(broker, message, JobState.SUCCESS)
+
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
+        """Record SKIPPED, unless the message was throttled or failed."""
+        _running.set(None)
+        if message.failed or THROTTLED_UNTIL_OPTION in message.options:
+            return
+        self._finish(broker, message, JobState.SKIPPED)
+
+    def after_nack(self, broker: Broker, message: MessageProxy) -> None:
+        """Record FAILURE with what the actor raised: the message is finished."""
+        exception = message._exception
+        error = (
+            describe_exception(exception)
+            if exception is not None
+            else describe_exception(Exception("unknown"))
+        )
+        self._finish(broker, message, JobState.FAILURE, error=error)
+
+    def _finish(
+        self, broker: Broker, message: MessageProxy, status: JobState, **kwargs: Any
+    ) -> None:
+        self.store.transition(
+            message.message_id,
+            actor_name=message.actor_name,
+            queue_name=q_name(message.queue_name),
+            status=status,
+            attempt=message.options.get("retries", 0),
+            sent_at_ms=message.message_timestamp,
+            ttl_ms=self._result_ttl_ms(broker, message),
+            **kwargs,
+        )
+
+    def _result_ttl_ms(self, broker: Broker, message: MessageProxy) -> int:
+        try:
+            actor_options = broker.get_actor(message.actor_name).options
+        except ActorNotFound:
+            actor_options = {}
+        ttl_ms = message.options.get("result_ttl", actor_options.get("result_ttl"))
+        return int(ttl_ms) if ttl_ms is not None else self.result_ttl_ms
+
+
+def progress(done: int, total: int | None = None) -> None:
+    """Report how far the running actor is, for the client's ``job.progress``.
+
+    Writes at most every half second (and always when ``done`` reaches ``total``), so it is
+    cheap to call per feature. Outside a worker (an actor called as a plain function) it does
+    nothing.
+
+    Parameters:
+      done: Units of work done so far (features, bytes…).
+      total: Units of work in all, when known.
+    """
+    running = _running.get()
+    if running is None:
+        return
+    now_s = time.monotonic()
+    with running.lock:
+        if now_s - running.last_write_s < PROGRESS_INTERVAL_S and done != total:
+            return
+        running.last_write_s = now_s
+    running.store.set_progress(running.message_id, attempt=running.attempt, done=done, total=total)

@@ -1,0 +1,157 @@
+-- Job status: one row per message id, moved along the state machine by guarded upserts.
+
+-- name: transition
+-- Applies a hook's state only if geotasks.job_transition_allowed says so, in one statement, so
+-- hooks that arrive out of order (a late PENDING from the sender) cannot move a job backwards.
+-- Returns the job's status after the statement and whether this transition was applied.
+-- A job that finishes without a stored result rings the results doorbell itself, so a client
+-- blocked in job.get() wakes up (a stored result already rang it).
+WITH applied AS (
+    INSERT INTO geotasks.job AS j (
+        message_id, actor_name, queue_name, status, attempt, runs,
+        pending_at, throttled_at, retrying_at, started_at, finished_at,
+        next_at, expires_at, error_type, error_message
+    )
+    VALUES (
+        %(message_id)s, %(actor_name)s, %(queue_name)s, %(status)s, %(attempt)s,
+        CASE WHEN %(status)s = 'STARTED' THEN 1 ELSE 0 END,
+        -- When the sender sent it, also when its own PENDING write arrives late or never.
+        coalesce(
+            to_timestamp(%(sent_at_ms)s / 1000.0),
+            CASE WHEN %(status)s = 'PENDING' THEN now() END
+        ),
+        CASE WHEN %(status)s = 'THROTTLED' THEN now() END,
+        CASE WHEN %(status)s = 'RETRYING' THEN now() END,
+        CASE WHEN %(status)s = 'STARTED' THEN now() END,
+        CASE WHEN geotasks.job_phase(%(status)s) = 3 THEN now() END,
+        to_timestamp(%(next_at_ms)s / 1000.0),
+        CASE WHEN geotasks.job_phase(%(status)s) = 3
+            THEN now() + make_interval(secs => %(ttl_ms)s / 1000.0) END,
+        %(error_type)s,
+        %(error_message)s
+    )
+    ON CONFLICT (message_id) DO UPDATE SET
+        status = excluded.status,
+        attempt = excluded.attempt,
+        runs = j.runs + excluded.runs,
+        updated_at = now(),
+        pending_at = coalesce(j.pending_at, excluded.pending_at),
+        throttled_at = coalesce(excluded.throttled_at, j.throttled_at),
+        retrying_at = coalesce(excluded.retrying_at, j.retrying_at),
+        started_at = coalesce(excluded.started_at, j.started_at),
+        finished_at = excluded.finished_at,
+        next_at = excluded.next_at,
+        expires_at = excluded.expires_at,
+        error_type = excluded.error_type,
+        error_message = excluded.error_message,
+        -- A new attempt starts from no progress; a finished job keeps its last report.
+        progress_done = CASE WHEN excluded.status = 'STARTED' THEN NULL ELSE j.progress_done END,
+        progress_total = CASE WHEN excluded.status = 'STARTED' THEN NULL ELSE j.progress_total END,
+        progress_at = CASE WHEN excluded.status = 'STARTED' THEN NULL ELSE j.progress_at END
+    WHERE geotasks.job_transition_allowed(j.status, j.attempt, excluded.status, excluded.attempt)
+    RETURNING j.status
+),
+doorbell AS (
+    SELECT pg_notify('geotasks_result', %(message_id)s)
+    FROM applied
+    WHERE geotasks.job_phase(applied.status) = 3
+        AND NOT EXISTS (SELECT FROM geotasks.result r WHERE r.message_id = %(message_id)s)
+)
+-- Referencing `doorbell` is what makes Postgres evaluate it.
+SELECT status, true FROM applied WHERE (SELECT count(*) FROM doorbell) >= 0
+UNION ALL
+SELECT status, false FROM geotasks.job
+WHERE message_id = %(message_id)s AND NOT EXISTS (SELECT FROM applied);
+
+-- name: status
+SELECT status, false FROM geotasks.job WHERE message_id = %(message_id)s;
+
+-- name: cancel
+WITH cancelled AS (
+    UPDATE geotasks.job SET
+        status = 'CANCELLED',
+        updated_at = now(),
+        finished_at = now(),
+        next_at = NULL,
+        expires_at = now() + make_interval(secs => %(ttl_ms)s / 1000.0)
+    WHERE message_id = %(message_id)s
+        AND geotasks.job_transition_allowed(status, attempt, 'CANCELLED', attempt)
+    RETURNING message_id
+)
+SELECT pg_notify('geotasks_result', message_id) FROM cancelled;
+
+-- name: progress
+UPDATE geotasks.job SET
+    progress_done = %(done)s,
+    progress_total = %(total)s,
+    progress_at = now()
+WHERE message_id = %(message_id)s AND status = 'STARTED' AND attempt = %(attempt)s;
+
+-- name: get
+-- The result's header comes along, so one round trip answers "is it done, and what is there".
+SELECT
+    j.message_id, j.actor_name, j.queue_name,
+    geotasks.job_visible_status(j.status, j.expires_at),
+    j.attempt, j.runs, j.created_at, j.updated_at,
+    j.pending_at, j.throttled_at, j.retrying_at,
+    j.started_at, j.finished_at,
+    CASE WHEN j.status = 'EXPIRED' THEN j.expired_at
+        WHEN geotasks.job_visible_status(j.status, j.expires_at) = 'EXPIRED' THEN j.expires_at
+    END,
+    j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
+    j.error_type, j.error_message,
+    r.kind, r.media_type, r.size_bytes
+FROM geotasks.job j
+LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
+WHERE j.message_id = %(message_id)s;
+
+-- name: recent
+SELECT
+    j.message_id, j.actor_name, j.queue_name,
+    geotasks.job_visible_status(j.status, j.expires_at),
+    j.attempt, j.runs, j.created_at, j.updated_at,
+    j.pending_at, j.throttled_at, j.retrying_at,
+    j.started_at, j.finished_at,
+    CASE WHEN j.status = 'EXPIRED' THEN j.expired_at
+        WHEN geotasks.job_visible_status(j.status, j.expires_at) = 'EXPIRED' THEN j.expires_at
+    END,
+    j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
+    j.error_type, j.error_message,
+    r.kind, r.media_type, r.size_bytes
+FROM geotasks.job j
+LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
+WHERE (%(statuses)s::text[] IS NULL
+        OR geotasks.job_visible_status(j.status, j.expires_at) = ANY (%(statuses)s::text[]))
+    AND (%(actor_name)s::text IS NULL OR j.actor_name = %(actor_name)s)
+    AND (%(before)s::timestamptz IS NULL OR j.created_at < %(before)s)
+ORDER BY j.created_at DESC, j.message_id DESC
+LIMIT %(limit)s;
+
+-- name: tombstone
+-- Finished jobs past their time to live keep only what says they existed and how they ended.
+UPDATE geotasks.job SET
+    status = 'EXPIRED',
+    expired_at = expires_at,
+    updated_at = now(),
+    progress_done = NULL,
+    progress_total = NULL,
+    progress_at = NULL,
+    error_message = NULL
+WHERE message_id IN (
+    SELECT message_id FROM geotasks.job
+    WHERE expires_at <= now() AND status IN ('SUCCESS', 'FAILURE', 'SKIPPED', 'CANCELLED')
+    ORDER BY expires_at
+    LIMIT %(batch_size)s
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: purge
+DELETE FROM geotasks.job
+WHERE message_id IN (
+    SELECT message_id FROM geotasks.job
+    WHERE status = 'EXPIRED'
+        AND expires_at <= now() - make_interval(secs => %(retention_s)s)
+    ORDER BY expires_at
+    LIMIT %(batch_size)s
+    FOR UPDATE SKIP LOCKED
+);

@@ -1,0 +1,111 @@
+-- Results and job status: the result store, its chunks, and the job status table with its state machine.
+
+-- Results (geotasks/postgres/results.py). One row per message id; a payload up to one chunk is
+-- kept inline in `data`, a larger one in `result_chunk` rows of `chunk_bytes` each, so no value
+-- comes near Postgres' 1 GB limit and readers can seek. Failures keep type, message, traceback.
+CREATE TABLE geotasks.result (
+    message_id text PRIMARY KEY,
+    kind text NOT NULL CHECK (kind IN ('value', 'geojson', 'failure')),
+    media_type text NOT NULL,
+    size_bytes bigint NOT NULL CHECK (size_bytes >= 0),
+    chunk_bytes integer CHECK (chunk_bytes > 0),
+    data bytea,
+    error_type text,
+    error_message text,
+    error_traceback text,
+    stored_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL
+);
+
+CREATE INDEX result_expires_at_idx ON geotasks.result (expires_at);
+
+CREATE TABLE geotasks.result_chunk (
+    message_id text NOT NULL REFERENCES geotasks.result (message_id) ON DELETE CASCADE,
+    seq integer NOT NULL CHECK (seq >= 0),
+    data bytea NOT NULL,
+    PRIMARY KEY (message_id, seq)
+);
+
+-- GeoJSON chunks are written once and streamed out; compressing them costs more CPU on the
+-- worker's critical path than the disk it saves for the results' short life.
+ALTER TABLE geotasks.result_chunk ALTER COLUMN data SET STORAGE EXTERNAL;
+
+-- Job status (geotasks/postgres/job_status.py, geotasks/middleware/job_status.py). One row per
+-- message id. Each state has its timestamp; `attempt` is Dramatiq's retry count, `runs` how
+-- many times the actor was started.
+CREATE TABLE geotasks.job (
+    message_id text PRIMARY KEY,
+    actor_name text NOT NULL,
+    queue_name text NOT NULL,
+    status text NOT NULL CHECK (
+        status IN (
+            'PENDING', 'THROTTLED', 'RETRYING', 'STARTED',
+            'SUCCESS', 'FAILURE', 'SKIPPED', 'CANCELLED', 'EXPIRED'
+        )
+    ),
+    attempt integer NOT NULL DEFAULT 0 CHECK (attempt >= 0),
+    runs integer NOT NULL DEFAULT 0 CHECK (runs >= 0),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    pending_at timestamptz,
+    throttled_at timestamptz,
+    retrying_at timestamptz,
+    started_at timestamptz,
+    finished_at timestamptz,
+    expired_at timestamptz,
+    next_at timestamptz,
+    expires_at timestamptz,
+    progress_done bigint,
+    progress_total bigint,
+    progress_at timestamptz,
+    error_type text,
+    error_message text
+);
+
+CREATE INDEX job_created_at_idx ON geotasks.job (created_at);
+CREATE INDEX job_expires_at_idx ON geotasks.job (expires_at) WHERE expires_at IS NOT NULL;
+
+-- How far a state is along one attempt: waiting (0), waiting for a rate-limit slot (1),
+-- running (2), finished (3).
+CREATE FUNCTION geotasks.job_phase(status text) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE status
+        WHEN 'PENDING' THEN 0
+        WHEN 'RETRYING' THEN 0
+        WHEN 'THROTTLED' THEN 1
+        WHEN 'STARTED' THEN 2
+        ELSE 3
+    END
+$$;
+
+-- The job status state machine; geotasks.postgres.job_status.transition_allowed is the same
+-- rule in Python, and a test checks that both agree on every pair of states.
+CREATE FUNCTION geotasks.job_transition_allowed(
+    current_status text, current_attempt integer, new_status text, new_attempt integer
+) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN current_status IS NULL THEN new_status NOT IN ('CANCELLED', 'EXPIRED')
+        WHEN current_status IN ('SUCCESS', 'FAILURE', 'SKIPPED', 'CANCELLED', 'EXPIRED') THEN false
+        WHEN new_status = 'CANCELLED' THEN current_status IN ('PENDING', 'THROTTLED')
+        WHEN new_status = 'EXPIRED' THEN false
+        WHEN new_status IN ('STARTED', 'THROTTLED')
+            AND new_attempt = current_attempt
+            AND geotasks.job_phase(new_status) = geotasks.job_phase(current_status) THEN true
+        ELSE (new_attempt, geotasks.job_phase(new_status))
+            > (current_attempt, geotasks.job_phase(current_status))
+    END
+$$;
+
+-- What a client reads: a finished job past its time to live is EXPIRED even before the sweeper
+-- turns it into a tombstone.
+CREATE FUNCTION geotasks.job_visible_status(status text, expires_at timestamptz) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    SELECT CASE
+        WHEN geotasks.job_phase(status) = 3 AND expires_at <= now() THEN 'EXPIRED'
+        ELSE status
+    END
+$$;

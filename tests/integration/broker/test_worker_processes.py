@@ -1,0 +1,168 @@
+"""Worker processes that die: real ``dramatiq`` processes, killed and restarted as systemd would.
+
+Redis is left out: Dramatiq's Redis broker hands a dead worker's messages back only during its
+randomly scheduled maintenance (``maintenance_chance``), which a test cannot wait for.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from dramatiq.message import Message
+
+from geotasks.settings import env_name
+from tests.waiting import wait_until
+
+from .conftest import HEARTBEAT_TIMEOUT_S, MAX_DELIVERIES, Broker
+
+pytestmark = pytest.mark.parametrize("broker_kind", ["postgres", "rabbitmq"])
+
+REPO = Path(__file__).resolve().parents[3]
+#: Longest a worker process may take to start and act, in seconds.
+WORKER_TIMEOUT_S = 30
+
+
+class WorkerProcess:
+    """A ``dramatiq`` command running the test actors, with its log in a file."""
+
+    def __init__(self, broker: Broker, markers: Path, log_path: Path) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            env_name("database_url"): broker.settings.database_url or "",
+            env_name("broker_url"): broker.settings.broker_url or "",
+            env_name("broker_heartbeat_timeout_s"): str(HEARTBEAT_TIMEOUT_S),
+            env_name("max_deliveries"): str(MAX_DELIVERIES),
+            "GEOTASKS_TEST_QUEUE": broker.queue_name,
+            "GEOTASKS_TEST_MARKERS": str(markers),
+        }
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dramatiq",
+                    "tests.integration.broker.process_actors",
+                    "--processes",
+                    "1",
+                    "--threads",
+                    "1",
+                    "--worker-shutdown-timeout",
+                    "2000",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL the main process and its worker process at once, as a power loss would."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=WORKER_TIMEOUT_S)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def markers(tmp_path: Path) -> Path:
+    path = tmp_path / "markers"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def start_process(
+    broker: Broker, markers: Path, tmp_path: Path
+) -> Iterator[Callable[[], WorkerProcess]]:
+    """Start ``dramatiq`` worker commands; every one still running is killed after the test."""
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        worker = WorkerProcess(broker, markers, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.kill()
+
+
+def deliveries(markers: Path) -> int:
+    path = markers / "deliveries"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def send(broker: Broker, actor_name: str) -> Message[None]:
+    return broker.broker.enqueue(
+        Message(queue_name=broker.queue_name, actor_name=actor_name, args=(), kwargs={}, options={})
+    )
+
+
+def test_the_message_of_a_killed_worker_is_redelivered_to_the_next(
+    broker: Broker, markers: Path, start_process: Callable[[], WorkerProcess]
+) -> None:
+    # Given a worker process busy with a message
+    broker.broker.declare_queue(broker.queue_name)
+    first = start_process()
+    send(broker, "hang_on_first_delivery")
+    wait_until(lambda: deliveries(markers) == 1, WORKER_TIMEOUT_S, "first delivery")
+
+    # When the worker is killed outright, and another one starts
+    first.kill()
+    second = start_process()
+
+    # Then the message is delivered again and finishes, once
+    wait_until(lambda: deliveries(markers) == 2, WORKER_TIMEOUT_S, "redelivery")
+    wait_until(lambda: broker.waiting() == 0, WORKER_TIMEOUT_S, "queue empty")
+    if broker.kind == "postgres":
+        wait_until(
+            lambda: broker.database.transaction(
+                lambda cur: (
+                    cur.execute("SELECT count(*) FROM geotasks.broker_messages"),
+                    cur.fetchone()[0] == 0,
+                )[1]
+            ),
+            WORKER_TIMEOUT_S,
+            "message acked",
+        )
+    assert broker.dead_letters() == 0
+    first_pid, second_pid = (markers / "deliveries").read_text().split()
+    assert first_pid != second_pid
+    assert second.process.poll() is None, second.log()
+
+
+def test_a_message_that_keeps_killing_its_worker_is_dead_lettered(
+    broker: Broker, markers: Path, start_process: Callable[[], WorkerProcess]
+) -> None:
+    # Given a message that aborts the worker process running it
+    broker.broker.declare_queue(broker.queue_name)
+    send(broker, "abort_worker")
+
+    # When the worker is restarted each time it dies, as systemd's Restart=on-failure does
+    exit_codes = []
+    for _ in range(MAX_DELIVERIES):
+        worker = start_process()
+        exit_codes.append(worker.process.wait(timeout=WORKER_TIMEOUT_S))
+    survivor = start_process()
+
+    # Then after MAX_DELIVERIES crashes the message is dead-lettered instead of run again,
+    # and the worker keeps running
+    wait_until(lambda: broker.dead_letters() == 1, WORKER_TIMEOUT_S, "poison dead-lettered")
+    assert all(code != 0 for code in exit_codes)
+    assert deliveries(markers) == MAX_DELIVERIES
+    assert survivor.process.poll() is None, survivor.log()
+    survivor.process.send_signal(signal.SIGTERM)
+    assert survivor.process.wait(timeout=WORKER_TIMEOUT_S) == 0, survivor.log()

@@ -1,0 +1,131 @@
+"""A Dramatiq stack with geotasks' job status and results middleware, on a real broker.
+
+``stack`` is parametrised over the brokers the tests run on: Dramatiq's StubBroker (in-process
+queues) and Redis (a unique key namespace per test, deleted afterwards: the server is shared).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import dramatiq.broker
+import pytest
+from dramatiq.broker import Broker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage, default_middleware
+
+from geotasks.jobs import Job
+from geotasks.middleware.job_status import JobStatus
+from geotasks.middleware.results import Results
+from geotasks.postgres import listener as listener_module
+from geotasks.postgres.job_status import JobStore
+from geotasks.postgres.pool import Database
+from geotasks.postgres.results import PostgresBackend
+from geotasks.settings import Settings
+
+#: Default result TTL of the test stack, in milliseconds.
+RESULT_TTL_MS = 60_000
+
+
+@dataclass
+class Stack:
+    """A broker with geotasks' middleware, the stores behind it, and helpers."""
+
+    broker: Broker
+    database: Database
+    backend: PostgresBackend
+    store: JobStore
+    settings: Settings
+
+    def actor(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """Declare ``fn`` as an actor on this broker, storing results, retrying fast."""
+        options = {"store_results": True, "max_retries": 0, "min_backoff": 10, **options}
+
+        def declare(fn: Callable[..., Any]) -> Any:
+            return dramatiq.actor(fn, broker=self.broker, **options)
+
+        return declare(fn) if fn is not None else declare
+
+    @contextlib.contextmanager
+    def worker(self, threads: int = 2) -> Iterator[dramatiq.Worker]:
+        """Run an in-process worker for the block."""
+        worker = dramatiq.Worker(self.broker, worker_timeout=50, worker_threads=threads)
+        worker.start()
+        try:
+            yield worker
+        finally:
+            worker.stop(timeout=10_000)
+
+    def job(self, job_id: str) -> Job:
+        """A client handle on ``job_id`` through this test's database."""
+        return Job(job_id, database=self.database, settings=self.settings)
+
+
+def build_middleware(database: Database, backend: PostgresBackend) -> list[Any]:
+    """The documented order: job status, Dramatiq's defaults, CurrentMessage, Results."""
+    return [
+        JobStatus(store=JobStore(database), result_ttl_ms=RESULT_TTL_MS),
+        *(m() for m in default_middleware),
+        CurrentMessage(),
+        Results(backend=backend, result_ttl=RESULT_TTL_MS),
+    ]
+
+
+@pytest.fixture
+def listeners_closed(database_url: str) -> Iterator[None]:
+    """Close this process's LISTEN connections to the test database before it is dropped.
+
+    Otherwise the shared listener would try to reconnect to a dropped database forever.
+    """
+    yield
+    for key in [key for key in listener_module._listeners if key[1] == database_url]:
+        listener_module._listeners.pop(key).close()
+
+
+@pytest.fixture
+def backend(database: Database, tmp_path: Path, listeners_closed: None) -> PostgresBackend:
+    return PostgresBackend(database=database, spool_dir=tmp_path / "spool")
+
+
+@pytest.fixture
+def settings(geotasks_env: str, tmp_path: Path) -> Settings:
+    """Settings of the test database; ``GEOTASKS_DATABASE_URL`` points there too."""
+    return Settings(database_url=geotasks_env, tmp_dir=tmp_path / "tmp")
+
+
+@pytest.fixture(params=["stub", "redis"])
+def stack(
+    request: pytest.FixtureRequest,
+    database: Database,
+    backend: PostgresBackend,
+    settings: Settings,
+) -> Iterator[Stack]:
+    middleware = build_middleware(database, backend)
+    namespace = f"geotasks-test-{uuid.uuid4().hex[:12]}"
+    broker: Broker
+    if request.param == "redis":
+        from dramatiq.brokers.redis import RedisBroker
+
+        redis_url = request.getfixturevalue("redis_url")
+        broker = RedisBroker(url=redis_url, namespace=namespace, middleware=middleware)
+    else:
+        broker = StubBroker(middleware=middleware)
+    previous = dramatiq.broker.global_broker
+    dramatiq.set_broker(broker)
+    broker.emit_after("process_boot")
+    try:
+        yield Stack(broker, database, backend, JobStore(database), settings)
+    finally:
+        dramatiq.broker.global_broker = previous
+        if request.param == "redis":
+            client = broker.client  # type: ignore[attr-defined]
+            keys = list(client.scan_iter(f"{namespace}:*"))
+            if keys:
+                client.delete(*keys)
+        broker.close()
