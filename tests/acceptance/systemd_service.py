@@ -124,7 +124,9 @@ class RunningService:
             if self.process.poll() is not None:
                 raise AssertionError(f"exited with {self.process.returncode}:\n{self.log()}")
             if time.monotonic() > deadline:
-                raise AssertionError(f"no {count}× {text!r} in {timeout_s} s:\n{self.log()}")
+                raise AssertionError(
+                    f"{text!r} not seen {count} times in {timeout_s} s:\n{self.log()}"
+                )
             time.sleep(0.1)
 
     def group_alive(self) -> bool:
@@ -156,7 +158,9 @@ class RunningService:
             return self.process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"still running {timeout_s} s after SIGTERM:\n{self.log()}")
+            raise AssertionError(
+                f"still running {timeout_s} s after SIGTERM:\n{self.log()}"
+            ) from None
 
     def kill(self) -> None:
         """SIGKILL the whole group (systemd's final step) and reap the main process."""

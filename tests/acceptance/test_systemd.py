@@ -12,11 +12,26 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import dramatiq
 import pytest
 
+from geotasks.broker import build_broker
+from geotasks.jobs import Job, submit_with_options
+from geotasks.postgres.job_status import JobState
+from geotasks.postgres.pool import get_database
+from geotasks.registry import ActorSpec, Parameter, Registry
+from geotasks.settings import Settings, load_settings
 from tests import servers
+from tests.acceptance.systemd_service import ROOT, InstalledService, RunningService
+from tests.integration.broker.conftest import release_process_resources
+from tests.waiting import wait_until
 
 SYSTEMD_DIR = Path(__file__).resolve().parents[2] / "systemd"
 #: The install prefix the units name, and the virtualenv the tests run instead.
@@ -143,3 +158,202 @@ def test_sysusers_and_tmpfiles_create_the_user_and_directories(tmp_path: Path) -
     for path, (mode, owner, group) in expected.items():
         stat = (root / path).stat()
         assert (stat.st_mode & 0o7777, stat.st_uid, stat.st_gid) == (mode, owner, group), path
+
+
+# --- The units run: stop, reload and restart a real worker the way systemd does. ---
+
+#: The instance that serves the demo actors' queue.
+DEMO_QUEUE = "default"
+#: How long each slow demo job takes, in seconds: long enough to still run when the stop comes.
+JOB_DELAY_S = 3.0
+#: Longest wait for a job to reach a state, in seconds.
+JOB_TIMEOUT_S = 60.0
+SLOW_ADD = ActorSpec(
+    "add_numbers_slowly", DEMO_QUEUE, (Parameter("x"), Parameter("y"), Parameter("delay_s"))
+)
+
+
+@dataclass
+class Deployment:
+    """The test's stand-in for one host's /etc/geotasks, and a client of the same services."""
+
+    config_dir: Path
+    work_dir: Path
+    settings: Settings
+    broker: dramatiq.Broker
+
+    def service(self, unit_path: Path, instance: str | None = None) -> InstalledService:
+        return InstalledService(unit_path, self.config_dir, self.work_dir, instance)
+
+    def send(self, x: int, delay_s: float = JOB_DELAY_S) -> Job:
+        """Send one slow demo job computing ``x + 1``."""
+        job = submit_with_options(
+            SLOW_ADD.name,
+            args=(x, 1, delay_s),
+            broker=self.broker,
+            registry=Registry([SLOW_ADD]),
+        )
+        return self.job(job.id)
+
+    def job(self, job_id: str) -> Job:
+        return Job(
+            job_id,
+            database=get_database(self.settings.require_database_url()),
+            settings=self.settings,
+        )
+
+
+def write_environment_file(config_dir: Path, settings: dict[str, str]) -> None:
+    """Install the example geotasks.env, with ``settings`` replacing or adding lines."""
+    example = (SYSTEMD_DIR / "geotasks.env.example").read_text().splitlines()
+    kept = [line for line in example if line.partition("=")[0] not in settings]
+    lines = [*kept, *(f"{name}={value}" for name, value in settings.items())]
+    path = config_dir / "geotasks.env"
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+
+
+@pytest.fixture
+def rabbitmq_vhost_url(rabbitmq_url: str) -> Iterator[str]:
+    """A RabbitMQ virtual host of this test's own: the demo queue name is fixed, the server is
+    shared, and another test's worker must never take this test's messages."""
+    rabbitmqctl = require_program("rabbitmqctl")
+    vhost = f"geotasks-test-{uuid.uuid4().hex[:12]}"
+    subprocess.run([rabbitmqctl, "-q", "add_vhost", vhost], check=True, timeout=60)
+    try:
+        subprocess.run(
+            [rabbitmqctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+            timeout=60,
+        )
+        yield urlunsplit(urlsplit(rabbitmq_url)._replace(path="/" + vhost))
+    finally:
+        subprocess.run([rabbitmqctl, "-q", "delete_vhost", vhost], check=True, timeout=60)
+
+
+@pytest.fixture(params=["postgres", "rabbitmq"])
+def deployment(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> Iterator[Deployment]:
+    """A deployment on this test's database, with the Postgres broker or RabbitMQ."""
+    broker_url = (
+        database_url
+        if request.param == "postgres"
+        else request.getfixturevalue("rabbitmq_vhost_url")
+    )
+    config_dir, work_dir = tmp_path / "etc", tmp_path / "work"
+    config_dir.mkdir()
+    work_dir.mkdir()
+    values = {
+        "GEOTASKS_DATABASE_URL": database_url,
+        "GEOTASKS_BROKER_URL": broker_url,
+        # The units' own paths (/srv/geotasks/data, /var/lib/geotasks/tmp) do not exist here.
+        "GEOTASKS_DATA_DIR": str(ROOT / "sample_data"),
+        "GEOTASKS_TMP_DIR": str(tmp_path / "tmp"),
+    }
+    write_environment_file(config_dir, values)
+    settings = load_settings(values)
+    broker = build_broker(settings)
+    try:
+        yield Deployment(config_dir, work_dir, settings, broker)
+    finally:
+        broker.close()
+        release_process_resources(database_url)
+
+
+@pytest.fixture
+def start_worker(deployment: Deployment) -> Iterator[Callable[[], RunningService]]:
+    """Start ``geotasks-worker@default`` (ExecStartPre, then ExecStart) and wait until every
+    worker process is ready; whatever is still running after the test is killed."""
+    started: list[RunningService] = []
+
+    def start() -> RunningService:
+        service = deployment.service(SYSTEMD_DIR / "geotasks-worker@.service", DEMO_QUEUE)
+        running = service.start()
+        started.append(running)
+        running.wait_for_log(READY, count=worker_processes(service))
+        return running
+
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.kill()
+
+
+READY = "Worker process is ready for action."
+
+
+def worker_processes(service: InstalledService) -> int:
+    argv = service.unit.command("ExecStart", service.environment())
+    return int(argv[argv.index("--processes") + 1])
+
+
+def wait_for_state(jobs: list[Job], states: set[JobState], count: int | None = None) -> None:
+    """Wait until ``count`` (default: all) of ``jobs`` are in one of ``states``."""
+    wanted = len(jobs) if count is None else count
+    wait_until(
+        lambda: sum(job.status in states for job in jobs) >= wanted,
+        timeout_s=JOB_TIMEOUT_S,
+        what=f"{wanted} of {len(jobs)} jobs in {sorted(s.value for s in states)}",
+    )
+
+
+def assert_results_stored(jobs: list[Job], xs: list[int]) -> None:
+    assert [job.get(timeout=JOB_TIMEOUT_S) for job in jobs] == [x + 1 for x in xs]
+
+
+def test_stopping_the_worker_drains_it_and_loses_nothing(
+    deployment: Deployment, start_worker: Callable[[], RunningService]
+) -> None:
+    # Given the worker unit running, busy with slow jobs, with more jobs waiting behind them
+    worker = start_worker()
+    xs = list(range(10))
+    jobs = [deployment.send(x) for x in xs]
+    wait_for_state(jobs, {JobState.STARTED}, count=1)
+    in_flight = [job for job in jobs if job.status is JobState.STARTED]
+
+    # When systemd stops it (KillMode=mixed: SIGTERM to the main process only)
+    status = worker.stop()
+
+    # Then it exits cleanly once the jobs in flight are done, leaving no process behind
+    assert status == 0, worker.log()
+    assert not worker.group_alive()
+    # And every job it had started finished and has its result stored; none was abandoned
+    assert {job.status for job in in_flight} == {JobState.SUCCESS}
+    assert {job.status for job in jobs} <= {JobState.SUCCESS, JobState.PENDING}
+
+    # When more jobs are sent while no worker runs
+    more_xs = [100, 101]
+    more = [deployment.send(x, delay_s=0) for x in more_xs]
+    time.sleep(1)
+    assert {job.status for job in more} == {JobState.PENDING}
+
+    # Then the worker, started again, runs every job that was waiting: nothing is lost
+    restarted = start_worker()
+    assert_results_stored(jobs + more, xs + more_xs)
+    assert restarted.stop() == 0
+
+
+def test_reloading_the_worker_loses_no_message(
+    deployment: Deployment, start_worker: Callable[[], RunningService]
+) -> None:
+    # Given the worker unit running, busy with slow jobs, with more waiting
+    worker = start_worker()
+    processes = worker_processes(worker.service)
+    xs = list(range(10))
+    jobs = [deployment.send(x) for x in xs]
+    wait_for_state(jobs, {JobState.STARTED}, count=1)
+
+    # When systemd reloads it (ExecReload: HUP to $MAINPID)
+    worker.reload()
+
+    # Then the same main process comes back with fresh worker processes
+    worker.wait_for_log(READY, count=2 * processes)
+    assert worker.process.poll() is None
+
+    # And every job, the ones in flight during the reload and a new one, finishes with its result
+    late = deployment.send(1000, delay_s=0)
+    assert_results_stored([*jobs, late], [*xs, 1000])
+    assert worker.stop() == 0
+    assert worker.log().count("Sending signal 'SIGHUP' to subprocesses") == 1
