@@ -31,11 +31,16 @@ from dramatiq.middleware import (
 
 from .errors import ConfigurationError
 from .middleware.deliveries import DeliveryLimit
+from .middleware.job_status import JobStatus
+from .middleware.results import Results
+from .postgres.job_status import JobStore
 from .postgres.pool import Database, get_database, redact_url
+from .postgres.results import PostgresBackend
 from .settings import POSTGRES_SCHEMES, Settings, get_settings
 
 _setup_lock = threading.Lock()
 _broker: dramatiq.Broker | None = None
+_broker_settings: Settings | None = None
 
 
 def database_for(settings: Settings) -> Database:
@@ -66,8 +71,10 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
     Returns:
       list[Middleware]: fresh instances, for one broker.
     """
+    result_ttl_ms = settings.result_ttl_s * 1000
     return [
         DeliveryLimit(database, max_deliveries=settings.max_deliveries),
+        JobStatus(store=JobStore(database), result_ttl_ms=result_ttl_ms),
         # Dramatiq's default middleware, in Dramatiq's order.
         AgeLimit(),
         TimeLimit(),
@@ -76,6 +83,10 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
         Pipelines(),
         Retries(),
         CurrentMessage(),
+        Results(
+            backend=PostgresBackend(database=database, spool_dir=settings.tmp_dir),
+            result_ttl=result_ttl_ms,
+        ),
     ]
 
 
@@ -132,14 +143,17 @@ def setup_broker() -> dramatiq.Broker:
     """Build the broker from this process's settings and make it Dramatiq's global broker.
 
     Called before actors are declared, so they are declared with geotasks' middleware and
-    options; later calls return the same broker.
+    options; later calls return the same broker, unless the settings changed since (tests, or
+    an application that reconfigures), in which case a broker for the new settings replaces it.
 
     Raises:
       ConfigurationError: when no database is configured.
     """
-    global _broker
+    global _broker, _broker_settings
+    settings = get_settings()
     with _setup_lock:
-        if _broker is None:
-            _broker = build_broker(get_settings())
+        if _broker is None or settings != _broker_settings:
+            _broker = build_broker(settings)
+            _broker_settings = settings
             dramatiq.set_broker(_broker)
         return _broker

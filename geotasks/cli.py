@@ -16,10 +16,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, GeotasksError
@@ -63,6 +65,10 @@ def database_url(settings: Settings) -> Iterator[str]:
         get_settings.cache_clear()
         yield url
     finally:
+        from .postgres.listener import close_listeners
+
+        # Otherwise the shared listener would keep reconnecting to the server being stopped.
+        close_listeners()
         server.stop()
         os.environ.pop(env_name("database_url"), None)
         get_settings.cache_clear()
@@ -157,52 +163,134 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return run_demo(url)
 
 
-@contextlib.contextmanager
-def broker_database(settings: Settings) -> Iterator[Database]:
-    """Yield a pool on the Postgres broker's database (the embedded one if none is configured).
+#: How often ``geotasks submit --wait`` refreshes its progress line, in seconds.
+PROGRESS_REFRESH_S = 0.5
+
+
+@dataclass
+class SubmitArguments:
+    """What follows ``geotasks submit ACTOR`` on the command line."""
+
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    wait: bool = False
+    timeout_s: float | None = None
+    output: str | None = None
+
+
+def parse_value(text: str) -> Any:
+    """Read an argument as JSON (``50``, ``true``, ``[1, 2]``), else as the string it is."""
+    import orjson
+
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def parse_submit_arguments(tokens: Sequence[str]) -> SubmitArguments:
+    """Split ``parcels --distance-m 50 --wait`` into the actor's arguments and our options.
+
+    ``--name value`` (or ``--name=value``) is a keyword argument, dashes read as underscores;
+    anything else is a positional argument; after ``--`` everything is positional. Values are
+    JSON when they parse as JSON: quote a name that looks like a number (``'"2056"'``).
 
     Raises:
-      ConfigurationError: when the configured broker is not the Postgres broker.
+      InputError: when an option lacks its value.
     """
-    from .postgres.pool import Database
+    from .errors import InputError
 
-    broker_url = settings.broker_url
-    if broker_url and urlsplit(broker_url).scheme not in POSTGRES_SCHEMES:
-        raise ConfigurationError(
-            f"GEOTASKS_BROKER_URL is a {urlsplit(broker_url).scheme}:// broker, which keeps its "
-            "own dead letters (Redis: the <queue>.XQ keys; RabbitMQ: the <queue>.XQ queues); "
-            "`geotasks dead-letters` reads those of the Postgres broker"
-        )
-    with database_url(settings) as url:
-        database = Database(broker_url or url, max_connections=1)
-        try:
-            yield database
-        finally:
-            database.close()
+    parsed = SubmitArguments()
+    remaining = list(tokens)
+    positional_only = False
+    while remaining:
+        token = remaining.pop(0)
+        if positional_only or not token.startswith("--") or token == "--":
+            if token == "--" and not positional_only:
+                positional_only = True
+            else:
+                parsed.args.append(parse_value(token))
+            continue
+        name, has_value, value = token[2:].partition("=")
+        if name == "wait" and not has_value:
+            parsed.wait = True
+            continue
+        if not has_value:
+            if not remaining:
+                raise InputError(f"--{name} needs a value")
+            value = remaining.pop(0)
+        if name == "timeout":
+            parsed.timeout_s = float(value)
+        elif name == "output":
+            parsed.output = value
+        else:
+            parsed.kwargs[name.replace("-", "_")] = parse_value(value)
+    return parsed
 
 
-def utc(moment: datetime) -> str:
-    """Format a timestamp in UTC to the second."""
-    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Send a job to an actor by name; with --wait, follow it and save its result."""
+    from .jobs import submit
+    from .postgres.job_status import JobState
 
-
-def cmd_dead_letters_list(args: argparse.Namespace) -> int:
-    """List dead-lettered messages, oldest first."""
-    from .postgres.dead_letters import list_dead_letters
-
-    with broker_database(get_settings()) as database:
-        letters = list_dead_letters(database, queue_name=args.queue, limit=args.limit)
-    if not letters:
-        print("no dead letters")
-        return 0
-    print(f"{'ID':>6}  {'DEAD AT (UTC)':19}  {'QUEUE':16}  {'ACTOR':24}  ERROR")
-    for letter in letters:
-        error = letter.error.strip().splitlines()[-1] if letter.error.strip() else ""
-        print(
-            f"{letter.dead_letter_id:>6}  {utc(letter.dead_at)}  "
-            f"{letter.queue_name[:16]:16}  {(letter.actor_name or '?')[:24]:24}  {error[:80]}"
-        )
+    parsed = parse_submit_arguments(args.rest)
+    wait = args.wait or parsed.wait
+    timeout_s = parsed.timeout_s if parsed.timeout_s is not None else args.timeout
+    output = parsed.output or args.output
+    with database_url(get_settings()):
+        job = submit(args.actor, *parsed.args, **parsed.kwargs)
+        if not wait:
+            print(job.id)
+            return 0
+        print(f"geotasks: submitted {args.actor} as job {job.id}", file=sys.stderr, flush=True)
+        info = wait_with_progress(job, timeout_s)
+        if info.status is not JobState.SUCCESS:
+            if info.status is JobState.FAILURE:
+                _print_error(job.id, job.error)
+            else:
+                print(f"geotasks: job {job.id} is {info.status}: no result", file=sys.stderr)
+            return 1
+        suffix = ".geojson" if info.result_media_type == "application/geo+json" else ".json"
+        path = job.save(output or f"{job.id}{suffix}")
+    print(path)
     return 0
+
+
+def wait_with_progress(job: Job, timeout_s: float | None) -> JobInfo:
+    """Wait for ``job`` to finish, showing its status and progress on standard error.
+
+    Raises:
+      JobTimeout: when ``timeout_s`` passes first.
+    """
+    from .errors import JobTimeout
+
+    interactive = sys.stderr.isatty()
+    started = time.monotonic()
+    deadline = None if timeout_s is None else started + timeout_s
+    shown = ""
+    while True:
+        step_s = PROGRESS_REFRESH_S
+        if deadline is not None:
+            step_s = min(step_s, max(deadline - time.monotonic(), 0))
+        try:
+            info = job.wait(timeout=step_s)
+        except JobTimeout:
+            if deadline is not None and time.monotonic() >= deadline:
+                if interactive:
+                    print(file=sys.stderr)
+                raise
+            info = job.info()
+        line = f"{info.status} {format_progress(info)}".rstrip()
+        if interactive:
+            elapsed_s = time.monotonic() - started
+            print(f"\r\033[K{line}  {elapsed_s:.0f} s", end="", file=sys.stderr, flush=True)
+        elif line != shown:
+            print(line, file=sys.stderr, flush=True)
+        shown = line
+        if info.status.finished:
+            if interactive:
+                print(file=sys.stderr)
+            return info
 
 
 def _job(job_id: str) -> Job:
@@ -342,6 +430,66 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def broker_database(settings: Settings) -> Iterator[Database]:
+    """Yield a pool on the Postgres broker's database (the embedded one if none is configured).
+
+    Raises:
+      ConfigurationError: when the configured broker is not the Postgres broker.
+    """
+    from .postgres.pool import Database
+
+    broker_url = settings.broker_url
+    if broker_url and urlsplit(broker_url).scheme not in POSTGRES_SCHEMES:
+        raise ConfigurationError(
+            f"GEOTASKS_BROKER_URL is a {urlsplit(broker_url).scheme}:// broker, which keeps its "
+            "own dead letters (Redis: the <queue>.XQ keys; RabbitMQ: the <queue>.XQ queues); "
+            "`geotasks dead-letters` reads those of the Postgres broker"
+        )
+    with database_url(settings) as url:
+        database = Database(broker_url or url, max_connections=1)
+        try:
+            yield database
+        finally:
+            database.close()
+
+
+def utc(moment: datetime) -> str:
+    """Format a timestamp in UTC to the second."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+
+def cmd_dead_letters_list(args: argparse.Namespace) -> int:
+    """List dead-lettered messages, oldest first."""
+    from .postgres.dead_letters import list_dead_letters
+
+    with broker_database(get_settings()) as database:
+        letters = list_dead_letters(database, queue_name=args.queue, limit=args.limit)
+    if not letters:
+        print("no dead letters")
+        return 0
+    print(f"{'ID':>6}  {'DEAD AT (UTC)':19}  {'QUEUE':16}  {'ACTOR':24}  ERROR")
+    for letter in letters:
+        error = letter.error.strip().splitlines()[-1] if letter.error.strip() else ""
+        print(
+            f"{letter.dead_letter_id:>6}  {utc(letter.dead_at)}  "
+            f"{letter.queue_name[:16]:16}  {(letter.actor_name or '?')[:24]:24}  {error[:80]}"
+        )
+    return 0
+
+
+def format_size(size_bytes: int | None) -> str:
+    """Return a size for humans: ``512 B``, ``1.5 MB``."""
+    if size_bytes is None:
+        return ""
+    size = float(size_bytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
 def cmd_dead_letters_show(args: argparse.Namespace) -> int:
     """Show one dead letter: its message and its full error."""
     from .postgres.dead_letters import get_dead_letter
@@ -394,18 +542,6 @@ def cmd_dead_letters_purge(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_size(size_bytes: int | None) -> str:
-    """Return a size for humans: ``512 B``, ``1.5 MB``."""
-    if size_bytes is None:
-        return ""
-    size = float(size_bytes)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``geotasks`` command."""
     parser = argparse.ArgumentParser(
@@ -426,22 +562,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("demo", help=cmd_demo.__doc__).set_defaults(func=cmd_demo)
 
-    dead = commands.add_parser("dead-letters", help="inspect and re-queue rejected messages")
-    dead_commands = dead.add_subparsers(
-        dest="dead_letters_command", required=True, metavar="COMMAND"
+    submit = commands.add_parser(
+        "submit",
+        help=cmd_submit.__doc__,
+        description="Send a job by actor name: geotasks submit buffer_features parcels "
+        "--distance-m 50 --wait. Arguments are JSON when they parse as JSON.",
     )
-    listing = dead_commands.add_parser("list", help=cmd_dead_letters_list.__doc__)
-    listing.add_argument("--queue", help="only this queue's")
-    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
-    listing.set_defaults(func=cmd_dead_letters_list)
-    for name, func in (("show", cmd_dead_letters_show), ("requeue", cmd_dead_letters_requeue)):
-        sub = dead_commands.add_parser(name, help=func.__doc__)
-        sub.add_argument("id", type=int, help="the dead letter's ID, as listed")
-        sub.set_defaults(func=func)
-    purge = dead_commands.add_parser("purge", help=cmd_dead_letters_purge.__doc__)
-    purge.add_argument("--queue", help="only this queue's")
-    purge.add_argument("--all", action="store_true", help="every queue's")
-    purge.set_defaults(func=cmd_dead_letters_purge)
+    submit.add_argument("actor", metavar="ACTOR", help="registered actor name")
+    submit.add_argument("--wait", action="store_true", help="follow the job, save its result")
+    submit.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S s")
+    submit.add_argument("-o", "--output", metavar="FILE", help="with --wait: save the result here")
+    submit.add_argument(
+        "rest", nargs=argparse.REMAINDER, metavar="ARGS", help="ARG… and --name VALUE…"
+    )
+    submit.set_defaults(func=cmd_submit)
+
     status = commands.add_parser("status", help=cmd_status.__doc__)
     status.add_argument("job_id", metavar="ID")
     status.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -459,6 +594,23 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--actor", metavar="NAME", help="only jobs of this actor")
     jobs.add_argument("--limit", type=int, default=20, metavar="N", help="at most N (20)")
     jobs.set_defaults(func=cmd_jobs)
+
+    dead = commands.add_parser("dead-letters", help="inspect and re-queue rejected messages")
+    dead_commands = dead.add_subparsers(
+        dest="dead_letters_command", required=True, metavar="COMMAND"
+    )
+    listing = dead_commands.add_parser("list", help=cmd_dead_letters_list.__doc__)
+    listing.add_argument("--queue", help="only this queue's")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (100)")
+    listing.set_defaults(func=cmd_dead_letters_list)
+    for name, func in (("show", cmd_dead_letters_show), ("requeue", cmd_dead_letters_requeue)):
+        sub = dead_commands.add_parser(name, help=func.__doc__)
+        sub.add_argument("id", type=int, help="the dead letter's ID, as listed")
+        sub.set_defaults(func=func)
+    purge = dead_commands.add_parser("purge", help=cmd_dead_letters_purge.__doc__)
+    purge.add_argument("--queue", help="only this queue's")
+    purge.add_argument("--all", action="store_true", help="every queue's")
+    purge.set_defaults(func=cmd_dead_letters_purge)
     return parser
 
 

@@ -1,22 +1,30 @@
-"""``geotasks demo``: a real worker on the Postgres broker, end to end, for a first look.
+"""``geotasks demo``: the main job end to end on a real worker, for a first look.
 
-It starts ``dramatiq geotasks.worker`` as a child process, sends it a few messages (one of them
-delayed), waits until the worker has processed them, prints what it computed and stops it with
-SIGTERM, as systemd would. Until the results store exists, the results are read from the
-worker's log.
+It starts ``dramatiq geotasks.worker`` as a child process on the Postgres broker, submits the
+geo jobs by name — Natural Earth countries to GeoJSON, a clip chained into a geodesic buffer by
+job id, a measurement, and a bad dataset name that must fail at once — waits for each with
+``job.wait()`` (woken by Postgres NOTIFY), saves every GeoJSON result under
+``.geotasks/demo/``, prints what each job did, and stops the worker with SIGTERM, as systemd
+would.
 """
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
+import orjson
+
 from .broker import setup_broker
+from .errors import GeotasksError
+from .jobs import Job, submit
 from .postgres.broker import PostgresBroker
+from .postgres.job_status import JobInfo
 from .postgres.migrate import schema_version
 from .postgres.pool import Database
 
@@ -24,8 +32,19 @@ from .postgres.pool import Database
 DEMO_TIMEOUT_S = 60
 #: Longest the worker may take to stop after SIGTERM, in seconds.
 STOP_TIMEOUT_S = 30
+#: Where the demo saves the GeoJSON results.
+OUTPUT_DIR = Path(".geotasks") / "demo"
+#: Western Europe, in lon/lat degrees (west, south, east, north).
+EUROPE_BBOX = [-10.0, 35.0, 30.0, 60.0]
 
-_RESULT_LINE = re.compile(r"\] (add_numbers\(.*\) = .*)$")
+
+@dataclass(frozen=True)
+class DemoJob:
+    """A job the demo sent, described the way a user would have typed it."""
+
+    call: str
+    job: Job
+    output_name: str | None
 
 
 class _LogReader(threading.Thread):
@@ -39,9 +58,6 @@ class _LogReader(threading.Thread):
     def run(self) -> None:
         for line in self.stream:
             self.lines.append(line.rstrip("\n"))
-
-    def results(self) -> list[str]:
-        return [match.group(1) for line in self.lines if (match := _RESULT_LINE.search(line))]
 
 
 def run_demo(database_url: str) -> int:
@@ -69,46 +85,84 @@ def _run_worker_and_send(database: Database) -> int:
     log = _LogReader(worker.stdout)
     log.start()
     print(f"geotasks demo: started `dramatiq geotasks.worker` (pid {worker.pid})", flush=True)
+    lines: list[str] = []
     try:
         broker = setup_broker()
-        sent = _send_messages()
+        jobs = _submit_jobs()
         print(
-            f"geotasks demo: sent {sent} messages through the {type(broker).__name__} "
-            "(one delayed by 1 s)",
+            f"geotasks demo: submitted {len(jobs)} jobs through the {type(broker).__name__} "
+            "by actor name",
             flush=True,
         )
         deadline = time.monotonic() + DEMO_TIMEOUT_S
-        while len(log.results()) < sent and time.monotonic() < deadline and worker.poll() is None:
-            time.sleep(0.1)
-        results = log.results()
-        if isinstance(broker, PostgresBroker) and len(results) == sent:
-            broker.join("default", timeout=DEMO_TIMEOUT_S * 1000)
+        OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+        for sent in jobs:
+            info = sent.job.wait(timeout=max(deadline - time.monotonic(), 0))
+            lines.append(f"  {sent.call}\n    {_outcome(sent, info)}  [{_timings(info)}]")
+        if isinstance(broker, PostgresBroker):
+            broker.join("geo", timeout=DEMO_TIMEOUT_S * 1000)
             print("geotasks demo: the Postgres broker's queue is empty: every message was acked")
-    finally:
-        exit_code = _stop(worker)
-        log.join(timeout=STOP_TIMEOUT_S)
-    print("geotasks demo: results, as the worker logged them (the results store comes later):")
-    for result in results:
-        print(f"  {result}")
-    if len(results) != sent:
-        print(
-            f"geotasks demo: only {len(results)} of {sent} messages completed; the worker's log:",
-            file=sys.stderr,
-        )
+    except GeotasksError as exc:
+        print(f"geotasks demo: {exc}; the worker's log:", file=sys.stderr)
         for line in log.lines:
             print(f"  {line}", file=sys.stderr)
         return 1
+    finally:
+        exit_code = _stop(worker)
+        log.join(timeout=STOP_TIMEOUT_S)
+    print("geotasks demo: results, read from the results store by job id:")
+    for line in lines:
+        print(line)
     print(f"geotasks demo: worker stopped with SIGTERM (exit code {exit_code})")
     return 0 if exit_code == 0 else 1
 
 
-def _send_messages() -> int:
-    from .demo_actors import add_numbers
+def _submit_jobs() -> list[DemoJob]:
+    countries = submit("shapefile_to_geojson", "naturalearth_lowres")
+    clipped = submit("clip_features", "naturalearth_lowres", bbox=EUROPE_BBOX)
+    # A chained job reads the clip's stored result by id: the client downloads nothing.
+    buffered = submit("buffer_features", f"job:{clipped.id}", 50_000)
+    return [
+        DemoJob('shapefile_to_geojson("naturalearth_lowres")', countries, "countries.geojson"),
+        DemoJob(
+            f'clip_features("naturalearth_lowres", bbox={EUROPE_BBOX})',
+            clipped,
+            "europe.geojson",
+        ),
+        DemoJob(
+            f'buffer_features("job:{clipped.id[:8]}…", 50_000)  # the clip\'s result, +50 km',
+            buffered,
+            "europe_buffered_50km.geojson",
+        ),
+        DemoJob(
+            'measure_features("naturalearth_cities", limit=3)',
+            submit("measure_features", "naturalearth_cities", limit=3),
+            "cities_measured.geojson",
+        ),
+        DemoJob(
+            'shapefile_to_geojson("../../etc/passwd")  # must fail at once, never retried',
+            submit("shapefile_to_geojson", "../../etc/passwd"),
+            None,
+        ),
+    ]
 
-    for n in range(1, 5):
-        add_numbers.send(n, n * n)
-    add_numbers.send_with_options(args=(1000, 1), delay=1000)
-    return 5
+
+def _outcome(sent: DemoJob, info: JobInfo) -> str:
+    if info.error is not None:
+        return f"{info.status} after {info.runs} run: {info.error.type_name}: {info.error.message}"
+    if sent.output_name is None:
+        return str(info.status)
+    path = sent.job.save(OUTPUT_DIR / sent.output_name)
+    features = orjson.loads(path.read_bytes())["features"]
+    return f"{info.status}: {len(features)} features, {path.stat().st_size:,} bytes -> {path}"
+
+
+def _timings(info: JobInfo) -> str:
+    if info.started_at is None or info.finished_at is None or info.pending_at is None:
+        return str(info.status)
+    waited_ms = (info.started_at - info.pending_at).total_seconds() * 1000
+    ran_ms = (info.finished_at - info.started_at).total_seconds() * 1000
+    return f"{info.status}: waited {waited_ms:.0f} ms, ran {ran_ms:.1f} ms"
 
 
 def _stop(worker: subprocess.Popen[str]) -> int:

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 
-import dramatiq
-
 from .broker import setup_broker
+from .registry import REGISTRY
 
 logger = logging.getLogger(__name__)
 
 setup_broker()
 
 
-@dramatiq.actor(queue_name="default", max_retries=0)
+@REGISTRY["add_numbers"].declare
 def add_numbers(x: float, y: float) -> float:
     """Return ``x + y`` (and log it)."""
     total = x + y

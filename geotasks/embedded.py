@@ -99,7 +99,7 @@ class EmbeddedPostgres:
                 f"the embedded PostgreSQL in {self.cluster_dir} did not start:\n{detail}"
             ) from exc
         url: str = self._server.get_uri()
-        logger.info("Embedded PostgreSQL running, data in %s", self.cluster_dir)
+        logger.debug("Embedded PostgreSQL running, data in %s", self.cluster_dir)
         return url
 
     def stop(self) -> None:

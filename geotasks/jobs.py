@@ -24,14 +24,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import dramatiq
-import dramatiq.broker
 import orjson
 from dramatiq.broker import Broker
 from dramatiq.message import Message
 
 from .errors import (
-    ConfigurationError,
     InputError,
     JobFailed,
     JobNotFinished,
@@ -94,7 +91,8 @@ def submit_with_options(
       args: Positional arguments of the actor.
       kwargs: Keyword arguments of the actor.
       delay_ms: Run no earlier than this many milliseconds from now.
-      broker: The broker to send through; the configured one by default.
+      broker: The broker to send through; by default the one
+        :func:`geotasks.broker.setup_broker` builds from the settings.
       registry: Where to look the actor up.
       **options: Message options, such as ``result_ttl`` (ms) or ``time_limit`` (ms); only
         options some middleware of the broker declares are accepted.
@@ -135,14 +133,10 @@ def submit_with_options(
 
 
 def _configured_broker() -> Broker:
-    # dramatiq.get_broker() would quietly create a RabbitMQ broker on localhost.
-    broker = dramatiq.broker.global_broker
-    if broker is None:
-        raise ConfigurationError(
-            "no Dramatiq broker is set up: call dramatiq.set_broker() with a broker carrying "
-            "geotasks' middleware before submitting"
-        )
-    return broker
+    # Imported here: building a broker is the sender's business, not the reader's.
+    from .broker import setup_broker
+
+    return setup_broker()
 
 
 class Job:
@@ -278,7 +272,7 @@ class Job:
         with get_listener(self._database).expect(FINISHED_CHANNEL, self.id) as finished:
             while True:
                 info = self.info()
-                if info.status.finished or info.result_kind is not None:
+                if info.status.finished:
                     return info
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if (remaining is not None and remaining <= 0) or not finished.wait(remaining):

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+import dramatiq
 
 from .errors import ActorNotRegistered, InputError
 from .retries import RETRY_OPTIONS
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: The queue of the geoprocessing actors.
 GEO_QUEUE = "geo"
@@ -33,12 +38,14 @@ class Parameter:
       default: The default value; a parameter without one is required.
       description: One line for humans (CLI help, the HTTP API's process description).
       schema: A JSON Schema fragment describing valid values.
+      keyword_only: Whether it can only be given by name.
     """
 
     name: str
     default: Any = _NO_DEFAULT
     description: str = ""
     schema: Mapping[str, Any] = field(default_factory=dict)
+    keyword_only: bool = False
 
     @property
     def required(self) -> bool:
@@ -66,11 +73,15 @@ class ActorSpec:
 
     @property
     def signature(self) -> inspect.Signature:
-        """The actor's call signature (positional-or-keyword parameters)."""
+        """The actor's call signature."""
         return inspect.Signature(
             [
                 inspect.Parameter(
-                    p.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=p.default
+                    p.name,
+                    inspect.Parameter.KEYWORD_ONLY
+                    if p.keyword_only
+                    else inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                    default=p.default,
                 )
                 for p in self.parameters
             ]
@@ -94,6 +105,36 @@ class ActorSpec:
         except TypeError as exc:
             raise InputError(f"{self.name}({expected}): {exc}") from None
         return dict(bound.arguments)
+
+    def declare(self, fn: Callable[P, R], **options: Any) -> dramatiq.Actor[P, R]:
+        """Declare ``fn`` as this actor on Dramatiq's global broker (set it up first).
+
+        Parameters:
+          fn: The actor's code; its parameters must be the registered ones, in order.
+          options: Dramatiq actor options added to (or overriding) the registered ones, for
+            values known only where the actor is declared, such as a configured time limit.
+
+        Raises:
+          TypeError: when ``fn``'s parameters are not the ones registered, so the registry
+            and the actors' code cannot drift apart.
+        """
+        if _call_shape(inspect.signature(fn)) != _call_shape(self.signature):
+            raise TypeError(
+                f"{self.name} is registered as {self.name}{self.signature}, "
+                f"not {self.name}{inspect.signature(fn)}"
+            )
+        decorate = dramatiq.actor(
+            actor_name=self.name, queue_name=self.queue_name, **{**self.options, **options}
+        )
+        return decorate(fn)
+
+
+def _call_shape(signature: inspect.Signature) -> tuple[list[str], set[str]]:
+    """Positional parameter names in order, and keyword-only names: what callers rely on."""
+    parameters = signature.parameters.values()
+    positional = [p.name for p in parameters if p.kind is not p.KEYWORD_ONLY]
+    keyword_only = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
+    return positional, keyword_only
 
 
 class Registry(Mapping[str, ActorSpec]):
@@ -155,14 +196,16 @@ _READING = (
     Parameter(
         "layer",
         None,
-        "layer name or index when the dataset holds several",
-        {"type": ["string", "integer", "null"]},
+        "layer name when the dataset holds several",
+        {"type": ["string", "null"]},
+        keyword_only=True,
     ),
     Parameter(
         "source_crs",
         None,
         "CRS of a dataset without .prj, such as EPSG:2056",
         {"type": ["string", "null"]},
+        keyword_only=True,
     ),
     Parameter(
         "bbox",
@@ -174,37 +217,49 @@ _READING = (
             "minItems": 4,
             "maxItems": 4,
         },
+        keyword_only=True,
     ),
     Parameter(
         "fields",
         None,
         "attribute fields to keep (all when omitted)",
         {"type": ["array", "null"], "items": {"type": "string"}},
+        keyword_only=True,
     ),
-    Parameter("where", None, "OGR SQL attribute filter", {"type": ["string", "null"]}),
+    Parameter(
+        "where",
+        None,
+        "OGR SQL attribute filter",
+        {"type": ["string", "null"]},
+        keyword_only=True,
+    ),
     Parameter(
         "precision",
         7,
         "decimal places of output coordinates",
         {"type": "integer", "minimum": 0, "maximum": 15},
+        keyword_only=True,
     ),
     Parameter(
         "encoding",
         None,
         "DBF text encoding, overriding .cpg and the DBF header",
         {"type": ["string", "null"]},
+        keyword_only=True,
     ),
     Parameter(
         "repair",
         False,
         "make invalid polygons valid instead of reporting them",
         {"type": "boolean"},
+        keyword_only=True,
     ),
     Parameter(
         "limit",
         None,
         "read at most this many features",
         {"type": ["integer", "null"], "minimum": 1},
+        keyword_only=True,
     ),
 )
 
@@ -260,8 +315,8 @@ REGISTRY = Registry(
             Parameter(
                 "by",
                 None,
-                "attribute field(s) to group by; everything into one feature when omitted",
-                {"type": ["string", "array", "null"], "items": {"type": "string"}},
+                "attribute field to group by; everything into one feature when omitted",
+                {"type": ["string", "null"]},
             ),
         ),
         ActorSpec(
@@ -274,6 +329,7 @@ REGISTRY = Registry(
                     None,
                     "GeoJSON geometry to clip to, in lon/lat (or give bbox)",
                     {"type": ["object", "null"]},
+                    keyword_only=True,
                 ),
                 *_READING,
             ),
@@ -283,6 +339,16 @@ REGISTRY = Registry(
         _geo_actor(
             "measure_features",
             "Add geodesic area (m²) and length or perimeter (m) to every feature's properties.",
+        ),
+        ActorSpec(
+            name="add_numbers",
+            queue_name="default",
+            parameters=(
+                Parameter("x", description="a number", schema={"type": "number"}),
+                Parameter("y", description="another number", schema={"type": "number"}),
+            ),
+            description="Add two numbers: the demo's stand-in for real work.",
+            options=MappingProxyType({"store_results": True, "max_retries": 0}),
         ),
     ]
 )

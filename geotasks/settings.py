@@ -67,6 +67,17 @@ class Settings:
     broker_heartbeat_timeout_s: int = field(default=60, metadata={"minimum": 1})
     #: Where the ``geotasks`` command keeps the embedded PostgreSQL's data directory.
     embedded_dir: Path = Path(".geotasks")
+    #: Longest a geo actor may run, in seconds, before Dramatiq's time limit stops it (it fires
+    #: between features: one GDAL/GEOS call is bounded by the feature and vertex limits below).
+    geo_time_limit_s: int = field(default=900, metadata={"minimum": 1})
+    #: Most features one geo job may read.
+    max_features: int = field(default=2_000_000, metadata={"minimum": 1})
+    #: Most vertices in one geometry, before and after an operation.
+    max_vertices: int = field(default=1_000_000, metadata={"minimum": 1})
+    #: Most entries in a zipped dataset.
+    max_zip_members: int = field(default=1_000, metadata={"minimum": 1})
+    #: Most uncompressed bytes read out of one zipped dataset.
+    max_zip_bytes: int = field(default=2 * 1024**3, metadata={"minimum": 1})
 
     @property
     def effective_broker_url(self) -> str | None:

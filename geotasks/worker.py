@@ -10,4 +10,4 @@ from .broker import setup_broker
 
 broker = setup_broker()
 
-from . import demo_actors  # noqa: E402, F401  (declares actors on the broker set up above)
+from . import actors, demo_actors  # noqa: E402, F401  (declare actors on the broker above)

@@ -84,7 +84,6 @@ class GeoJSONResult:
     def from_stream(
         cls,
         fileobj: BinaryIO,
-        *,
         spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
         dir: str | PathLike[str] | None = None,
     ) -> GeoJSONResult:

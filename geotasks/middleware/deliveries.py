@@ -25,6 +25,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from psycopg2.extensions import cursor as Cursor
 
 from ..errors import DatabaseError, GeotasksError
+from ..postgres.broker import PostgresBroker
 from ..postgres.pool import Database
 from ..postgres.queries import load_queries
 
@@ -78,10 +79,10 @@ class DeliveryLimit(Middleware):
         )
 
     def after_ack(self, broker: Broker, message: MessageProxy) -> None:
-        self._forget(message)
+        self._forget(broker, message)
 
     def after_nack(self, broker: Broker, message: MessageProxy) -> None:
-        self._forget(message)
+        self._forget(broker, message)
 
     def _limit(self, broker: Broker, message: MessageProxy) -> int:
         limit = message.options.get("max_deliveries")
@@ -98,18 +99,21 @@ class DeliveryLimit(Middleware):
             row = cur.fetchone()
             return int(row[0]) if row else 1
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
-    def _forget(self, message: MessageProxy) -> None:
+    def _forget(self, broker: Broker, message: MessageProxy) -> None:
         # Only the thread that started the delivery finishes it; an ack from elsewhere (a
         # message for an unknown actor, rejected before it started) has nothing to forget.
         key: dict[str, Any] | None = getattr(self._started, "key", None)
         if key is None or key["message_id"] != message.message_id:
             return
         self._started.key = None
+        if isinstance(broker, PostgresBroker):
+            return  # Its ack or nack cleared the count, in the same statement.
         try:
             self.database.transaction(
-                lambda cur: cur.execute(self._queries["forget_delivery"], key)
+                lambda cur: cur.execute(self._queries["forget_delivery"], key),
+                single_statement=True,
             )
         except DatabaseError as exc:
             # Left behind, the count only makes the guard stricter for this one attempt.

@@ -7,7 +7,8 @@ after_enqueue          PENDING (first send), RETRYING (Retries re-enqueued it, w
                        the attempt and next run time) or THROTTLED (a rate limiter
                        re-enqueued it, see :func:`mark_throttled`)
 before_process_message STARTED; a CANCELLED job is skipped instead
-after_process_message  SUCCESS (no exception)
+after_process_message  SUCCESS (no exception), unless the results backend recorded it
+                       in the transaction that stored the result
 after_skip_message     SKIPPED (unless throttled, or failed: after_nack follows)
 after_nack             FAILURE, with the exception's type and message
 =====================  =========================================================
@@ -19,11 +20,8 @@ arrive in any order.
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from dramatiq.broker import Broker, MessageProxy
@@ -32,7 +30,7 @@ from dramatiq.errors import ActorNotFound
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
 
-from ..postgres.job_status import JobState, JobStore
+from ..postgres.job_status import JobState, JobStore, RunningJob, running_job, set_running_job
 from ..postgres.results import describe_exception
 
 logger = logging.getLogger(__name__)
@@ -57,20 +55,6 @@ def mark_throttled(message: Message[Any] | MessageProxy, start_at_ms: int) -> No
       start_at_ms: When the message may start, in milliseconds since the epoch.
     """
     message.options[THROTTLED_UNTIL_OPTION] = start_at_ms
-
-
-@dataclass
-class _RunningJob:
-    store: JobStore
-    message_id: str
-    attempt: int
-    last_write_s: float = field(default=0.0)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-_running: contextvars.ContextVar[_RunningJob | None] = contextvars.ContextVar(
-    "geotasks_running_job", default=None
-)
 
 
 class JobStatus(Middleware):
@@ -134,7 +118,16 @@ class JobStatus(Middleware):
         if outcome.status is JobState.CANCELLED:
             logger.info("Skipping message %s: its job was cancelled", message.message_id)
             raise SkipMessage(f"job {message.message_id} was cancelled")
-        _running.set(_RunningJob(self.store, message.message_id, attempt))
+        set_running_job(
+            RunningJob(
+                self.store,
+                message.message_id,
+                actor_name=message.actor_name,
+                queue_name=q_name(message.queue_name),
+                attempt=attempt,
+                sent_at_ms=message.message_timestamp,
+            )
+        )
 
     def after_process_message(
         self,
@@ -144,14 +137,22 @@ class JobStatus(Middleware):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        """Record SUCCESS; a failure is recorded by Retries' re-enqueue or in ``after_nack``."""
-        _running.set(None)
-        if exception is None and not message.failed:
-            self._finish(broker, message, JobState.SUCCESS)
+        """Record SUCCESS; a failure is recorded by Retries' re-enqueue or in ``after_nack``.
+
+        When the results backend already recorded SUCCESS with the result, in one transaction,
+        there is nothing left to write.
+        """
+        running = running_job()
+        set_running_job(None)
+        if exception is not None or message.failed:
+            return
+        if running is not None and running.success_recorded:
+            return
+        self._finish(broker, message, JobState.SUCCESS)
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         """Record SKIPPED, unless the message was throttled or failed."""
-        _running.set(None)
+        set_running_job(None)
         if message.failed or THROTTLED_UNTIL_OPTION in message.options:
             return
         self._finish(broker, message, JobState.SKIPPED)
@@ -200,12 +201,12 @@ def progress(done: int, total: int | None = None) -> None:
       done: Units of work done so far (features, bytes…).
       total: Units of work in all, when known.
     """
-    running = _running.get()
+    running = running_job()
     if running is None:
         return
     now_s = time.monotonic()
     with running.lock:
-        if now_s - running.last_write_s < PROGRESS_INTERVAL_S and done != total:
+        if now_s - running.last_progress_s < PROGRESS_INTERVAL_S and done != total:
             return
-        running.last_write_s = now_s
+        running.last_progress_s = now_s
     running.store.set_progress(running.message_id, attempt=running.attempt, done=done, total=total)

@@ -19,10 +19,12 @@ an id that was never seen reads UNKNOWN.
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -303,6 +305,44 @@ class Transition:
     applied: bool
 
 
+@dataclass
+class RunningJob:
+    """The job a worker thread is running, as the ``JobStatus`` middleware announces it.
+
+    The results backend reads it to record SUCCESS in the transaction that stores the result
+    (one commit instead of two on the hot path); :func:`geotasks.progress` reads it to know
+    which job to report on.
+
+    Attributes:
+      success_recorded: Set once SUCCESS was written with the result.
+    """
+
+    store: JobStore
+    message_id: str
+    actor_name: str
+    queue_name: str
+    attempt: int
+    sent_at_ms: int | None
+    success_recorded: bool = False
+    last_progress_s: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+_running: contextvars.ContextVar[RunningJob | None] = contextvars.ContextVar(
+    "geotasks_running_job", default=None
+)
+
+
+def running_job() -> RunningJob | None:
+    """Return the job this thread is running, or ``None`` outside an actor."""
+    return _running.get()
+
+
+def set_running_job(job: RunningJob | None) -> None:
+    """Announce (or, with ``None``, clear) the job this thread runs; for ``JobStatus``."""
+    _running.set(job)
+
+
 class JobStore:
     """Reads and writes ``geotasks.job`` through a connection pool.
 
@@ -313,6 +353,11 @@ class JobStore:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._queries = load_queries("job_status")
+        # Sent with the statement in one round trip: psycopg2 returns the last one's rows.
+        self._relaxed_transition = (
+            self._queries["relax_commit"] + "\n" + self._queries["transition"]
+        )
+        self._relaxed_progress = self._queries["relax_commit"] + "\n" + self._queries["progress"]
 
     def transition(
         self,
@@ -348,6 +393,36 @@ class JobStore:
           ValueError: for UNKNOWN, EXPIRED or CANCELLED, which hooks never record.
           DatabaseUnavailable: when Postgres cannot be reached.
         """
+        return self.database.transaction(
+            lambda cursor: self.apply(
+                cursor,
+                message_id,
+                actor_name=actor_name,
+                queue_name=queue_name,
+                status=status,
+                attempt=attempt,
+                sent_at_ms=sent_at_ms,
+                next_at_ms=next_at_ms,
+                ttl_ms=ttl_ms,
+                error=error,
+            )
+        )
+
+    def apply(
+        self,
+        cursor: Cursor,
+        message_id: str,
+        *,
+        actor_name: str,
+        queue_name: str,
+        status: JobState,
+        attempt: int,
+        sent_at_ms: int | None = None,
+        next_at_ms: int | None = None,
+        ttl_ms: int | None = None,
+        error: JobError | None = None,
+    ) -> Transition:
+        """Like :meth:`transition`, inside the caller's transaction (``cursor``)."""
         if status in (JobState.UNKNOWN, JobState.EXPIRED, JobState.CANCELLED):
             raise ValueError(f"{status} is not recorded by a transition")
         params = {
@@ -362,20 +437,17 @@ class JobStore:
             "error_type": error.type_name if error is not None else None,
             "error_message": error.message if error is not None else None,
         }
-
-        def work(cursor: Cursor) -> Transition:
-            cursor.execute(self._queries["transition"], params)
+        statement = self._queries["transition"] if status.finished else self._relaxed_transition
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+        if row is None:
+            # The row was inserted by a transaction that committed while this statement
+            # waited for it: too late for the statement's snapshot, visible to the next one.
+            cursor.execute(self._queries["status"], {"message_id": message_id})
             row = cursor.fetchone()
             if row is None:
-                # The row was inserted by a transaction that committed while this statement
-                # waited for it: too late for the statement's snapshot, visible to the next one.
-                cursor.execute(self._queries["status"], {"message_id": message_id})
-                row = cursor.fetchone()
-                if row is None:
-                    raise AssertionError(f"job {message_id} has no row after its transition")
-            return Transition(JobState(row[0]), bool(row[1]))
-
-        outcome = self.database.transaction(work)
+                raise AssertionError(f"job {message_id} has no row after its transition")
+        outcome = Transition(JobState(row[0]), bool(row[1]))
         if not outcome.applied:
             logger.debug(
                 "Job %s: %s (attempt %d) refused, status stays %s",
@@ -408,7 +480,7 @@ class JobStore:
 
         def work(cursor: Cursor) -> bool:
             cursor.execute(
-                self._queries["progress"],
+                self._relaxed_progress,
                 {"message_id": message_id, "attempt": attempt, "done": done, "total": total},
             )
             return cursor.rowcount == 1

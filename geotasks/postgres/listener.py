@@ -205,6 +205,26 @@ def get_listener(database: Database) -> Listener:
         return listener
 
 
+def close_listeners() -> None:
+    """Close every listener of this process (before its database goes away)."""
+    with _listeners_lock:
+        listeners = list(_listeners.values())
+        _listeners.clear()
+    for listener in listeners:
+        listener.close()
+
+
 def notify(cursor: psycopg2.extensions.cursor, channel: str, payload: str) -> None:
     """Send a notification; delivered when the caller's transaction commits."""
     cursor.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+def close_listener(database: Database) -> None:
+    """Stop and forget this process's listener for ``database``'s URL, if it has one.
+
+    For shutdown, and for tests about to drop a database.
+    """
+    with _listeners_lock:
+        listener = _listeners.pop((os.getpid(), database.url), None)
+    if listener is not None:
+        listener.close()

@@ -142,13 +142,22 @@ class Database:
                 self._release(conn)
             self._slots.release()
 
-    def transaction(self, work: Callable[[Cursor], T], *, attempts: int | None = None) -> T:
+    def transaction(
+        self,
+        work: Callable[[Cursor], T],
+        *,
+        attempts: int | None = None,
+        single_statement: bool = False,
+    ) -> T:
         """Run ``work(cursor)`` in one transaction and commit, retrying on broken connections.
 
         Parameters:
           work: Called with a fresh cursor; its return value is returned. May be called more
             than once, so it must be idempotent.
           attempts: Override the pool's number of attempts (``1`` never retries).
+          single_statement: ``work`` makes exactly one ``execute`` call, which Postgres runs as
+            a transaction of its own (several statements in one string are one implicit
+            transaction): it is sent without BEGIN and COMMIT, one round trip instead of three.
 
         Returns:
           Whatever ``work`` returned.
@@ -162,16 +171,21 @@ class Database:
         for attempt in range(1, attempts + 1):
             try:
                 with self.connection() as conn:
+                    conn.autocommit = single_statement
                     try:
                         with conn.cursor() as cur:
                             result = work(cur)
-                        conn.commit()
+                        if not single_statement:
+                            conn.commit()
                         return result
                     except BaseException:
-                        if not conn.closed:
+                        if not conn.closed and not single_statement:
                             with contextlib.suppress(psycopg2.Error):
                                 conn.rollback()
                         raise
+                    finally:
+                        if single_statement and not conn.closed:
+                            conn.autocommit = False
             except RETRYABLE_ERRORS as exc:
                 if attempt == attempts:
                     raise DatabaseUnavailable(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -27,9 +28,9 @@ from dramatiq.results import ResultBackend, ResultMissing, ResultTimeout
 from dramatiq.results.backend import DEFAULT_TIMEOUT, Missing
 from psycopg2.extensions import cursor as Cursor
 
-from ..errors import JobFailed, ResultExpired
+from ..errors import DatabaseError, JobFailed, ResultExpired
 from ..geo.result import GeoJSONResult
-from .job_status import FINISHED_CHANNEL, JobError, JobStore
+from .job_status import FINISHED_CHANNEL, JobError, JobState, JobStore, running_job
 from .listener import get_listener
 from .pool import Database
 from .queries import load_queries
@@ -42,6 +43,8 @@ CHUNK_BYTES = 1024 * 1024
 MAX_TRACEBACK_CHARS = 64 * 1024
 #: Buffer of the streams :meth:`PostgresBackend.open` returns, in bytes.
 READ_BUFFER_BYTES = 64 * 1024
+#: Bytes psycopg2 moves per read or write of a COPY.
+COPY_BUFFER_BYTES = 256 * 1024
 
 #: ``kind`` of a result: a value encoded by the Dramatiq encoder.
 VALUE = "value"
@@ -219,6 +222,17 @@ class PostgresBackend(ResultBackend):
         error: JobError | None = None,
     ) -> None:
         inline = size_bytes <= self.chunk_bytes
+        running = running_job()
+        # Storing the result of the job this thread runs is its success: record both in one
+        # transaction, saving the hot path a commit (JobStatus then has nothing left to write).
+        finishing = (
+            running
+            if running is not None
+            and running.message_id == message_id
+            and kind != FAILURE
+            and running.store.database.url == self.database.url
+            else None
+        )
 
         def work(cursor: Cursor) -> None:
             cursor.execute(
@@ -236,22 +250,30 @@ class PostgresBackend(ResultBackend):
                     "ttl_ms": ttl_ms,
                 },
             )
-            if inline:
-                return
-            written = 0
-            for seq, chunk in enumerate(chunks()):
-                cursor.execute(
-                    self._queries["store_chunk"],
-                    {"message_id": message_id, "seq": seq, "data": chunk},
-                )
-                written += len(chunk)
-            if written != size_bytes:
-                raise ValueError(
-                    f"result of {message_id} announced {size_bytes} bytes but yielded {written}"
+            if not inline:
+                rows = _CopyRows(message_id, chunks())
+                cursor.copy_expert(self._queries["copy_chunks"], rows, size=COPY_BUFFER_BYTES)
+                if rows.data_bytes != size_bytes:
+                    raise ValueError(
+                        f"result of {message_id} announced {size_bytes} bytes "
+                        f"but yielded {rows.data_bytes}"
+                    )
+            if finishing is not None:
+                finishing.store.apply(
+                    cursor,
+                    message_id,
+                    actor_name=finishing.actor_name,
+                    queue_name=finishing.queue_name,
+                    status=JobState.SUCCESS,
+                    attempt=finishing.attempt,
+                    sent_at_ms=finishing.sent_at_ms,
+                    ttl_ms=ttl_ms,
                 )
 
         started = time.monotonic()
         self.database.transaction(work)
+        if finishing is not None:
+            finishing.success_recorded = True
         logger.debug(
             "Stored %s result of message %s: %d bytes in %.3f s",
             kind,
@@ -348,12 +370,13 @@ class PostgresBackend(ResultBackend):
             return stored.inline
 
         def work(cursor: Cursor) -> bytes | None:
-            cursor.execute(
-                self._queries["chunk"],
+            statement = cursor.mogrify(
+                self._queries["copy_chunk"],
                 {"message_id": stored.message_id, "seq": seq, "stored_at": stored.stored_at},
             )
-            row = cursor.fetchone()
-            return bytes(row[0]) if row is not None else None
+            sink = _CopySink()
+            cursor.copy_expert(statement.decode(), sink, size=COPY_BUFFER_BYTES)
+            return sink.single_value()
 
         data = self.database.transaction(work)
         if data is None:
@@ -374,6 +397,76 @@ def _exact_chunks(pieces: Iterator[bytes], chunk_bytes: int) -> Iterator[bytes]:
             del pending[:chunk_bytes]
     if pending:
         yield bytes(pending)
+
+
+#: Signature, flags and header extension length that open PostgreSQL's binary COPY format.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+#: The field count -1 that ends it.
+_COPY_TRAILER = struct.pack("!h", -1)
+
+
+class _CopyRows(io.RawIOBase):
+    """Chunks as binary COPY rows ``(message_id, seq, data)``, produced as psycopg2 reads."""
+
+    def __init__(self, message_id: str, chunks: Iterator[bytes | memoryview]) -> None:
+        super().__init__()
+        self.data_bytes = 0
+        self._pieces = self._generate(message_id.encode(), chunks)
+        self._piece = memoryview(b"")
+
+    def _generate(
+        self, message_id: bytes, chunks: Iterator[bytes | memoryview]
+    ) -> Iterator[bytes | memoryview]:
+        yield _COPY_HEADER
+        for seq, chunk in enumerate(chunks):
+            yield (
+                struct.pack("!hi", 3, len(message_id))
+                + message_id
+                + struct.pack("!iii", 4, seq, len(chunk))
+            )
+            yield chunk
+            self.data_bytes += len(chunk)
+        yield _COPY_TRAILER
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """Return the next bytes of the COPY stream (at most ``size``), ``b""`` at its end."""
+        while not self._piece:
+            next_piece = next(self._pieces, None)
+            if next_piece is None:
+                return b""
+            self._piece = memoryview(next_piece)
+        count = len(self._piece) if size < 0 else min(size, len(self._piece))
+        data = bytes(self._piece[:count])
+        self._piece = self._piece[count:]
+        return data
+
+
+class _CopySink:
+    """Collects the output of a binary ``COPY … TO STDOUT`` of one ``bytea`` column."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        return len(data)
+
+    def single_value(self) -> bytes | None:
+        """Return the first row's value, or ``None`` when the COPY produced no row."""
+        view = memoryview(self._buffer)
+        if bytes(view[:11]) != _COPY_HEADER[:11]:
+            raise DatabaseError("unexpected binary COPY output from PostgreSQL")
+        (extension_bytes,) = struct.unpack_from("!i", view, 15)
+        offset = 19 + extension_bytes
+        (fields,) = struct.unpack_from("!h", view, offset)
+        if fields == -1:
+            return None
+        (length,) = struct.unpack_from("!i", view, offset + 2)
+        start = offset + 6
+        return bytes(view[start : start + length])
 
 
 class _ChunkReader(io.RawIOBase):

@@ -1,7 +1,9 @@
-"""A Dramatiq stack with geotasks' job status and results middleware, on a real broker.
+"""A Dramatiq stack with geotasks' middleware (as :func:`geotasks.broker.build_middleware`
+orders it), on a real broker.
 
-``stack`` is parametrised over the brokers the tests run on: Dramatiq's StubBroker (in-process
-queues) and Redis (a unique key namespace per test, deleted afterwards: the server is shared).
+``stack`` is parametrised over the brokers the tests run on: geotasks' Postgres broker (on the
+test's own database), Redis (a unique key namespace per test, deleted afterwards: the server is
+shared) and Dramatiq's StubBroker (in-process queues).
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ import dramatiq.broker
 import pytest
 from dramatiq.broker import Broker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import CurrentMessage, default_middleware
 
+from geotasks.broker import build_middleware
 from geotasks.jobs import Job
-from geotasks.middleware.job_status import JobStatus
-from geotasks.middleware.results import Results
 from geotasks.postgres import listener as listener_module
+from geotasks.postgres.broker import PostgresBroker
 from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
@@ -67,16 +68,6 @@ class Stack:
         return Job(job_id, database=self.database, settings=self.settings)
 
 
-def build_middleware(database: Database, backend: PostgresBackend) -> list[Any]:
-    """The documented order: job status, Dramatiq's defaults, CurrentMessage, Results."""
-    return [
-        JobStatus(store=JobStore(database), result_ttl_ms=RESULT_TTL_MS),
-        *(m() for m in default_middleware),
-        CurrentMessage(),
-        Results(backend=backend, result_ttl=RESULT_TTL_MS),
-    ]
-
-
 @pytest.fixture
 def listeners_closed(database_url: str) -> Iterator[None]:
     """Close this process's LISTEN connections to the test database before it is dropped.
@@ -99,17 +90,22 @@ def settings(geotasks_env: str, tmp_path: Path) -> Settings:
     return Settings(database_url=geotasks_env, tmp_dir=tmp_path / "tmp")
 
 
-@pytest.fixture(params=["stub", "redis"])
+@pytest.fixture(params=["postgres", "redis", "stub"])
 def stack(
     request: pytest.FixtureRequest,
     database: Database,
     backend: PostgresBackend,
     settings: Settings,
 ) -> Iterator[Stack]:
-    middleware = build_middleware(database, backend)
+    middleware = build_middleware(
+        Settings(database_url=settings.database_url, result_ttl_s=RESULT_TTL_MS // 1000),
+        database,
+    )
     namespace = f"geotasks-test-{uuid.uuid4().hex[:12]}"
     broker: Broker
-    if request.param == "redis":
+    if request.param == "postgres":
+        broker = PostgresBroker(database=database, middleware=middleware)
+    elif request.param == "redis":
         from dramatiq.brokers.redis import RedisBroker
 
         redis_url = request.getfixturevalue("redis_url")

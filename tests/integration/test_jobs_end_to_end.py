@@ -85,6 +85,8 @@ def test_submit_by_name_then_status_then_get(
     assert info.finished_at is not None
     assert info.pending_at <= info.started_at <= info.finished_at
     assert (info.actor_name, info.queue_name) == ("add_numbers", "default")
+    # SUCCESS was recorded in the very transaction that stored the result (one commit)
+    assert info.finished_at == job.result_info().stored_at
     # Dramatiq's worker does not recognise a Results subclass; its false warning is dropped
     assert "Results middleware" not in caplog.text
 
@@ -262,3 +264,29 @@ def test_a_skipped_job_reads_skipped_and_stores_no_result(stack: Stack) -> None:
 
     assert excinfo.value.status == "SKIPPED"
     assert job.info().result_kind is None
+
+
+def test_a_message_the_poison_guard_rejects_reads_failure(stack: Stack) -> None:
+    # Given a message whose last deliveries all killed their worker (the default limit is 5)
+    calls = []
+    actor = stack.actor(lambda x, y: calls.append((x, y)), actor_name="add_numbers")
+    message = actor.message(1, 2)
+    stack.database.transaction(
+        lambda cur: cur.execute(
+            "INSERT INTO geotasks.message_deliveries (message_id, attempt, deliveries) "
+            "VALUES (%s, 0, 5)",
+            (message.message_id,),
+        )
+    )
+
+    # When it is delivered once more
+    stack.broker.enqueue(message)
+    job = stack.job(message.message_id)
+    with stack.worker(), pytest.raises(JobFailed) as excinfo:
+        job.get(timeout=10)
+
+    # Then it did not run, and the job failed saying why
+    assert calls == []
+    assert excinfo.value.type_name == "DeliveryLimitExceeded"
+    assert "killed its worker 5 times" in excinfo.value.error_message
+    assert job.status is S.FAILURE

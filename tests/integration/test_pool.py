@@ -106,3 +106,25 @@ def test_password_is_redacted_in_repr_and_errors() -> None:
     with pytest.raises(DatabaseUnavailable) as excinfo:
         database.transaction(lambda cur: None)
     assert "s3cret" not in str(excinfo.value)
+
+
+def test_a_single_statement_unit_commits_and_stays_atomic(database: Database) -> None:
+    # Given a table
+    database.transaction(lambda cur: cur.execute("CREATE TABLE t (v int PRIMARY KEY)"))
+
+    # When one string of two statements runs as a single statement and the second one fails
+    with pytest.raises(DatabaseError, match="duplicate key"):
+        database.transaction(
+            lambda cur: cur.execute("INSERT INTO t VALUES (1); INSERT INTO t VALUES (1)"),
+            single_statement=True,
+        )
+
+    # Then neither is kept (Postgres ran them as one implicit transaction)
+    count = "SELECT count(*) FROM t"
+    assert database.transaction(lambda cur: (cur.execute(count), cur.fetchone())[1]) == (0,)
+
+    # And a successful one is committed, leaving the pooled connection in transaction mode
+    database.transaction(lambda cur: cur.execute("INSERT INTO t VALUES (2)"), single_statement=True)
+    assert database.transaction(lambda cur: (cur.execute(count), cur.fetchone())[1]) == (1,)
+    with database.connection() as conn:
+        assert conn.autocommit is False

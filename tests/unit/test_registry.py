@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dramatiq
+import dramatiq.broker
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.results import Results
+from dramatiq.results.backends import StubBackend
 
 from geotasks.errors import ActorNotRegistered, InputError
 from geotasks.jobs import submit_with_options
@@ -39,8 +43,10 @@ def test_actor_parameters_follow_the_public_signatures() -> None:
         "name": "parcels",
         "tolerance_m": 2,
     }
-    assert "precision" in REGISTRY["shapefile_to_geojson"].signature.parameters
-    assert REGISTRY["shapefile_to_geojson"].signature.parameters["precision"].default == 7
+    # Reading options are keyword-only, as in shapefile_to_geojson(name, *, layer=None, …)
+    precision = REGISTRY["shapefile_to_geojson"].signature.parameters["precision"]
+    assert (precision.kind, precision.default) == (precision.KEYWORD_ONLY, 7)
+    assert str(REGISTRY["buffer_features"].signature).startswith("(name, distance_m, *, layer=")
 
 
 def test_an_unknown_actor_is_refused_with_the_closest_names() -> None:
@@ -59,7 +65,7 @@ def test_an_unknown_actor_is_refused_with_the_closest_names() -> None:
             r"unknown argument 'distance' \(did you mean distance_m\?\)",
         ),
         (("parcels",), {}, "missing a required argument: 'distance_m'"),
-        (("parcels", 5, None, None, None, None, None, 7, None, False, None, 1), {}, "too many"),
+        (("parcels", 5, "layer0"), {}, "too many positional arguments"),
         (("parcels", 5), {"name": "other"}, "multiple values for argument 'name'"),
     ],
 )
@@ -108,3 +114,26 @@ def test_registering_a_different_actor_under_a_taken_name_is_refused() -> None:
     with pytest.raises(ValueError, match="already registered"):
         registry.register(ActorSpec("echo", "other", ()))
     assert len(registry) == 1
+
+
+def test_an_actor_is_declared_from_its_spec_and_must_match_its_parameters() -> None:
+    # Given a broker and a registered spec
+    broker = StubBroker()
+    broker.add_middleware(Results(backend=StubBackend()))
+    previous = dramatiq.broker.global_broker
+    dramatiq.set_broker(broker)
+    spec = ActorSpec("echo", "echoes", (Parameter("value"),), options={"store_results": True})
+    try:
+        # When a function with the registered parameters is declared, it gets the spec's identity
+        echo = spec.declare(lambda value: value)
+        assert (echo.actor_name, echo.queue_name, echo.options) == (
+            "echo",
+            "echoes",
+            {"store_results": True},
+        )
+
+        # And a function whose parameters drifted from the registry is refused
+        with pytest.raises(TypeError, match=r"registered as echo\(value\), not echo\(v\)"):
+            spec.declare(lambda v: v)
+    finally:
+        dramatiq.broker.global_broker = previous

@@ -1,6 +1,12 @@
 -- Queries of the Postgres broker (geotasks/postgres/broker.py).
 -- Times come from the database clock (now()), never from the hosts', so skewed clocks between
 -- worker hosts cannot hand out a delayed message early.
+--
+-- Enqueues commit synchronously: a message sent is a message kept. Claims, acks, rejections and
+-- releases do not wait for the WAL flush (synchronous_commit off): only a crash of the database
+-- server can lose one, and then the row is back as it was before, so the message is delivered
+-- again (a lost ack leaves the row claimed by a live worker that no longer holds it; the worker
+-- releases such rows after RELEASE_UNKNOWN_AFTER_S). At least once, as with every broker.
 
 -- name: enqueue
 -- One statement: the row and its doorbell are committed together.
@@ -20,6 +26,7 @@ SELECT pg_notify(%(channel)s, queue_name) FROM inserted;
 -- name: claim
 -- Claims up to `limit` ready messages; when there are none, the one extra row (delivery_id NULL)
 -- says in how many seconds the next delayed message of the queue becomes ready.
+SET LOCAL synchronous_commit TO off;
 WITH claimed AS (
     UPDATE geotasks.broker_messages AS m
     SET consumer_id = %(consumer_id)s, claimed_at = now()
@@ -43,11 +50,19 @@ WHERE queue_name = %(queue_name)s AND consumer_id IS NULL AND available_at > now
     AND NOT EXISTS (SELECT 1 FROM claimed);
 
 -- name: ack
+-- Also clears the poison guard's count (geotasks/middleware/deliveries.py): the message finished
+-- its delivery, so no earlier delivery of it counts as a kill any more. The DELETE of the message
+-- comes last, for its row count.
+SET LOCAL synchronous_commit TO off;
+DELETE FROM geotasks.message_deliveries WHERE message_id = %(message_id)s;
 DELETE FROM geotasks.broker_messages
 WHERE delivery_id = %(delivery_id)s AND consumer_id = %(consumer_id)s;
 
 -- name: dead_letter
--- Moves a message held by this consumer to the dead letters, with its error.
+-- Moves a message held by this consumer to the dead letters, with its error (and clears the
+-- poison guard's count, as ack does).
+SET LOCAL synchronous_commit TO off;
+DELETE FROM geotasks.message_deliveries WHERE message_id = %(message_id)s;
 WITH rejected AS (
     DELETE FROM geotasks.broker_messages
     WHERE delivery_id = %(delivery_id)s AND consumer_id = %(consumer_id)s
@@ -60,6 +75,7 @@ FROM rejected;
 
 -- name: release
 -- Puts messages this consumer holds but never started back at the head of their queues.
+SET LOCAL synchronous_commit TO off;
 WITH released AS (
     UPDATE geotasks.broker_messages
     SET consumer_id = NULL, claimed_at = NULL

@@ -1,11 +1,18 @@
 -- Job status: one row per message id, moved along the state machine by guarded upserts.
 
+-- name: relax_commit
+-- Prefixed to the writes of states a later one supersedes (PENDING, THROTTLED, RETRYING,
+-- STARTED) and to progress: their commit does not wait for the WAL flush, which is most of the
+-- cost of a status write. Should Postgres itself crash within the WAL writer's delay, such a
+-- write may be lost; the next transition recreates the row. Finished states are durable.
+SET LOCAL synchronous_commit TO off;
+
 -- name: transition
 -- Applies a hook's state only if geotasks.job_transition_allowed says so, in one statement, so
 -- hooks that arrive out of order (a late PENDING from the sender) cannot move a job backwards.
 -- Returns the job's status after the statement and whether this transition was applied.
--- A job that finishes without a stored result rings the results doorbell itself, so a client
--- blocked in job.get() wakes up (a stored result already rang it).
+-- A job that finishes rings the doorbell of clients blocked in job.wait()/job.get(); the result,
+-- if any, was stored (and rang too) just before, by the Results middleware.
 WITH applied AS (
     INSERT INTO geotasks.job AS j (
         message_id, actor_name, queue_name, status, attempt, runs,
@@ -55,7 +62,6 @@ doorbell AS (
     SELECT pg_notify('geotasks_result', %(message_id)s)
     FROM applied
     WHERE geotasks.job_phase(applied.status) = 3
-        AND NOT EXISTS (SELECT FROM geotasks.result r WHERE r.message_id = %(message_id)s)
 )
 -- Referencing `doorbell` is what makes Postgres evaluate it.
 SELECT status, true FROM applied WHERE (SELECT count(*) FROM doorbell) >= 0

@@ -29,9 +29,9 @@ ON CONFLICT (message_id) DO UPDATE SET
     expires_at = excluded.expires_at
 RETURNING pg_notify('geotasks_result', r.message_id);
 
--- name: store_chunk
-INSERT INTO geotasks.result_chunk (message_id, seq, data)
-VALUES (%(message_id)s, %(seq)s, %(data)s);
+-- name: copy_chunks
+-- Binary COPY sends the chunks' bytes as they are: INSERT would double them into hex text.
+COPY geotasks.result_chunk (message_id, seq, data) FROM STDIN WITH (FORMAT binary);
 
 -- name: header
 -- Inline payloads come along: for a small result, one round trip is the whole read.
@@ -41,12 +41,16 @@ SELECT
 FROM geotasks.result
 WHERE message_id = %(message_id)s AND expires_at > now();
 
--- name: chunk
-SELECT c.data
-FROM geotasks.result_chunk c
-JOIN geotasks.result r USING (message_id)
-WHERE c.message_id = %(message_id)s AND c.seq = %(seq)s
-    AND r.stored_at = %(stored_at)s AND r.expires_at > now();
+-- name: copy_chunk
+-- One chunk as raw bytes (binary COPY; a SELECT would send it as hex text), or no row when
+-- the result expired or was replaced since its header was read.
+COPY (
+    SELECT c.data
+    FROM geotasks.result_chunk c
+    JOIN geotasks.result r USING (message_id)
+    WHERE c.message_id = %(message_id)s AND c.seq = %(seq)s
+        AND r.stored_at = %(stored_at)s AND r.expires_at > now()
+) TO STDOUT WITH (FORMAT binary);
 
 -- name: delete_expired
 -- Chunks go with their header (ON DELETE CASCADE). SKIP LOCKED lets two sweepers share the work.

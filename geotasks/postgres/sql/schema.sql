@@ -74,6 +74,9 @@ CREATE TABLE geotasks.message_deliveries (
     last_delivered_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (message_id, attempt)
 );
+
+-- Results and job status (migration 0003) ---------------------------------------------------
+
 -- Results (geotasks/postgres/results.py). One row per message id; a payload up to one chunk is
 -- kept inline in `data`, a larger one in `result_chunk` rows of `chunk_bytes` each, so no value
 -- comes near Postgres' 1 GB limit and readers can seek. Failures keep type, message, traceback.

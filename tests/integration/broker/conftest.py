@@ -18,9 +18,9 @@ import pytest
 from dramatiq.common import dq_name, xq_name
 
 from geotasks.broker import build_broker
-from geotasks.postgres import listener as listener_module
 from geotasks.postgres import pool as pool_module
 from geotasks.postgres.broker import PostgresBroker
+from geotasks.postgres.listener import close_listener
 from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
 
@@ -133,11 +133,9 @@ def broker(broker_kind: str, request: pytest.FixtureRequest, database_url: str) 
 
 def release_process_resources(url: str) -> None:
     """Close this process's pool and LISTEN connection on ``url`` before its database is dropped."""
-    listener = listener_module._listeners.pop((os.getpid(), url), None)
-    if listener is not None:
-        listener.close()
     database = pool_module._databases.pop((os.getpid(), url), None)
     if database is not None:
+        close_listener(database)
         database.close()
 
 

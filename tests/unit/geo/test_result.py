@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +33,9 @@ def test_small_result_round_trips_bytes_and_dict() -> None:
         assert result.media_type == "application/geo+json"
 
 
-def test_large_result_spills_to_a_file_in_dir_and_streams_are_independent(tmp_path) -> None:
+def test_large_result_spills_to_a_file_in_dir_and_streams_are_independent(
+    tmp_path: Path,
+) -> None:
     # Given a result larger than its spool limit, spilled into tmp_path
     payload = b"x" * 10_000
     result = GeoJSONResult(spool_max_bytes=1_000, dir=tmp_path)

@@ -1,0 +1,344 @@
+"""The queue benchmark: Celery, stock Dramatiq and geotasks' brokers side by side, in one run.
+
+Run it from the repository root as a module (the file's name would shadow the standard library's
+``queue`` module if run as a script)::
+
+    python -m benchmarks.queue [--jobs 2000] [--round-trips 300] [--repeat 3] [--only NAME,...]
+
+For each configuration it starts one worker process with 8 threads (Celery: the threads pool),
+then measures:
+
+- throughput: send ``--jobs`` tiny jobs, then fetch every result; jobs per second from the first
+  send to the last result in hand;
+- round trip: one job at a time, send → result in hand; p50 and p99.
+
+Every configuration stores results in Redis (Celery's Redis backend, Dramatiq's ``RedisBackend``)
+for now, which keeps the brokers comparable: the geotasks rows measure the broker and geotasks'
+poison guard (which commits to Postgres before every job), not yet the Postgres results store
+and job status. On a machine shared with other work, ``--repeat`` keeps each figure's best run.
+
+Servers: PostgreSQL, Redis and RabbitMQ on 127.0.0.1 (override with ``GEOTASKS_TEST_*_URL``).
+A fresh database ``geotasks_bench`` is created; Redis keys and RabbitMQ queues are unique to
+the run and deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if not __package__:
+    sys.exit("run the benchmark as a module: python -m benchmarks.queue")
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import psycopg2
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.results import Results
+from dramatiq.results.backends import RedisBackend
+
+REPO = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get(
+    "GEOTASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("GEOTASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RABBITMQ_URL = os.environ.get("GEOTASKS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+BENCH_DATABASE = "geotasks_bench"
+
+
+WORKER_THREADS = 8
+#: Longest a worker may take to start and answer its first job, in seconds.
+WARMUP_TIMEOUT_S = 60
+RESULT_TIMEOUT_MS = 60_000
+
+
+@dataclass(frozen=True)
+class Config:
+    """One row of the table: how to build the broker, on the client and in the worker."""
+
+    name: str
+    label: str
+    broker: str  # "celery", "stock-redis", or geotasks with "postgres" / "redis" / "rabbitmq"
+
+
+CONFIGS = [
+    Config("celery-redis", "Celery 5, Redis broker", "celery"),
+    Config("dramatiq-redis", "stock Dramatiq, Redis broker", "stock-redis"),
+    Config("geotasks-postgres", "geotasks, Postgres broker", "postgres"),
+    Config("geotasks-redis", "geotasks, Redis broker", "redis"),
+    Config("geotasks-rabbitmq", "geotasks, RabbitMQ broker", "rabbitmq"),
+]
+
+
+def with_database(url: str, name: str) -> str:
+    scheme_host, _, _ = url.rpartition("/")
+    return f"{scheme_host}/{name}"
+
+
+def build(broker_kind: str, namespace: str, database_url: str) -> dramatiq.Broker:
+    """Build the broker of a configuration and set it as Dramatiq's global broker."""
+    backend = RedisBackend(url=REDIS_URL, namespace=f"{namespace}-results")
+    broker: dramatiq.Broker
+    if broker_kind == "stock-redis":
+        broker = RedisBroker(url=REDIS_URL, namespace=namespace)
+    else:
+        from geotasks.broker import build_broker
+        from geotasks.settings import Settings
+
+        broker_url = {
+            "postgres": database_url,
+            "redis": REDIS_URL,
+            "rabbitmq": RABBITMQ_URL,
+        }[broker_kind]
+        broker = build_broker(Settings(database_url=database_url, broker_url=broker_url))
+        if isinstance(broker, RedisBroker):
+            broker.namespace = namespace
+    broker.add_middleware(Results(backend=backend))
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def declare(queue_name: str) -> dramatiq.Actor[[int], int]:
+    @dramatiq.actor(queue_name=queue_name, store_results=True, max_retries=0)
+    def tiny(n: int) -> int:
+        return n
+
+    return tiny
+
+
+def make_celery_app(queue_name: str) -> Any:
+    """Celery with Redis as broker and results store, and the same tiny task."""
+    from celery import Celery
+
+    app = Celery("geotasks-bench", broker=REDIS_URL, backend=REDIS_URL)
+    app.conf.update(
+        task_default_queue=queue_name,
+        result_expires=600,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+    )
+
+    @app.task(name="tiny")
+    def tiny(n: int) -> int:
+        return n
+
+    return app
+
+
+if os.environ.get("GEOTASKS_BENCH_BROKER") == "celery":
+    # Loaded by the `celery` worker command.
+    celery_app = make_celery_app(os.environ["GEOTASKS_BENCH_QUEUE"])
+elif os.environ.get("GEOTASKS_BENCH_BROKER"):
+    # Imported by the `dramatiq` worker command: configure from the environment.
+    build(
+        os.environ["GEOTASKS_BENCH_BROKER"],
+        os.environ["GEOTASKS_BENCH_NAMESPACE"],
+        os.environ["GEOTASKS_BENCH_DATABASE_URL"],
+    )
+    declare(os.environ["GEOTASKS_BENCH_QUEUE"])
+
+
+@dataclass
+class Row:
+    label: str
+    jobs_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+@contextmanager
+def worker_process(config: Config, namespace: str, queue: str, database_url: str) -> Iterator[None]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "GEOTASKS_BENCH_BROKER": config.broker,
+        "GEOTASKS_BENCH_NAMESPACE": namespace,
+        "GEOTASKS_BENCH_QUEUE": queue,
+        "GEOTASKS_BENCH_DATABASE_URL": database_url,
+    }
+    if config.broker == "celery":
+        command = [
+            *("-m", "celery", "-A", "benchmarks.queue:celery_app", "worker"),
+            *("--pool", "threads", "--concurrency", str(WORKER_THREADS), "--loglevel", "WARNING"),
+            *("--without-heartbeat", "--without-gossip", "--without-mingle", "-Q", queue),
+        ]
+    else:
+        command = [
+            *("-m", "dramatiq", "benchmarks.queue"),
+            *("--processes", "1", "--threads", str(WORKER_THREADS)),
+        ]
+    with tempfile.NamedTemporaryFile("w+", prefix=f"bench-{config.name}-", suffix=".log") as log:
+        process = subprocess.Popen(
+            [sys.executable, *command],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield
+        except BaseException:
+            log.seek(0)
+            sys.stderr.write(log.read()[-5000:])
+            raise
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def measure_best(
+    config: Config, jobs: int, round_trips: int, database_url: str, repeat: int
+) -> Row:
+    """Measure ``repeat`` times, each with a fresh worker; keep the best of each figure.
+
+    On a machine shared with other work, the best run is the one least disturbed by it.
+    """
+    runs = [measure(config, jobs, round_trips, database_url) for _ in range(repeat)]
+    return Row(
+        config.label,
+        max(run.jobs_per_s for run in runs),
+        min(run.p50_ms for run in runs),
+        min(run.p99_ms for run in runs),
+    )
+
+
+def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> Row:
+    namespace = f"geotasks-bench-{uuid.uuid4().hex[:8]}"
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    send_and_get: Callable[[int], Callable[[], object]]
+    broker: dramatiq.Broker | None = None
+    if config.broker == "celery":
+        task = make_celery_app(queue).tasks["tiny"]
+
+        def send_and_get(n: int) -> Callable[[], object]:
+            result = task.delay(n)
+            return lambda: result.get(timeout=RESULT_TIMEOUT_MS / 1000)
+
+    else:
+        broker = build(config.broker, namespace, database_url)
+        actor = declare(queue)
+
+        def send_and_get(n: int) -> Callable[[], object]:
+            message = actor.send(n)
+            return lambda: message.get_result(block=True, timeout=RESULT_TIMEOUT_MS)
+
+    try:
+        with worker_process(config, namespace, queue, database_url):
+            send_and_get(0)()
+
+            started = time.perf_counter()
+            pending = [send_and_get(n) for n in range(jobs)]
+            for get in pending:
+                get()
+            jobs_per_s = jobs / (time.perf_counter() - started)
+
+            durations_ms = []
+            for n in range(round_trips):
+                sent_at = time.perf_counter()
+                send_and_get(n)()
+                durations_ms.append((time.perf_counter() - sent_at) * 1000)
+    finally:
+        clean_up(broker, namespace, queue)
+    percentiles = statistics.quantiles(durations_ms, n=100)
+    return Row(config.label, jobs_per_s, statistics.median(durations_ms), percentiles[98])
+
+
+def clean_up(broker: dramatiq.Broker | None, namespace: str, queue: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = [*client.scan_iter(f"{namespace}*"), *client.scan_iter(f"{queue}*")]
+    if keys:
+        client.delete(*keys)
+    if broker is None:
+        return
+    if type(broker).__name__ == "RabbitmqBroker":
+        for name in (queue, f"{queue}.DQ", f"{queue}.XQ"):
+            broker.channel.queue_delete(name)
+    broker.close()
+
+
+def fresh_database() -> str:
+    from geotasks.postgres.migrate import migrate
+    from geotasks.postgres.pool import Database
+
+    admin = psycopg2.connect(POSTGRES_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+        cur.execute(f"CREATE DATABASE {BENCH_DATABASE}")
+    admin.close()
+    url = with_database(POSTGRES_URL, BENCH_DATABASE)
+    database = Database(url, max_connections=1)
+    migrate(database)
+    database.close()
+    return url
+
+
+def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> None:
+    print()
+    print(
+        f"queue benchmark, {platform.node()}, {os.cpu_count()} CPUs, load "
+        f"{os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M')}; 1 worker process x "
+        f"{WORKER_THREADS} threads; throughput over {jobs} jobs, round trip over "
+        f"{round_trips}; best of {repeat} run(s); results in Redis"
+    )
+    print(f"{'configuration':32} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    for row in rows:
+        print(f"{row.label:32} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f}")
+    references = [row for row in rows if not row.label.startswith("geotasks")]
+    for row in rows:
+        if row in references:
+            continue
+        ratios = ", ".join(
+            f"{row.jobs_per_s / ref.jobs_per_s:.2f}x {ref.label.split(',')[0]}'s throughput, "
+            f"p50 {row.p50_ms / ref.p50_ms:.2f}x"
+            for ref in references
+        )
+        print(f"  {row.label}: {ratios}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.queue", description=__doc__)
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--round-trips", type=int, default=300)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per configuration; the best is shown"
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda value: value.split(","),
+        default=[config.name for config in CONFIGS],
+        help="comma-separated configurations: " + ", ".join(c.name for c in CONFIGS),
+    )
+    args = parser.parse_args(argv)
+    database_url = fresh_database()
+    rows = []
+    for config in CONFIGS:
+        if config.name in args.only:
+            print(f"measuring {config.label} ...", flush=True)
+            rows.append(
+                measure_best(config, args.jobs, args.round_trips, database_url, args.repeat)
+            )
+    print_table(rows, args.jobs, args.round_trips, args.repeat)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""RFC 7946 GeoJSON, streamed one feature (or one batch) at a time into a GeoJSONResult.
+
+Output rules: WGS84 lon/lat with no ``crs`` member; exterior rings counter-clockwise and holes
+clockwise; coordinates rounded to ``precision`` decimals; ``"geometry": null`` kept; Z kept
+(fiona already drops M); feature ids kept; an optional ``bbox`` member for the collection.
+NaN and infinite property values become ``null`` (orjson's rule; JSON has no NaN).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from geotasks.errors import InputError
+from geotasks.geo.batch import GeometryBatch, geojson_geometries, orient_and_round
+from geotasks.geo.result import GeoJSONResult
+
+#: Largest ``precision`` accepted: a float64 holds about 15 significant decimals.
+MAX_PRECISION = 15
+
+_DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_HEAD = b'{"type":"FeatureCollection","features":['
+
+
+def check_precision(precision: object) -> int:
+    """Validate a ``precision`` argument.
+
+    Parameters:
+      precision: Decimal places to keep in coordinates.
+
+    Returns:
+      The precision.
+
+    Raises:
+      InputError: If it is not an integer within 0..15.
+    """
+    if isinstance(precision, bool) or not isinstance(precision, int):
+        raise InputError(f"precision= must be an integer, not {type(precision).__name__}")
+    if not 0 <= precision <= MAX_PRECISION:
+        raise InputError(
+            f"precision= must be within 0..{MAX_PRECISION} decimal places (7 is about 1 cm), "
+            f"not {precision}"
+        )
+    return precision
+
+
+class FeatureCollectionWriter:
+    """Writes a FeatureCollection into a :class:`GeoJSONResult`, feature by feature.
+
+    Call :meth:`write_batch` or :meth:`write_feature` any number of times, then
+    :meth:`close` once to finish the document. Geometries must be in WGS84 lon/lat already,
+    within -180..180 (see :mod:`geotasks.geo.antimeridian`).
+
+    Parameters:
+      result: Where the bytes go.
+      precision: Decimal places kept in coordinates.
+      write_bbox: Add the collection's ``bbox`` member.
+
+    Raises:
+      InputError: If ``precision`` is out of range.
+    """
+
+    def __init__(
+        self, result: GeoJSONResult, *, precision: int = 7, write_bbox: bool = False
+    ) -> None:
+        self._result = result
+        self._precision = check_precision(precision)
+        self._write_bbox = write_bbox
+        self._bounds = [math.inf, math.inf, -math.inf, -math.inf]
+        self._count = 0
+        self._closed = False
+        result.write(_HEAD)
+
+    @property
+    def count(self) -> int:
+        """Features written so far."""
+        return self._count
+
+    def write_batch(
+        self,
+        ids: Sequence[Any],
+        properties: Sequence[Mapping[str, Any]],
+        batch: GeometryBatch,
+        replacements: Mapping[int, BaseGeometry | None] | None = None,
+    ) -> None:
+        """Write a batch of features whose geometries are flat arrays (the fast path).
+
+        The batch's coordinates are re-oriented and rounded in place.
+
+        Parameters:
+          ids: One id per feature (``None`` to leave it out).
+          properties: One mapping per feature.
+          batch: The geometries, in lon/lat.
+          replacements: Feature index to a shapely geometry written instead of the batch's
+            (for features that were repaired or split).
+        """
+        orient_and_round(batch, self._precision)
+        geometries = geojson_geometries(batch)
+        for index, geometry in (replacements or {}).items():
+            geometries[index] = self._geometry(geometry)
+        if self._write_bbox and len(batch.coords):
+            self._extend_bounds(batch.coords[:, 0], batch.coords[:, 1])
+        self._emit(
+            [
+                _feature(fid, props, geometry)
+                for fid, props, geometry in zip(ids, properties, geometries, strict=True)
+            ]
+        )
+
+    def write_feature(
+        self, fid: Any, properties: Mapping[str, Any], geometry: BaseGeometry | None
+    ) -> None:
+        """Write one feature with a shapely geometry (the path of geoprocessing results).
+
+        Parameters:
+          fid: The feature id, or ``None`` to leave it out.
+          properties: The feature's properties.
+          geometry: The geometry in lon/lat, or ``None``.
+        """
+        self._emit([_feature(fid, properties, self._geometry(geometry))])
+
+    def close(self) -> None:
+        """Finish the document (closing the array, then the bbox if asked). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        tail = b"]"
+        if self._write_bbox and self._count and math.isfinite(self._bounds[0]):
+            tail += b',"bbox":' + orjson.dumps(
+                [round(value, self._precision) for value in self._bounds]
+            )
+        self._result.write(tail + b"}")
+
+    def _geometry(self, geometry: BaseGeometry | None) -> dict[str, Any] | None:
+        if geometry is None:
+            return None
+        oriented = shapely.orient_polygons(geometry, exterior_cw=False)
+        if self._write_bbox and not oriented.is_empty:
+            minx, miny, maxx, maxy = oriented.bounds
+            self._extend_bounds(np.array([minx, maxx]), np.array([miny, maxy]))
+        return geometry_mapping(oriented, self._precision)
+
+    def _extend_bounds(self, x: Any, y: Any) -> None:
+        bounds = self._bounds
+        bounds[0] = min(bounds[0], float(np.nanmin(x)))
+        bounds[1] = min(bounds[1], float(np.nanmin(y)))
+        bounds[2] = max(bounds[2], float(np.nanmax(x)))
+        bounds[3] = max(bounds[3], float(np.nanmax(y)))
+
+    def _emit(self, features: list[dict[str, Any]]) -> None:
+        if not features:
+            return
+        try:
+            data = orjson.dumps(features, option=_DUMPS_OPTIONS, default=_default)
+        except orjson.JSONEncodeError as exc:
+            raise InputError(f"a property value cannot be written as JSON: {exc}") from exc
+        # orjson wrote a JSON array: drop its brackets and join it to what came before.
+        self._result.write((b"," if self._count else b"") + data[1:-1])
+        self._count += len(features)
+
+
+def geometry_mapping(geometry: BaseGeometry, precision: int) -> dict[str, Any]:
+    """A shapely geometry as a GeoJSON mapping with rounded numpy coordinate arrays.
+
+    Rings are written as given: orient them first (``shapely.orient_polygons``).
+
+    Parameters:
+      geometry: A lon/lat geometry.
+      precision: Decimal places kept.
+
+    Returns:
+      A mapping orjson serialises with ``OPT_SERIALIZE_NUMPY``.
+    """
+    kind = geometry.geom_type
+    if kind == "GeometryCollection":
+        return {
+            "type": kind,
+            "geometries": [
+                geometry_mapping(part, precision) for part in shapely.get_parts(geometry)
+            ],
+        }
+    with_z = bool(shapely.has_z(geometry))
+
+    def coords(part: BaseGeometry) -> Any:
+        return np.round(shapely.get_coordinates(part, include_z=with_z), precision)
+
+    def rings(polygon: Any) -> list[Any]:
+        if polygon.is_empty:
+            return []
+        return [coords(polygon.exterior), *(coords(ring) for ring in polygon.interiors)]
+
+    if kind == "Point":
+        return {"type": kind, "coordinates": [] if geometry.is_empty else coords(geometry)[0]}
+    if kind in ("LineString", "LinearRing", "MultiPoint"):
+        return {
+            "type": "LineString" if kind == "LinearRing" else kind,
+            "coordinates": coords(geometry),
+        }
+    if kind == "Polygon":
+        return {"type": kind, "coordinates": rings(geometry)}
+    members = shapely.get_parts(geometry)
+    if kind == "MultiLineString":
+        return {"type": kind, "coordinates": [coords(part) for part in members]}
+    return {"type": kind, "coordinates": [rings(part) for part in members]}
+
+
+def _feature(fid: Any, properties: Mapping[str, Any], geometry: Any) -> dict[str, Any]:
+    if fid is None:
+        return {"type": "Feature", "properties": properties, "geometry": geometry}
+    return {"type": "Feature", "id": fid, "properties": properties, "geometry": geometry}
+
+
+def _default(value: Any) -> Any:
+    """orjson fallback for property values JSON has no type for."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"type {type(value).__name__} is not JSON serialisable")

@@ -1,0 +1,578 @@
+"""The geoprocessing operations: each reads one dataset and returns a GeoJSONResult.
+
+Every operation takes a ``source`` (a dataset name, or a trusted ``Path`` from an earlier
+job), an explicit ``data_dir`` and ``limits``, and the reading options of
+:func:`geotasks.geo.reading.open_layer` (``layer``, ``source_crs``, ``encoding``, ``fields``,
+``where``, ``bbox``, ``limit``, ``repair``, ``precision``, ``tmp_dir``). Results are always
+RFC 7946: WGS84 lon/lat, split at the antimeridian. Distances are metres wherever the data
+lies, measured in a projection centred on each feature (see :mod:`geotasks.geo.metric`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import Geod
+from shapely.geometry.base import BaseGeometry
+
+from geotasks.errors import InputError
+from geotasks.geo.antimeridian import split, unwrap
+from geotasks.geo.bbox import bbox_polygon, parse_bbox
+from geotasks.geo.geojson import FeatureCollectionWriter, check_precision
+from geotasks.geo.limits import GeoLimits
+from geotasks.geo.metric import LocalProjection
+from geotasks.geo.reading import Layer, Source, open_layer
+from geotasks.geo.result import GeoJSONResult
+from geotasks.geo.streaming import (
+    POLYGONAL,
+    checked_shape,
+    make_polygonal_valid,
+    read_batches,
+    write_layer,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Largest buffer distance (metres): past a few thousand km a local projection distorts.
+MAX_BUFFER_M = 1_000_000.0
+
+#: Largest simplification tolerance (metres).
+MAX_TOLERANCE_M = 1_000_000.0
+
+#: Segments per quarter circle in buffers (16 keeps a circle's area within 0.2 %).
+BUFFER_QUAD_SEGS = 16
+
+_GEOD = Geod(ellps="WGS84")
+
+Feature = tuple[Any, dict[str, Any], BaseGeometry | None]
+
+
+def shapefile_to_geojson(
+    source: Source,
+    *,
+    data_dir: Path,
+    limits: GeoLimits,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    bbox: Sequence[float] | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    precision: int = 7,
+    encoding: str | None = None,
+    repair: bool = False,
+    limit: int | None = None,
+    tmp_dir: Path | None = None,
+) -> GeoJSONResult:
+    """Read one dataset and return it as an RFC 7946 FeatureCollection.
+
+    Parameters:
+      source: A dataset name inside ``data_dir`` (``parcels`` finds ``parcels.shp``,
+        ``parcels/`` or ``parcels.zip``), or a trusted local ``Path``.
+      data_dir: The directory holding every dataset.
+      limits: Feature, vertex and archive limits.
+      layer: The layer to read from a folder or zip holding several shapefiles.
+      source_crs: The CRS of the coordinates (``EPSG:2154``…), overriding the ``.prj``.
+      bbox: Keep features intersecting ``[west, south, east, north]`` in WGS84 degrees
+        (west > east crosses the antimeridian).
+      fields: The properties to keep, in order; ``None`` keeps all.
+      where: An OGR SQL attribute filter, such as ``"pop_est > 1000000"``.
+      precision: Decimal places kept in coordinates (0..15; 7 is about 1 cm).
+      encoding: The DBF's encoding, overriding ``.cpg`` and the DBF header.
+      repair: Make invalid polygons valid (keeping polygonal parts) instead of failing.
+      limit: Return at most this many features.
+      tmp_dir: Where temporary files go (the result past 4 MiB, a rebuilt ``.shx``).
+
+    Returns:
+      The GeoJSON document; the caller closes it.
+
+    Raises:
+      InputError: If the dataset or an argument is bad (the message says which and why).
+    """
+    _check_flag(repair, "repair")
+    read = _read_options(layer, source_crs, bbox, fields, where, encoding)
+    with _writing(source, data_dir, limits, precision, limit, tmp_dir, read) as (
+        opened,
+        writer,
+        result,
+    ):
+        write_layer(opened, writer, limits=limits, repair=repair, limit=limit)
+    return result
+
+
+def buffer_features(
+    source: Source,
+    distance_m: float,
+    *,
+    data_dir: Path,
+    limits: GeoLimits,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    bbox: Sequence[float] | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    encoding: str | None = None,
+    precision: int = 7,
+    repair: bool = False,
+    limit: int | None = None,
+    tmp_dir: Path | None = None,
+) -> GeoJSONResult:
+    """Buffer every feature by ``distance_m`` metres, wherever it lies on Earth.
+
+    Parameters:
+      source: A dataset name inside ``data_dir``, or a trusted local ``Path``.
+      distance_m: Buffer distance in metres (greater than 0, at most 1,000 km).
+      data_dir: The directory holding every dataset.
+      limits: Feature, vertex and archive limits.
+      precision: Decimal places kept in coordinates.
+      repair: Make invalid input polygons valid instead of failing.
+      limit: Process at most this many features.
+      tmp_dir: Where temporary files go.
+      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
+        :func:`shapefile_to_geojson`.
+
+    Returns:
+      The buffered features (polygons) with their properties; null geometries stay null.
+
+    Raises:
+      InputError: If the dataset or an argument is bad.
+    """
+    distance = _check_metres(distance_m, "distance_m", MAX_BUFFER_M)
+
+    def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+        local = LocalProjection.around(geometry)
+        buffered = shapely.buffer(local.to_metres(geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
+        return fid, properties, _to_lonlat(local, buffered, limits)
+
+    return _map_features(
+        source, buffer, data_dir=data_dir, limits=limits, precision=precision,
+        repair=repair, limit=limit, tmp_dir=tmp_dir,
+        read=_read_options(layer, source_crs, bbox, fields, where, encoding),
+    )  # fmt: skip
+
+
+def simplify_features(
+    source: Source,
+    tolerance_m: float,
+    preserve_topology: bool = True,
+    *,
+    data_dir: Path,
+    limits: GeoLimits,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    bbox: Sequence[float] | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    encoding: str | None = None,
+    precision: int = 7,
+    repair: bool = False,
+    limit: int | None = None,
+    tmp_dir: Path | None = None,
+) -> GeoJSONResult:
+    """Simplify every geometry with a tolerance in metres (Douglas-Peucker).
+
+    Parameters:
+      source: A dataset name inside ``data_dir``, or a trusted local ``Path``.
+      tolerance_m: Largest distance, in metres, a simplified line may stray from the original
+        (greater than 0).
+      preserve_topology: Keep polygons valid and rings from collapsing (slower).
+      data_dir: The directory holding every dataset.
+      limits: Feature, vertex and archive limits.
+      precision: Decimal places kept in coordinates.
+      repair: Make invalid input polygons valid instead of failing.
+      limit: Process at most this many features.
+      tmp_dir: Where temporary files go.
+      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
+        :func:`shapefile_to_geojson`.
+
+    Returns:
+      The simplified features; a geometry simplified away becomes null.
+
+    Raises:
+      InputError: If the dataset or an argument is bad.
+    """
+    tolerance = _check_metres(tolerance_m, "tolerance_m", MAX_TOLERANCE_M)
+    _check_flag(preserve_topology, "preserve_topology")
+
+    def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+        local = LocalProjection.around(geometry)
+        simpler: BaseGeometry | None = shapely.simplify(
+            local.to_metres(geometry), tolerance, preserve_topology=preserve_topology
+        )
+        if simpler is not None and geometry.geom_type in POLYGONAL and not simpler.is_valid:
+            simpler = make_polygonal_valid(simpler)
+        if simpler is None or simpler.is_empty:
+            return fid, properties, None
+        return fid, properties, _to_lonlat(local, simpler, limits)
+
+    return _map_features(
+        source, simplify, data_dir=data_dir, limits=limits, precision=precision,
+        repair=repair, limit=limit, tmp_dir=tmp_dir,
+        read=_read_options(layer, source_crs, bbox, fields, where, encoding),
+    )  # fmt: skip
+
+
+def dissolve_features(
+    source: Source,
+    by: str | None = None,
+    *,
+    data_dir: Path,
+    limits: GeoLimits,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    bbox: Sequence[float] | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    encoding: str | None = None,
+    precision: int = 7,
+    repair: bool = False,
+    limit: int | None = None,
+    tmp_dir: Path | None = None,
+) -> GeoJSONResult:
+    """Merge the geometries of features sharing a value of ``by`` (or all of them).
+
+    Parameters:
+      source: A dataset name inside ``data_dir``, or a trusted local ``Path``.
+      by: The property to group on; ``None`` merges everything into one feature.
+      data_dir: The directory holding every dataset.
+      limits: Feature, vertex and archive limits.
+      precision: Decimal places kept in coordinates.
+      repair: Make invalid input polygons valid instead of failing.
+      limit: Read at most this many features.
+      tmp_dir: Where temporary files go.
+      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
+        :func:`shapefile_to_geojson`.
+
+    Returns:
+      One feature per group, in order of first appearance, with ``by`` as its only property
+      (no properties when ``by`` is ``None``) and ids 0, 1, 2…
+
+    Raises:
+      InputError: If the dataset or an argument is bad, or ``by`` names no field.
+    """
+    if by is not None and not isinstance(by, str):
+        raise InputError(f"by= must be a field name, not {type(by).__name__}")
+    _check_flag(repair, "repair")
+    groups: dict[Any, list[BaseGeometry]] = {}
+    read = _read_options(layer, source_crs, bbox, fields, where, encoding)
+    with _writing(source, data_dir, limits, precision, limit, tmp_dir, read) as (
+        opened,
+        writer,
+        result,
+    ):
+        if by is not None and by not in opened.fields:
+            raise InputError(
+                f"{opened.label} has no field named {by!r}; its fields: {', '.join(opened.fields)}"
+            )
+        for _fid, properties, geometry in _shapes(opened, limits, repair=repair, limit=limit):
+            key = _group_key(properties.get(by)) if by is not None else None
+            parts = groups.setdefault(key, [])
+            if geometry is not None:
+                parts.append(split(geometry))
+        for fid, (key, parts) in enumerate(groups.items()):
+            merged = shapely.union_all(parts) if parts else None
+            _check_vertices(merged, limits)
+            writer.write_feature(fid, {} if by is None else {by: key}, merged)
+    return result
+
+
+def clip_features(
+    source: Source,
+    *,
+    data_dir: Path,
+    limits: GeoLimits,
+    bbox: Sequence[float] | None = None,
+    geometry: Mapping[str, Any] | None = None,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    encoding: str | None = None,
+    precision: int = 7,
+    repair: bool = False,
+    limit: int | None = None,
+    tmp_dir: Path | None = None,
+) -> GeoJSONResult:
+    """Cut every feature to a lon/lat box or to a GeoJSON polygon.
+
+    Parameters:
+      source: A dataset name inside ``data_dir``, or a trusted local ``Path``.
+      data_dir: The directory holding every dataset.
+      limits: Feature, vertex and archive limits.
+      bbox: ``[west, south, east, north]`` in WGS84 degrees (west > east crosses ±180°).
+      geometry: A GeoJSON Polygon or MultiPolygon in WGS84 lon/lat. Give exactly one of
+        ``bbox`` and ``geometry``.
+      precision: Decimal places kept in coordinates.
+      repair: Make invalid input polygons valid instead of failing.
+      limit: Read at most this many features.
+      tmp_dir: Where temporary files go.
+      layer, source_crs, fields, where, encoding: Reading options, as for
+        :func:`shapefile_to_geojson` (the clip area is also the reading ``bbox``).
+
+    Returns:
+      The features that intersect the clip area, cut to it; the others are left out.
+
+    Raises:
+      InputError: If the dataset or an argument is bad.
+    """
+    if (bbox is None) == (geometry is None):
+        raise InputError("give exactly one of bbox= and geometry= to clip with")
+    if bbox is not None:
+        box = parse_bbox(bbox)
+        area = bbox_polygon(box)
+    else:
+        area = _clip_geometry(geometry, limits)
+        west, south, east, north = area.bounds
+        box = (west, south, east, north)
+    shapely.prepare(area)
+
+    def clip(fid: Any, properties: dict[str, Any], shape: BaseGeometry) -> Feature | None:
+        inside = split(shape)
+        if not shapely.intersects(area, inside):
+            return None
+        cut = _same_dimension(
+            shapely.intersection(inside, area), int(shapely.get_dimensions(inside))
+        )
+        return None if cut is None else (fid, properties, cut)
+
+    return _map_features(
+        source, clip, data_dir=data_dir, limits=limits, precision=precision, repair=repair,
+        limit=limit, tmp_dir=tmp_dir, drop_null=True,
+        read=_read_options(layer, source_crs, box, fields, where, encoding),
+    )  # fmt: skip
+
+
+def measure_features(
+    source: Source,
+    *,
+    data_dir: Path,
+    limits: GeoLimits,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    bbox: Sequence[float] | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    encoding: str | None = None,
+    precision: int = 7,
+    repair: bool = False,
+    limit: int | None = None,
+    tmp_dir: Path | None = None,
+) -> GeoJSONResult:
+    """Add geodesic measures (on the WGS84 ellipsoid) to every feature.
+
+    Every feature gets ``area_m2`` and ``perimeter_m`` (polygons) and ``length_m`` (lines);
+    the measures that do not apply to a geometry are ``null``. Existing properties of those
+    names are replaced.
+
+    Parameters:
+      source: A dataset name inside ``data_dir``, or a trusted local ``Path``.
+      data_dir: The directory holding every dataset.
+      limits: Feature, vertex and archive limits.
+      precision: Decimal places kept in coordinates.
+      repair: Make invalid input polygons valid instead of failing.
+      limit: Process at most this many features.
+      tmp_dir: Where temporary files go.
+      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
+        :func:`shapefile_to_geojson`.
+
+    Returns:
+      The features, geometries unchanged, with the measures added.
+
+    Raises:
+      InputError: If the dataset or an argument is bad.
+    """
+
+    def measure(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+        lonlat = split(geometry)
+        measures: dict[str, float | None] = {"area_m2": None, "perimeter_m": None, "length_m": None}
+        dimension = int(shapely.get_dimensions(lonlat))
+        if dimension == 2:
+            area, perimeter = _GEOD.geometry_area_perimeter(shapely.orient_polygons(lonlat))
+            measures["area_m2"], measures["perimeter_m"] = abs(area), perimeter
+        elif dimension == 1:
+            measures["length_m"] = _GEOD.geometry_length(lonlat)
+        return fid, {**properties, **measures}, lonlat
+
+    return _map_features(
+        source, measure, data_dir=data_dir, limits=limits, precision=precision,
+        repair=repair, limit=limit, tmp_dir=tmp_dir,
+        read=_read_options(layer, source_crs, bbox, fields, where, encoding),
+    )  # fmt: skip
+
+
+@contextmanager
+def _writing(
+    source: Source,
+    data_dir: Path,
+    limits: GeoLimits,
+    precision: int,
+    limit: int | None,
+    tmp_dir: Path | None,
+    read: Mapping[str, Any],
+) -> Iterator[tuple[Layer, FeatureCollectionWriter, GeoJSONResult]]:
+    """Open the source and a result; finish the document on success, free it on failure."""
+    precision = check_precision(precision)
+    _check_limit(limit)
+    result = GeoJSONResult(dir=tmp_dir)
+    try:
+        with open_layer(
+            source, data_dir=data_dir, limits=limits, tmp_dir=tmp_dir, **read
+        ) as opened:
+            writer = FeatureCollectionWriter(result, precision=precision)
+            yield opened, writer, result
+            writer.close()
+            logger.info(
+                "%s: wrote %d features, %d bytes", opened.label, writer.count, result.size_bytes
+            )
+    except BaseException:
+        result.close()
+        raise
+
+
+def _map_features(
+    source: Source,
+    apply: Callable[[Any, dict[str, Any], BaseGeometry], Feature | None],
+    *,
+    data_dir: Path,
+    limits: GeoLimits,
+    precision: int,
+    repair: bool,
+    limit: int | None,
+    tmp_dir: Path | None,
+    read: Mapping[str, Any],
+    drop_null: bool = False,
+) -> GeoJSONResult:
+    """Run ``apply`` on each feature (lon/lat, continuous across ±180) and write what it returns."""
+    _check_flag(repair, "repair")
+    with _writing(source, data_dir, limits, precision, limit, tmp_dir, read) as (
+        opened,
+        writer,
+        result,
+    ):
+        for fid, properties, geometry in _shapes(opened, limits, repair=repair, limit=limit):
+            if geometry is None:
+                if not drop_null:
+                    writer.write_feature(fid, properties, None)
+                continue
+            feature = apply(fid, dict(properties), geometry)
+            if feature is not None:
+                writer.write_feature(*feature)
+    return result
+
+
+def _read_options(
+    layer: str | None,
+    source_crs: str | None,
+    bbox: Sequence[float] | None,
+    fields: Sequence[str] | None,
+    where: str | None,
+    encoding: str | None,
+) -> dict[str, Any]:
+    return {"layer": layer, "source_crs": source_crs, "bbox": bbox, "fields": fields,
+            "where": where, "encoding": encoding}  # fmt: skip
+
+
+def _shapes(
+    opened: Layer, limits: GeoLimits, *, repair: bool, limit: int | None
+) -> Iterator[tuple[Any, dict[str, Any], BaseGeometry | None]]:
+    """Each feature with a valid shapely geometry in lon/lat, continuous across ±180."""
+    for chunk in read_batches(opened, limits=limits, limit=limit):
+        for index, fid in enumerate(chunk.ids):
+            geometry = checked_shape(
+                opened.label,
+                chunk,
+                index,
+                repair=repair,
+                unwrapped=bool(chunk.crossing[index]) and not opened.source_crs.is_geographic,
+            )
+            yield fid, chunk.properties[index], geometry
+
+
+def _to_lonlat(local: LocalProjection, geometry: BaseGeometry, limits: GeoLimits) -> BaseGeometry:
+    lonlat = split(unwrap(local.to_lonlat(geometry)))
+    _check_vertices(lonlat, limits)
+    return lonlat
+
+
+def _check_vertices(geometry: BaseGeometry | None, limits: GeoLimits) -> None:
+    if geometry is not None and shapely.get_num_coordinates(geometry) > limits.max_vertices:
+        raise InputError(
+            f"a result geometry has more than {limits.max_vertices} vertices; use a smaller "
+            "area or simplify the data first"
+        )
+
+
+def _check_metres(value: object, name: str, maximum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{name} must be a number of metres, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"{name} must be a positive number of metres, not {value}")
+    if value > maximum:
+        raise InputError(f"{name} must be at most {maximum:,.0f} m, not {value:,.0f}")
+    return float(value)
+
+
+def _group_key(value: Any) -> Any:
+    # Floats that are whole numbers group with the equal integers (DBF numbers vary in type).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _clip_geometry(geometry: object, limits: GeoLimits) -> BaseGeometry:
+    if not isinstance(geometry, Mapping) or geometry.get("type") not in POLYGONAL:
+        raise InputError("geometry= must be a GeoJSON Polygon or MultiPolygon (lon/lat)")
+    try:
+        area = shapely.geometry.shape(dict(geometry))
+    except (ValueError, TypeError, AttributeError, IndexError, shapely.errors.GEOSException) as exc:
+        raise InputError(f"geometry= is not a well-formed GeoJSON polygon: {exc}") from exc
+    coords = shapely.get_coordinates(area)
+    if len(coords) > limits.max_clip_vertices:
+        raise InputError(f"geometry= has more than {limits.max_clip_vertices} vertices")
+    if area.is_empty or not np.isfinite(coords).all():
+        raise InputError("geometry= is empty or has coordinates that are not numbers")
+    if (np.abs(coords[:, 0]) > 180).any() or (np.abs(coords[:, 1]) > 90).any():
+        raise InputError(
+            "geometry= must be in WGS84 lon/lat: longitudes within ±180, latitudes ±90"
+        )
+    if not area.is_valid:
+        raise InputError(f"geometry= is not a valid polygon: {shapely.is_valid_reason(area)}")
+    return area
+
+
+def _same_dimension(geometry: BaseGeometry, dimension: int) -> BaseGeometry | None:
+    """The parts of an intersection with the input's dimension (a polygon cut to a line is gone)."""
+    parts = [
+        part
+        for part in shapely.get_parts(geometry)
+        if not part.is_empty and int(shapely.get_dimensions(part)) == dimension
+    ]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        only: BaseGeometry = parts[0]
+        return only
+    if dimension == 2:
+        return shapely.MultiPolygon([p for part in parts for p in shapely.get_parts(part)])
+    if dimension == 1:
+        return shapely.MultiLineString([p for part in parts for p in shapely.get_parts(part)])
+    return shapely.MultiPoint([p for part in parts for p in shapely.get_parts(part)])
+
+
+def _check_limit(limit: object) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InputError(f"limit= must be a positive integer, not {limit!r}")
+    return limit
+
+
+def _check_flag(value: object, name: str) -> None:
+    if not isinstance(value, bool):
+        raise InputError(f"{name}= must be true or false, not {value!r}")

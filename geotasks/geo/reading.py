@@ -1,0 +1,279 @@
+"""Open a dataset and stream its features with fiona, inside the limits.
+
+A source is a dataset *name* (``str``), resolved safely inside the data directory, or a
+trusted ``pathlib.Path`` to a local GeoJSON or shapefile that the calling layer made itself
+(the result of an earlier job). A ``str`` is never treated as a path.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fiona
+from fiona.errors import FionaError
+
+from geotasks.errors import InputError
+from geotasks.geo.archive import open_zip_layer
+from geotasks.geo.bbox import LonLatBox, parse_bbox, source_mask
+from geotasks.geo.crs import SourceCRS, resolve_source_crs
+from geotasks.geo.encoding import resolve_encoding
+from geotasks.geo.limits import GeoLimits
+from geotasks.geo.names import DatasetKind, resolve_dataset
+from geotasks.geo.shapefile import ShapefileInfo, inspect_shapefile, inspect_zip_shapefile
+
+logger = logging.getLogger(__name__)
+
+#: GDAL drivers allowed for a trusted ``Path`` source.
+PATH_DRIVERS = ("ESRI Shapefile", "GeoJSON", "GeoJSONSeq")
+
+Source = str | Path
+
+
+@dataclass
+class Layer:
+    """An opened dataset layer, ready to stream.
+
+    Parameters:
+      label: The dataset's name, for messages.
+      source_crs: The CRS its coordinates are in.
+      fields: The property names each feature will carry, in order.
+      feature_count: How many features the layer holds before filtering.
+      uniform_dims: Whether every geometry has the same coordinate dimension (true of a
+        shapefile, whose shape type fixes it).
+      select_fields: Properties each feature must be cut down to by the reader of
+        :meth:`features`, or ``None`` when the features carry exactly :attr:`fields`.
+    """
+
+    label: str
+    source_crs: SourceCRS
+    fields: list[str]
+    feature_count: int
+    uniform_dims: bool
+    select_fields: list[str] | None
+    _collection: Any = field(repr=False)
+    _filter: dict[str, Any] = field(repr=False)
+    _limits: GeoLimits = field(repr=False)
+    _matches_nothing: bool = field(repr=False, default=False)
+
+    def features(self, limit: int | None = None) -> Iterator[Any]:
+        """Yield the layer's features (fiona ``Feature`` objects), filtered, in file order.
+
+        Parameters:
+          limit: Stop after this many features.
+
+        Returns:
+          An iterator of features whose geometry is in :attr:`source_crs` (or ``None``).
+
+        Raises:
+          InputError: If the data cannot be read, the ``where`` filter is invalid, or the
+            layer yields more than ``max_features`` features.
+        """
+        if self._matches_nothing:
+            return
+        max_features = self._limits.max_features
+        # Unfiltered, the count is known up front: fail before any work is done.
+        too_many = self.feature_count > max_features and (limit is None or limit > max_features)
+        if not self._filter and too_many:
+            raise InputError(
+                f"{self.label} has {self.feature_count} features, more than the limit of "
+                f"{max_features}; narrow it with bbox=, where= or limit="
+            )
+        try:
+            if self._filter:
+                iterator = self._collection.filter(**self._filter)
+            else:
+                iterator = iter(self._collection)
+            for count, feature in enumerate(iterator, start=1):
+                if count > max_features:
+                    raise InputError(
+                        f"{self.label} has more than {max_features} features; narrow it with "
+                        "bbox=, where= or limit="
+                    )
+                yield feature
+                if limit is not None and count >= limit:
+                    return
+        except FionaError as exc:
+            raise InputError(f"{self.label}: cannot read features: {exc}") from exc
+
+
+@contextmanager
+def open_layer(
+    source: Source,
+    *,
+    data_dir: Path,
+    limits: GeoLimits,
+    layer: str | None = None,
+    source_crs: str | None = None,
+    encoding: str | None = None,
+    fields: Sequence[str] | None = None,
+    where: str | None = None,
+    bbox: Sequence[float] | None = None,
+    tmp_dir: Path | None = None,
+) -> Iterator[Layer]:
+    """Open ``source`` for streaming; close it (and any temporary copy) on exit.
+
+    Parameters:
+      source: A dataset name inside ``data_dir``, or a trusted local ``Path``.
+      data_dir: The directory holding every dataset.
+      limits: Feature, vertex and archive limits.
+      layer: The layer to read from a folder or zip holding several shapefiles.
+      source_crs: The CRS of the coordinates, overriding the ``.prj``.
+      encoding: The DBF's encoding, overriding ``.cpg`` and the DBF header.
+      fields: The properties to keep, or ``None`` for all of them.
+      where: An OGR SQL attribute filter, such as ``"pop_est > 1000000"``.
+      bbox: Keep only features intersecting ``(west, south, east, north)`` in degrees.
+      tmp_dir: Where temporary copies go (a rebuilt ``.shx``).
+
+    Returns:
+      A context manager yielding the :class:`Layer`.
+
+    Raises:
+      InputError: If the source or an argument is bad.
+    """
+    box = parse_bbox(bbox) if bbox is not None else None
+    where = _check_where(where, limits)
+    wanted_fields = _check_fields(fields)
+    with ExitStack() as stack:
+        gdal_path, label, info = _locate(source, data_dir, limits, layer, tmp_dir, stack)
+        open_options: dict[str, Any] = {}
+        if info is not None:
+            open_options["encoding"] = resolve_encoding(
+                encoding, cpg_text=info.cpg_text, dbf_header=info.dbf_header, sample=info.dbf_sample
+            )
+            logger.debug("%s: reading attributes as %s", label, open_options["encoding"])
+        collection = _open(gdal_path, label, info, open_options)
+        stack.callback(collection.close)
+        available = list(collection.schema["properties"])
+        select = None
+        if wanted_fields is not None:
+            _check_known(wanted_fields, available, label)
+        if wanted_fields is not None and where is not None:
+            # GDAL evaluates a where= filter only on the fields it reads: read them all and
+            # select afterwards.
+            select = wanted_fields
+        elif wanted_fields is not None:
+            collection.close()
+            open_options["include_fields"] = wanted_fields
+            collection = _open(gdal_path, label, info, open_options)
+            stack.callback(collection.close)
+        count = len(collection)
+        bounds = tuple(collection.bounds) if count else None
+        crs = resolve_source_crs(
+            prj_wkt=collection.crs_wkt,
+            has_prj=info.has_prj if info is not None else False,
+            source_crs=source_crs,
+            bounds=bounds,
+            dataset=label,
+        )
+        filters, matches_nothing = _filters(where, box, crs)
+        yield Layer(
+            label=label,
+            source_crs=crs,
+            fields=available if wanted_fields is None else wanted_fields,
+            feature_count=count,
+            uniform_dims=info is not None,
+            select_fields=select,
+            _collection=collection,
+            _filter=filters,
+            _limits=limits,
+            _matches_nothing=matches_nothing,
+        )
+
+
+def _locate(
+    source: Source,
+    data_dir: Path,
+    limits: GeoLimits,
+    layer: str | None,
+    tmp_dir: Path | None,
+    stack: ExitStack,
+) -> tuple[str, str, ShapefileInfo | None]:
+    """The GDAL path to open, a label for messages, and shapefile facts (if a shapefile)."""
+    if layer is not None and not isinstance(layer, str):
+        raise InputError(f"layer= must be a string, not {type(layer).__name__}")
+
+    def scratch() -> Path:
+        return Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmp_dir)))
+
+    if isinstance(source, str):
+        resolved = resolve_dataset(source, data_dir, layer=layer)
+        label, path, kind = source, resolved.path, resolved.kind
+    elif isinstance(source, Path):
+        label, path = source.name, source
+        if not path.is_file():
+            raise InputError(f"{label}: no such file")
+        kind = DatasetKind.ZIP if path.suffix.lower() == ".zip" else DatasetKind.SHAPEFILE
+        if kind is DatasetKind.SHAPEFILE and path.suffix.lower() != ".shp":
+            return str(path), label, None
+    else:
+        raise InputError(f"a dataset must be a name (str), not {type(source).__name__}")
+    if kind is DatasetKind.ZIP:
+        zip_layer = open_zip_layer(path, layer=layer, limits=limits)
+        info = inspect_zip_shapefile(zip_layer, label, scratch)
+    else:
+        info = inspect_shapefile(path, label, scratch)
+    return info.gdal_path, label, info
+
+
+def _open(gdal_path: str, label: str, info: ShapefileInfo | None, options: dict[str, Any]) -> Any:
+    kwargs = dict(options)
+    if info is None:
+        kwargs["enabled_drivers"] = list(PATH_DRIVERS)
+    else:
+        kwargs["driver"] = "ESRI Shapefile"
+    try:
+        return fiona.open(gdal_path, **kwargs)
+    except FionaError as exc:
+        raise InputError(f"{label} cannot be opened as a vector dataset: {exc}") from exc
+
+
+def _check_where(where: object, limits: GeoLimits) -> str | None:
+    if where is None:
+        return None
+    if not isinstance(where, str):
+        raise InputError(f"where= must be a string, not {type(where).__name__}")
+    if not where.strip() or "\x00" in where or len(where) > limits.max_where_chars:
+        raise InputError(
+            f"where= must be a non-empty OGR SQL condition of at most {limits.max_where_chars} "
+            'characters, such as "pop_est > 1000000"'
+        )
+    return where
+
+
+def _check_fields(fields: object) -> list[str] | None:
+    if fields is None:
+        return None
+    if isinstance(fields, str | bytes) or not isinstance(fields, Sequence):
+        raise InputError("fields= must be a list of property names")
+    if not all(isinstance(name, str) for name in fields):
+        raise InputError("fields= must hold property names (strings)")
+    return list(dict.fromkeys(fields))
+
+
+def _check_known(wanted: list[str], available: list[str], label: str) -> None:
+    unknown = [name for name in wanted if name not in available]
+    if unknown:
+        raise InputError(
+            f"{label} has no field named {', '.join(map(repr, unknown))}; its fields: "
+            f"{', '.join(available) or '(none)'}"
+        )
+
+
+def _filters(
+    where: str | None, box: LonLatBox | None, crs: SourceCRS
+) -> tuple[dict[str, Any], bool]:
+    filters: dict[str, Any] = {}
+    if where is not None:
+        filters["where"] = where
+    if box is not None:
+        mask = source_mask(box, crs)
+        if mask is None:
+            return filters, True
+        filters["mask"] = mask
+    return filters, False

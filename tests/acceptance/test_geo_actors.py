@@ -1,0 +1,118 @@
+"""The geo actors end to end: a real ``dramatiq geotasks.worker`` process on the Postgres broker."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import geotasks
+from geotasks.errors import InputError, JobFailed
+from geotasks.settings import get_settings
+from tests.acceptance.conftest import ROOT, clean_environment
+
+SAMPLE_DATA = ROOT / "sample_data"
+
+
+@pytest.fixture
+def worker(geotasks_env: str, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A worker process on the test database, serving the geo queue."""
+    env = clean_environment(
+        GEOTASKS_DATABASE_URL=geotasks_env,
+        GEOTASKS_DATA_DIR=str(SAMPLE_DATA),
+        GEOTASKS_TMP_DIR=str(tmp_path / "tmp"),
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "geotasks.worker", "-p", "1", "-t", "2", "-Q", "geo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def client_env(geotasks_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEOTASKS_DATA_DIR", str(SAMPLE_DATA))
+    get_settings.cache_clear()
+
+
+def test_shapefile_to_geojson_then_a_chained_buffer(
+    worker: subprocess.Popen[str], client_env: None
+) -> None:
+    # Given the Natural Earth cities, sent by name from a client that imports no actor code
+    job = geotasks.submit("shapefile_to_geojson", "naturalearth_cities", precision=5)
+
+    # When the worker has run it
+    collection = job.get(timeout=60)
+
+    # Then the result is an RFC 7946 FeatureCollection of every city, rounded as asked
+    assert job.successful()
+    assert collection["type"] == "FeatureCollection"
+    assert "crs" not in collection
+    assert len(collection["features"]) > 200
+    lon, lat = collection["features"][0]["geometry"]["coordinates"]
+    assert -180 <= lon <= 180 and -90 <= lat <= 90
+    assert all(len(str(c).split(".")[-1]) <= 5 for c in (lon, lat))
+
+    # And a second job reads the first one's result by id (no download by the client)
+    buffered = geotasks.submit("buffer_features", f"job:{job.id}", 1000, limit=3)
+    polygons = buffered.get(timeout=60)["features"]
+    assert [f["geometry"]["type"] for f in polygons] == ["Polygon"] * 3
+
+
+def test_bad_input_fails_once_with_a_clear_message(
+    worker: subprocess.Popen[str], client_env: None
+) -> None:
+    # When a dataset outside the data directory is asked for
+    job = geotasks.submit("shapefile_to_geojson", "../../etc/passwd")
+
+    # Then the job fails on its first attempt, with the reason, and is not retried
+    with pytest.raises(JobFailed) as excinfo:
+        job.get(timeout=60)
+    assert excinfo.value.type_name == "InputError"
+    assert job.info().attempt == 0
+    assert job.info().runs == 1
+
+    # And the worker is still up and serving
+    assert worker.poll() is None
+    assert geotasks.submit("measure_features", "naturalearth_lowres", limit=1).get(timeout=60)
+
+
+def test_unknown_actor_and_unknown_argument_are_refused_before_sending(client_env: None) -> None:
+    with pytest.raises(InputError, match="no actor named 'shapefile_to_json'"):
+        geotasks.submit("shapefile_to_json", "naturalearth_cities")
+    with pytest.raises(InputError, match="unknown argument 'precison'"):
+        geotasks.submit("shapefile_to_geojson", "naturalearth_cities", precison=3)
+
+
+def test_a_direct_call_runs_synchronously_and_returns_the_same_result_type(
+    geotasks_env: str,
+) -> None:
+    # The old `get_shps('test')`: no queue, no worker
+    code = (
+        "from geotasks.actors import shapefile_to_geojson\n"
+        "with shapefile_to_geojson('naturalearth_lowres', fields=['name'], limit=5) as result:\n"
+        "    doc = result.to_dict()\n"
+        "    print(type(result).__name__, result.media_type, len(doc['features']),\n"
+        "          sorted(doc['features'][0]['properties']))\n"
+    )
+    env = clean_environment(GEOTASKS_DATABASE_URL=geotasks_env, GEOTASKS_DATA_DIR=str(SAMPLE_DATA))
+    output = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert output.returncode == 0, output.stderr
+    assert output.stdout.split() == ["GeoJSONResult", "application/geo+json", "5", "['name']"]

@@ -1,0 +1,103 @@
+"""Choosing and assembling the broker from settings (no server is contacted)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from geotasks.broker import build_broker
+from geotasks.errors import ConfigurationError
+from geotasks.middleware.deliveries import DeliveryLimit
+from geotasks.middleware.job_status import JobStatus
+from geotasks.middleware.results import Results
+from geotasks.postgres.broker import PostgresBroker
+from geotasks.postgres.results import PostgresBackend
+from geotasks.settings import Settings
+
+DATABASE_URL = "postgresql://app@db.example/geotasks"
+
+
+@pytest.mark.parametrize(
+    ("broker_url", "expected"),
+    [
+        (None, PostgresBroker),
+        ("postgres://app@queue.example/geotasks", PostgresBroker),
+        ("redis://cache.example:6379/0", RedisBroker),
+        ("amqp://guest:guest@rabbit.example:5672/%2F", RabbitmqBroker),
+    ],
+)
+def test_the_broker_url_scheme_chooses_the_broker(
+    broker_url: str | None, expected: type[object]
+) -> None:
+    # Given settings naming a broker (or only the database)
+    settings = Settings(database_url=DATABASE_URL, broker_url=broker_url)
+
+    # When the broker is built, Then it is the broker of that scheme
+    assert type(build_broker(settings)) is expected
+
+
+def test_without_a_database_it_refuses_instead_of_falling_back_to_a_local_rabbitmq() -> None:
+    with pytest.raises(ConfigurationError, match="GEOTASKS_DATABASE_URL is not set"):
+        build_broker(Settings())
+
+
+def test_the_middleware_are_in_the_documented_order() -> None:
+    broker = build_broker(Settings(database_url=DATABASE_URL))
+    assert [type(m) for m in broker.middleware] == [
+        DeliveryLimit,
+        JobStatus,
+        AgeLimit,
+        TimeLimit,
+        ShutdownNotifications,
+        Callbacks,
+        Pipelines,
+        Retries,
+        CurrentMessage,
+        Results,
+    ]
+
+
+def test_results_and_job_status_keep_results_for_the_configured_time() -> None:
+    broker = build_broker(Settings(database_url=DATABASE_URL, result_ttl_s=120))
+    results = next(m for m in broker.middleware if isinstance(m, Results))
+    status = next(m for m in broker.middleware if isinstance(m, JobStatus))
+    assert isinstance(results.backend, PostgresBackend)
+    assert results.result_ttl == status.result_ttl_ms == 120_000
+
+
+def test_the_postgres_broker_gets_the_heartbeat_and_delivery_settings() -> None:
+    broker = build_broker(
+        Settings(database_url=DATABASE_URL, broker_heartbeat_timeout_s=7, max_deliveries=3)
+    )
+    assert isinstance(broker, PostgresBroker)
+    assert (broker.heartbeat_timeout_s, broker.max_deliveries) == (7, 3)
+
+
+@pytest.mark.parametrize(
+    ("module", "url", "extra"),
+    [
+        ("dramatiq.brokers.redis", "redis://cache.example/0", "geotasks[redis]"),
+        ("dramatiq.brokers.rabbitmq", "amqp://rabbit.example/", "geotasks[rabbitmq]"),
+    ],
+)
+def test_a_missing_client_library_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, module: str, url: str, extra: str
+) -> None:
+    # Given a broker whose client library cannot be imported
+    monkeypatch.setitem(sys.modules, module, None)
+
+    # When it is built, Then the error says what to install
+    with pytest.raises(ConfigurationError, match=extra.replace("[", r"\[").replace("]", r"\]")):
+        build_broker(Settings(database_url=DATABASE_URL, broker_url=url))
