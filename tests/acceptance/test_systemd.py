@@ -26,7 +26,7 @@ from geotasks.broker import build_broker
 from geotasks.jobs import Job, submit_with_options
 from geotasks.postgres.job_status import JobState
 from geotasks.postgres.pool import get_database
-from geotasks.registry import ActorSpec, Parameter, Registry
+from geotasks.registry import REGISTRY
 from geotasks.settings import Settings, load_settings
 from tests import servers
 from tests.acceptance.systemd_service import ROOT, InstalledService, RunningService
@@ -162,15 +162,12 @@ def test_sysusers_and_tmpfiles_create_the_user_and_directories(tmp_path: Path) -
 
 # --- The units run: stop, reload and restart a real worker the way systemd does. ---
 
-#: The instance that serves the demo actors' queue.
-DEMO_QUEUE = "default"
+#: The instance that serves the slow demo actor's queue.
+DEMO_QUEUE = REGISTRY["add_numbers_slowly"].queue_name
 #: How long each slow demo job takes, in seconds: long enough to still run when the stop comes.
 JOB_DELAY_S = 3.0
 #: Longest wait for a job to reach a state, in seconds.
 JOB_TIMEOUT_S = 60.0
-SLOW_ADD = ActorSpec(
-    "add_numbers_slowly", DEMO_QUEUE, (Parameter("x"), Parameter("y"), Parameter("delay_s"))
-)
 
 
 @dataclass
@@ -187,12 +184,7 @@ class Deployment:
 
     def send(self, x: int, delay_s: float = JOB_DELAY_S) -> Job:
         """Send one slow demo job computing ``x + 1``."""
-        job = submit_with_options(
-            SLOW_ADD.name,
-            args=(x, 1, delay_s),
-            broker=self.broker,
-            registry=Registry([SLOW_ADD]),
-        )
+        job = submit_with_options("add_numbers_slowly", args=(x, 1, delay_s), broker=self.broker)
         return self.job(job.id)
 
     def job(self, job_id: str) -> Job:

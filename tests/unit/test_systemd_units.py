@@ -100,9 +100,11 @@ def test_stop_signals_only_the_main_process_first(unit: UnitFile) -> None:
 def test_the_worker_drains_before_systemd_kills_and_reloads_on_hup(unit: UnitFile) -> None:
     argv = unit.command("ExecStart", unit_environment(unit))
 
-    # The SIGKILL after TimeoutStopSec comes later than Dramatiq gives up waiting (ms!)
+    # The drain waits as long as a geo job may run (Dramatiq counts in ms), and the SIGKILL after
+    # TimeoutStopSec comes later than that
     (shutdown_ms,) = option_value(argv, "--worker-shutdown-timeout")
     stop_s = parse_timespan_s(unit.value("Service", "TimeoutStopSec"))
+    assert int(shutdown_ms) >= Settings().geo_time_limit_s * 1000
     assert stop_s >= int(shutdown_ms) / 1000 + 30
 
     # `systemctl reload` sends HUP to Dramatiq's main process, which re-executes in place
