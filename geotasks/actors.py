@@ -105,6 +105,7 @@ def _run(operation: Callable[..., GeoJSONResult], name: object, **arguments: Any
 @_declare
 def shapefile_to_geojson(
     name: str,
+    *,
     layer: str | None = None,
     source_crs: str | None = None,
     bbox: list[float] | None = None,
@@ -123,6 +124,7 @@ def shapefile_to_geojson(
 def buffer_features(
     name: str,
     distance_m: float,
+    *,
     layer: str | None = None,
     source_crs: str | None = None,
     bbox: list[float] | None = None,
@@ -142,6 +144,7 @@ def simplify_features(
     name: str,
     tolerance_m: float,
     preserve_topology: bool = True,
+    *,
     layer: str | None = None,
     source_crs: str | None = None,
     bbox: list[float] | None = None,
@@ -166,6 +169,7 @@ def simplify_features(
 def dissolve_features(
     name: str,
     by: str | None = None,
+    *,
     layer: str | None = None,
     source_crs: str | None = None,
     bbox: list[float] | None = None,
@@ -183,6 +187,7 @@ def dissolve_features(
 @_declare
 def clip_features(
     name: str,
+    *,
     geometry: dict[str, Any] | None = None,
     layer: str | None = None,
     source_crs: str | None = None,
@@ -201,6 +206,7 @@ def clip_features(
 @_declare
 def measure_features(
     name: str,
+    *,
     layer: str | None = None,
     source_crs: str | None = None,
     bbox: list[float] | None = None,

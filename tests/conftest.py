@@ -17,6 +17,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.migrate import migrate
 from geotasks.postgres.pool import Database
 from geotasks.settings import get_settings
@@ -110,6 +111,8 @@ def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
             )
         yield with_database(postgres_url, name)
     finally:
+        # A listener left on a dropped database would try to reconnect for ever.
+        close_listeners(with_database(postgres_url, name))
         with conn.cursor() as cur:
             cur.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))

@@ -205,11 +205,11 @@ def get_listener(database: Database) -> Listener:
         return listener
 
 
-def close_listeners() -> None:
-    """Close every listener of this process (before its database goes away)."""
+def close_listeners(url: str | None = None) -> None:
+    """Close this process's listeners (on ``url`` only, if given) before a database goes away."""
     with _listeners_lock:
-        listeners = list(_listeners.values())
-        _listeners.clear()
+        keys = [key for key in _listeners if url is None or key[1] == url]
+        listeners = [_listeners.pop(key) for key in keys]
     for listener in listeners:
         listener.close()
 
