@@ -227,7 +227,12 @@ def rabbitmq_vhost_url(rabbitmq_url: str) -> Iterator[str]:
 def deployment(
     request: pytest.FixtureRequest, database_url: str, tmp_path: Path
 ) -> Iterator[Deployment]:
-    """A deployment on this test's database, with the Postgres broker or RabbitMQ."""
+    """A deployment on this test's database, with the Postgres broker or RabbitMQ.
+
+    Not Redis: the worker's Redis keys live under Dramatiq's fixed namespace, which a test cannot
+    make its own without changing the unit's command, on a server other tests share; and CI's
+    Redis keeps nothing across its own restart (no persistence), the case the issue exempts.
+    """
     broker_url = (
         database_url
         if request.param == "postgres"
