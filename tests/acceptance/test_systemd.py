@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dramatiq
 import pytest
+from dramatiq.message import Message
 
 from geotasks.broker import build_broker
 from geotasks.jobs import Job, submit_with_options
@@ -187,6 +189,14 @@ class Deployment:
         job = submit_with_options("add_numbers_slowly", args=(x, 1, delay_s), broker=self.broker)
         return self.job(job.id)
 
+    def send_message(self, queue_name: str, actor_name: str) -> Job:
+        """Send a message with no arguments, as periodiq does at a tick."""
+        self.broker.declare_queue(queue_name)
+        message = self.broker.enqueue(
+            Message(queue_name=queue_name, actor_name=actor_name, args=(), kwargs={}, options={})
+        )
+        return self.job(message.message_id)
+
     def job(self, job_id: str) -> Job:
         return Job(
             job_id,
@@ -249,6 +259,7 @@ def deployment(
         "GEOTASKS_TMP_DIR": str(tmp_path / "tmp"),
     }
     write_environment_file(config_dir, values)
+    shutil.copy(SYSTEMD_DIR / "worker-maintenance.env", config_dir)
     settings = load_settings(values)
     broker = build_broker(settings)
     try:
@@ -259,16 +270,20 @@ def deployment(
 
 
 @pytest.fixture
-def start_worker(deployment: Deployment) -> Iterator[Callable[[], RunningService]]:
-    """Start ``geotasks-worker@default`` (ExecStartPre, then ExecStart) and wait until every
-    worker process is ready; whatever is still running after the test is killed."""
+def start_unit(deployment: Deployment) -> Iterator[Callable[..., RunningService]]:
+    """Start a unit (ExecStartPre, then ExecStart) and wait until it is ready: every worker
+    process of a worker, or the scheduler's list of actors. Whatever still runs after the test
+    is killed."""
     started: list[RunningService] = []
 
-    def start() -> RunningService:
-        service = deployment.service(SYSTEMD_DIR / "geotasks-worker@.service", DEMO_QUEUE)
+    def start(unit: str, instance: str | None = None) -> RunningService:
+        service = deployment.service(SYSTEMD_DIR / unit, instance)
         running = service.start()
         started.append(running)
-        running.wait_for_log(READY, count=worker_processes(service))
+        if unit == WORKER_UNIT:
+            running.wait_for_log(READY, count=worker_processes(service))
+        else:
+            running.wait_for_log(SCHEDULER_READY)
         return running
 
     try:
@@ -278,7 +293,17 @@ def start_worker(deployment: Deployment) -> Iterator[Callable[[], RunningService
             running.kill()
 
 
+@pytest.fixture
+def start_worker(start_unit: Callable[..., RunningService]) -> Callable[[], RunningService]:
+    """Start ``geotasks-worker@<the slow demo actor's queue>``."""
+    return lambda: start_unit(WORKER_UNIT, DEMO_QUEUE)
+
+
+WORKER_UNIT = "geotasks-worker@.service"
+#: What Dramatiq logs once per worker process, when it consumes.
 READY = "Worker process is ready for action."
+#: What periodiq logs after the list of periodic actors, before it schedules.
+SCHEDULER_READY = "Registered periodic actors:"
 
 
 def worker_processes(service: InstalledService) -> int:
@@ -354,3 +379,37 @@ def test_reloading_the_worker_loses_no_message(
     assert_results_stored([*jobs, late], [*xs, 1000])
     assert worker.stop() == 0
     assert worker.log().count("Sending signal 'SIGHUP' to subprocesses") == 1
+
+
+#: The queue of the periodic actors, and the one they all run on.
+MAINTENANCE_QUEUE = "maintenance"
+#: A line of periodiq's list of actors: cron spec, module:actor@queue.
+PERIODIC_ACTOR_LINE = re.compile(r"^\s+.{24} (\S+):(\S+)@(\S+) *$", re.MULTILINE)
+
+
+def test_the_scheduler_and_the_maintenance_instance_run_the_periodic_actors(
+    deployment: Deployment, start_unit: Callable[..., RunningService]
+) -> None:
+    # Given the scheduler unit and the geotasks-worker@maintenance instance started
+    scheduler = start_unit("geotasks-scheduler.service")
+    maintenance = start_unit(WORKER_UNIT, MAINTENANCE_QUEUE)
+
+    # Then the scheduler has periodic actors to send, every one of them on the maintenance queue
+    scheduler.wait_for_log(f"@{MAINTENANCE_QUEUE}")
+    listed = PERIODIC_ACTOR_LINE.findall(scheduler.log())
+    assert listed, scheduler.log()
+    assert {queue for _module, _actor, queue in listed} == {MAINTENANCE_QUEUE}
+    # And the maintenance instance is the small one its environment file asks for
+    assert maintenance.log().count(READY) == 1
+
+    # When each periodic actor's message arrives, as at a tick
+    jobs = [deployment.send_message(MAINTENANCE_QUEUE, actor) for _module, actor, _q in listed]
+
+    # Then the maintenance instance runs every one and stores what it removed
+    for job in jobs:
+        assert isinstance(job.get(timeout=JOB_TIMEOUT_S), dict)
+
+    # And both stop at once when systemd stops them (periodiq dies of the SIGTERM)
+    assert maintenance.stop() == 0
+    assert scheduler.stop() == -signal.SIGTERM
+    assert not scheduler.group_alive()
