@@ -383,8 +383,8 @@ def test_reloading_the_worker_loses_no_message(
 
 #: The queue of the periodic actors, and the one they all run on.
 MAINTENANCE_QUEUE = "maintenance"
-#: A line of periodiq's list of actors: cron spec, module:actor@queue.
-PERIODIC_ACTOR_LINE = re.compile(r"^\s+.{24} (\S+):(\S+)@(\S+) *$", re.MULTILINE)
+#: The end of a line of periodiq's list of actors: package.module:actor@queue.
+PERIODIC_ACTOR_LINE = re.compile(r" (\w+(?:\.\w+)+):(\w+)@(\w+) *$", re.MULTILINE)
 
 
 def test_the_scheduler_and_the_maintenance_instance_run_the_periodic_actors(
