@@ -32,6 +32,7 @@ from dramatiq.middleware import (
 from .errors import ConfigurationError
 from .middleware.deliveries import DeliveryLimit
 from .middleware.job_status import JobStatus
+from .middleware.rate_limit import RateLimit
 from .middleware.results import Results
 from .postgres.job_status import JobStore
 from .postgres.pool import Database, get_database, redact_url
@@ -74,6 +75,7 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
     result_ttl_ms = settings.result_ttl_s * 1000
     return [
         DeliveryLimit(database, max_deliveries=settings.max_deliveries),
+        RateLimit.from_settings(settings),
         JobStatus(store=JobStore(database), result_ttl_ms=result_ttl_ms),
         # Dramatiq's default middleware, in Dramatiq's order.
         AgeLimit(),

@@ -11,3 +11,4 @@ from .broker import setup_broker
 broker = setup_broker()
 
 from . import actors, demo_actors  # noqa: E402, F401  (declare actors on the broker above)
+from .http import echo  # noqa: E402, F401  (OGC API's echo test process)

@@ -61,6 +61,9 @@ def split(geometry: BaseGeometry) -> BaseGeometry:
     if geometry.geom_type in ("Point", "MultiPoint"):
         return _wrap_points(geometry)
     dimension = int(shapely.get_dimensions(geometry))
+    if dimension == 2 and not geometry.is_valid:
+        # Closing a ring along a pole can make it touch itself; overlay needs valid input.
+        geometry = shapely.make_valid(geometry, method="structure", keep_collapsed=False)
     parts: list[BaseGeometry] = []
     first_turn, last_turn = (int(np.floor((x + 180.0) / 360.0)) for x in (minx, maxx))
     for turn in range(first_turn, last_turn + 1):

@@ -147,7 +147,7 @@ def buffer_features(
 
     def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
         local = LocalProjection.around(geometry)
-        buffered = shapely.buffer(local.to_metres(geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
+        buffered = shapely.buffer(_metric(local, geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
         return fid, properties, _to_lonlat(local, buffered, limits)
 
     return _map_features(
@@ -203,7 +203,7 @@ def simplify_features(
     def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
         local = LocalProjection.around(geometry)
         simpler: BaseGeometry | None = shapely.simplify(
-            local.to_metres(geometry), tolerance, preserve_topology=preserve_topology
+            _metric(local, geometry), tolerance, preserve_topology=preserve_topology
         )
         if simpler is not None and geometry.geom_type in POLYGONAL and not simpler.is_valid:
             simpler = make_polygonal_valid(simpler)
@@ -460,7 +460,12 @@ def _map_features(
                 if not drop_null:
                     writer.write_feature(fid, properties, None)
                 continue
-            feature = apply(fid, dict(properties), geometry)
+            try:
+                feature = apply(fid, dict(properties), geometry)
+            except shapely.errors.GEOSException as exc:
+                raise InputError(
+                    f"{opened.label}: feature {fid} cannot be processed: {exc}"
+                ) from exc
             if feature is not None:
                 writer.write_feature(*feature)
     return result
@@ -494,8 +499,29 @@ def _shapes(
             yield fid, chunk.properties[index], geometry
 
 
-def _to_lonlat(local: LocalProjection, geometry: BaseGeometry, limits: GeoLimits) -> BaseGeometry:
-    lonlat = split(unwrap(local.to_lonlat(geometry)))
+def _metric(local: LocalProjection, geometry: BaseGeometry) -> BaseGeometry:
+    """The geometry in the local projection's metres, valid again if projecting broke it.
+
+    A polygon edge along a pole (Antarctica's, at -90°) collapses to one point in an
+    azimuthal projection, which leaves the projected polygon invalid.
+    """
+    metric = local.to_metres(geometry)
+    if geometry.geom_type in POLYGONAL and not metric.is_valid:
+        return make_polygonal_valid(metric) or shapely.Polygon()
+    return metric
+
+
+def _to_lonlat(
+    local: LocalProjection, geometry: BaseGeometry, limits: GeoLimits
+) -> BaseGeometry | None:
+    """Bring an operation's result back to lon/lat, split at ±180 and valid.
+
+    Edges that touch in metres (a buffer closing a narrow inlet) can cross once the
+    projection's curvature is undone, so a polygon is checked and made valid again.
+    """
+    lonlat: BaseGeometry | None = split(unwrap(local.to_lonlat(geometry)))
+    if lonlat is not None and lonlat.geom_type in POLYGONAL and not lonlat.is_valid:
+        lonlat = make_polygonal_valid(lonlat)
     _check_vertices(lonlat, limits)
     return lonlat
 

@@ -32,10 +32,12 @@ def test_cpg_spellings(cpg: str, codec: str | None) -> None:
      ("mac-roman", "MACINTOSH"), ("euc_kr", "EUC-KR")],
 )  # fmt: skip
 def test_gdal_names(codec: str, gdal: str) -> None:
+    # Given a Python codec name, When spelled for GDAL, Then iconv's name comes out
     assert gdal_encoding_name(codec) == gdal
 
 
 def test_codecs_a_dbf_cannot_use_are_refused() -> None:
+    # Given a multi-byte-unit codec no DBF can hold, When spelled for GDAL, Then it is refused
     with pytest.raises(InputError):
         gdal_encoding_name("utf-16-le")
 

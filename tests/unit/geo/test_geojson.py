@@ -105,6 +105,7 @@ def test_writer_bbox_and_shapely_geometries() -> None:
 
 
 def test_writer_refuses_a_bad_precision() -> None:
+    # Given 20 decimals (more than a float64 holds), When a writer is made, Then it refuses
     with pytest.raises(InputError, match="precision"):
         FeatureCollectionWriter(GeoJSONResult(), precision=20)
 

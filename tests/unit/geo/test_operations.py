@@ -107,6 +107,8 @@ def test_a_buffer_of_projected_data_is_in_metres(
 
 @pytest.mark.parametrize("distance", [-5, 0, math.inf, "10", True, 2e6])
 def test_bad_distances_are_refused(data_dir: Path, square: Path, distance: Any) -> None:
+    # Given a negative, zero, infinite, non-numeric or huge distance
+    # When buffering, Then it is refused before any data is read
     with pytest.raises(InputError, match="distance_m"):
         run(buffer_features, data_dir, "square", distance)
 
@@ -178,6 +180,8 @@ def test_clip_with_a_bbox_or_a_geometry(data_dir: Path, sample: Any) -> None:
 def test_clip_arguments_are_checked(
     data_dir: Path, square: Path, options: dict[str, Any], message: str
 ) -> None:
+    # Given no clip area, two of them, a point, or a bow tie
+    # When clipping, Then the argument is refused with a message naming the problem
     with pytest.raises(InputError, match=message):
         run(clip_features, data_dir, "square", **options)
 
@@ -218,3 +222,31 @@ def test_operations_chain_through_a_path(tmp_path: Path, data_dir: Path, sample:
     shape = shapely.geometry.shape(doc["features"][0]["geometry"])
     assert doc["features"][0]["properties"]["name"] == "France"
     assert shape.is_valid
+
+
+def test_buffering_every_country_gives_valid_rfc7946(data_dir: Path, sample: Any) -> None:
+    # Given the countries, Antarctica (edges along the pole) and Fiji (split at ±180) included
+    sample("naturalearth_lowres")
+    # When every one is buffered by 10 km
+    doc = run(buffer_features, data_dir, "naturalearth_lowres", 10_000)
+    # Then every result is a valid polygon within -180..180, a little larger than the country
+    for feature in doc["features"]:
+        shape = shapely.geometry.shape(feature["geometry"])
+        assert shape.is_valid, feature["properties"]["name"]
+        assert shape.bounds[0] >= -180.0 and shape.bounds[2] <= 180.0
+        assert_rfc7946_polygonal(feature["geometry"])
+
+
+def test_a_geos_failure_is_reported_as_bad_input(
+    data_dir: Path, make_shapefile: MakeShapefile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given GEOS failing on a feature's geometry
+    point_dataset(make_shapefile, "p", 0.0, 0.0)
+
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise shapely.errors.GEOSException("TopologyException: side location conflict")
+
+    monkeypatch.setattr(shapely, "buffer", fail)
+    # When buffered, Then the error is an InputError naming the feature
+    with pytest.raises(InputError, match="feature 0 cannot be processed"):
+        run(buffer_features, data_dir, "p", 10)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
 
 from .conftest import MakeShapefile
-from .helpers import SQUARE_CW, document
+from .helpers import SAMPLE_DATA, SQUARE_CW, document
 
 POLYGON = {"type": "Polygon", "coordinates": [SQUARE_CW]}
 
@@ -187,7 +186,9 @@ def test_missing_shx_is_rebuilt_on_a_copy_only(data_dir: Path, square: Path) -> 
 
 
 def test_missing_dbf_is_refused(data_dir: Path, square: Path) -> None:
+    # Given a shapefile without its attribute table
     square.with_suffix(".dbf").unlink()
+    # When converted, Then the message names the missing .dbf (GDAL alone would carry on)
     with pytest.raises(InputError, match=r"\.dbf"):
         convert(data_dir, "square")
 
@@ -204,7 +205,9 @@ def test_truncated_files_are_refused(data_dir: Path, sample: Any, suffix: str) -
 
 
 def test_non_shapefile_bytes_are_refused(data_dir: Path, square: Path) -> None:
+    # Given an HTML page saved as square.shp
     square.write_bytes(b"<html>not a shapefile</html>" * 10)
+    # When converted, Then it is refused as not a shapefile
     with pytest.raises(InputError, match="not a shapefile"):
         convert(data_dir, "square")
 
@@ -257,13 +260,17 @@ def test_a_bbox_across_the_antimeridian(data_dir: Path, sample: Any) -> None:
 def test_bad_arguments_are_input_errors(
     data_dir: Path, sample: Any, options: dict[str, Any], message: str
 ) -> None:
+    # Given a real dataset and a bad argument
     sample("naturalearth_lowres")
+    # When converted, Then the argument is refused with a message naming it
     with pytest.raises(InputError, match=message):
         convert(data_dir, "naturalearth_lowres", **options)
 
 
 def test_feature_and_vertex_limits(data_dir: Path, sample: Any) -> None:
+    # Given 177 countries, some with more than 50 vertices
     sample("naturalearth_lowres")
+    # When converted under tighter limits, Then each limit is enforced with a clear message
     with pytest.raises(InputError, match="177 features, more than the limit of 10"):
         convert(data_dir, "naturalearth_lowres", limits=GeoLimits(max_features=10))
     with pytest.raises(InputError, match="more than 50 vertices"):
@@ -303,12 +310,21 @@ def test_a_str_is_never_a_path_but_a_path_source_is_read(
     assert doc["features"][0]["properties"] == {"name": "f0"}
 
 
-def test_sample_data_is_never_written(data_dir: Path, sample: Any) -> None:
-    # Given a copy of a sample dataset
-    shp = sample("naturalearth_cities")
-    shutil.copy(shp, data_dir / "copy.shp")
-    # When converted, Then there are 243 cities and the copy is intact
-    assert len(convert(data_dir, "naturalearth_cities")["features"]) == 243
+def test_reading_the_sample_data_changes_no_byte_of_it() -> None:
+    # Given the shared sample datasets, read in place (reading is all a test may do there)
+    before = {path.name: path.read_bytes() for path in SAMPLE_DATA.iterdir()}
+    # When each is converted by name
+    counts = {
+        name: len(convert(SAMPLE_DATA, name)["features"])
+        for name in ("naturalearth_lowres", "naturalearth_cities", "countries_zipped")
+    }
+    # Then all features are there and not one byte of the data directory changed
+    assert counts == {
+        "naturalearth_lowres": 177,
+        "naturalearth_cities": 243,
+        "countries_zipped": 177,
+    }
+    assert {path.name: path.read_bytes() for path in SAMPLE_DATA.iterdir()} == before
 
 
 def test_rebuilding_a_shx_never_sets_the_option_globally(
