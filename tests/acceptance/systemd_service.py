@@ -31,6 +31,11 @@ CONFIG_DIR = "/etc/geotasks"
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: Longest a test lets a stop take before it fails (the unit's TimeoutStopSec may be longer).
 STOP_BOUND_S = 60.0
+#: Exit statuses systemd counts as a clean stop (systemd.service(5), SuccessExitStatus=): exit 0,
+#: or death by SIGHUP, SIGINT, SIGTERM or SIGPIPE (as subprocess reports it: minus the signal).
+CLEAN_EXIT_STATUSES = frozenset(
+    {0, -signal.SIGHUP, -signal.SIGINT, -signal.SIGTERM, -signal.SIGPIPE}
+)
 
 
 def installed_text(text: str) -> str:

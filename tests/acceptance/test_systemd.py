@@ -8,12 +8,14 @@ and stopped the way systemd stops them.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
-import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,7 +33,12 @@ from geotasks.postgres.pool import get_database
 from geotasks.registry import REGISTRY
 from geotasks.settings import Settings, load_settings
 from tests import servers
-from tests.acceptance.systemd_service import ROOT, InstalledService, RunningService
+from tests.acceptance.systemd_service import (
+    CLEAN_EXIT_STATUSES,
+    ROOT,
+    InstalledService,
+    RunningService,
+)
 from tests.integration.broker.conftest import release_process_resources
 from tests.waiting import wait_until
 
@@ -272,8 +279,8 @@ def deployment(
 @pytest.fixture
 def start_unit(deployment: Deployment) -> Iterator[Callable[..., RunningService]]:
     """Start a unit (ExecStartPre, then ExecStart) and wait until it is ready: every worker
-    process of a worker, or the scheduler's list of actors. Whatever still runs after the test
-    is killed."""
+    process of a worker, the scheduler's list of actors, the API's listening socket. Whatever
+    still runs after the test is killed."""
     started: list[RunningService] = []
 
     def start(unit: str, instance: str | None = None) -> RunningService:
@@ -283,7 +290,7 @@ def start_unit(deployment: Deployment) -> Iterator[Callable[..., RunningService]
         if unit == WORKER_UNIT:
             running.wait_for_log(READY, count=worker_processes(service))
         else:
-            running.wait_for_log(SCHEDULER_READY)
+            running.wait_for_log(READY_LINES[unit])
         return running
 
     try:
@@ -302,8 +309,11 @@ def start_worker(start_unit: Callable[..., RunningService]) -> Callable[[], Runn
 WORKER_UNIT = "geotasks-worker@.service"
 #: What Dramatiq logs once per worker process, when it consumes.
 READY = "Worker process is ready for action."
-#: What periodiq logs after the list of periodic actors, before it schedules.
-SCHEDULER_READY = "Registered periodic actors:"
+#: What the other units log once they are ready.
+READY_LINES = {
+    "geotasks-scheduler.service": "Registered periodic actors:",
+    "geotasks-api.service": "Uvicorn running on",
+}
 
 
 def worker_processes(service: InstalledService) -> int:
@@ -411,5 +421,34 @@ def test_the_scheduler_and_the_maintenance_instance_run_the_periodic_actors(
 
     # And both stop at once when systemd stops them (periodiq dies of the SIGTERM)
     assert maintenance.stop() == 0
-    assert scheduler.stop() == -signal.SIGTERM
+    assert scheduler.stop() in CLEAN_EXIT_STATUSES
     assert not scheduler.group_alive()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_api_unit_answers_on_loopback_and_stops_at_once(
+    deployment: Deployment, start_unit: Callable[..., RunningService]
+) -> None:
+    # Given the API unit, moved off 8080 (which the test machine may use) by /etc/geotasks/api.env
+    port = free_port()
+    (deployment.config_dir / "api.env").write_text(f"API_PORT={port}\n")
+    api = start_unit("geotasks-api.service")
+
+    # Then it answers OGC API - Processes requests on loopback
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/conformance", headers={"Accept": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert "conformsTo" in json.loads(response.read())
+
+    # And it shuts down gracefully at once when systemd stops it (uvicorn then re-raises the
+    # SIGTERM it caught, which systemd counts as a clean stop)
+    assert api.stop() in CLEAN_EXIT_STATUSES
+    assert "Application shutdown complete." in api.log()
+    assert not api.group_alive()
