@@ -174,7 +174,7 @@ def test_sysusers_and_tmpfiles_create_the_user_and_directories(tmp_path: Path) -
 #: The instance that serves the slow demo actor's queue.
 DEMO_QUEUE = REGISTRY["add_numbers_slowly"].queue_name
 #: How long each slow demo job takes, in seconds: long enough to still run when the stop comes.
-JOB_DELAY_S = 3.0
+JOB_DELAY_S = 2.0
 #: Longest wait for a job to reach a state, in seconds.
 JOB_TIMEOUT_S = 60.0
 
