@@ -201,7 +201,11 @@ def _locate(
     def scratch() -> Path:
         if tmp_dir is not None:
             tmp_dir.mkdir(parents=True, exist_ok=True)
-        return Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmp_dir)))
+        # The prefix lets the per-host sweep (geotasks.tmpfiles) recognise a folder a killed
+        # worker left behind.
+        return Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="geotasks-", dir=tmp_dir))
+        )
 
     if isinstance(source, str):
         resolved = resolve_dataset(source, data_dir, layer=layer)
