@@ -142,16 +142,24 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     """Run the periodiq scheduler, on the embedded DB if needed."""
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_child(
-            [
-                sys.executable,
-                "-m",
-                "periodiq",
-                "geotasks.worker",
-                "geotasks.maintenance",
-                *args.rest,
-            ]
-        )
+        return run_child(scheduler_command(*args.rest))
+
+
+def scheduler_command(*extra_args: str) -> list[str]:
+    """Return the command line of ``periodiq geotasks.worker geotasks.maintenance``.
+
+    It runs periodiq's entry point with this interpreter: periodiq is a package without a
+    ``__main__``, so ``python -m periodiq`` does not work, and its console script may not be
+    on the ``PATH``.
+    """
+    return [
+        sys.executable,
+        "-c",
+        "import periodiq; periodiq.entrypoint()",
+        "geotasks.worker",
+        "geotasks.maintenance",
+        *extra_args,
+    ]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -25,6 +25,8 @@ R = TypeVar("R")
 
 #: The queue of the geoprocessing actors.
 GEO_QUEUE = "geo"
+#: Longest delay ``add_numbers_slowly`` accepts, in seconds.
+MAX_DEMO_DELAY_S = 60
 
 _NO_DEFAULT: Any = inspect.Parameter.empty
 
@@ -413,6 +415,23 @@ REGISTRY = Registry(
             ),
             description="Add two numbers: the demo's stand-in for real work.",
             options=MappingProxyType({"store_results": True, "max_retries": 0}),
+        ),
+        ActorSpec(
+            name="add_numbers_slowly",
+            queue_name="default",
+            parameters=(
+                Parameter("x", description="a number", schema={"type": "number"}),
+                Parameter("y", description="another number", schema={"type": "number"}),
+                Parameter(
+                    "delay_s",
+                    description="seconds to wait before answering",
+                    schema={"type": "number", "minimum": 0, "maximum": MAX_DEMO_DELAY_S},
+                ),
+            ),
+            description="Add two numbers after a delay: the demo's stand-in for a long job.",
+            options=MappingProxyType(
+                {"store_results": True, "max_retries": 0, "throws": (InputError,)}
+            ),
         ),
     ]
 )
