@@ -101,6 +101,12 @@ class Layer:
                     return
         except FionaError as exc:
             raise InputError(f"{self.label}: cannot read features: {exc}") from exc
+        except SystemError as exc:
+            # Fiona's GDAL error handler fails to decode a message quoting non-UTF-8 bytes of
+            # a damaged .dbf, and the next call reports that as a SystemError.
+            if not isinstance(exc.__cause__, UnicodeDecodeError):
+                raise
+            raise InputError(f"{self.label}: cannot read features: the data is damaged") from exc
 
 
 @contextmanager

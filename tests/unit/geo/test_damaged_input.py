@@ -98,3 +98,18 @@ def test_an_encoding_argument_holding_a_nul_byte_is_bad_input(data_dir: Path) ->
         shapefile_to_geojson(
             "naturalearth_lowres", data_dir=data_dir, limits=GeoLimits(), encoding="utf\x008"
         )
+
+
+def test_a_dbf_damaged_into_non_utf8_gdal_messages_is_bad_input(data_dir: Path) -> None:
+    # Given a .dbf with one byte flipped, so that GDAL's warning about it quotes bytes that
+    # are not UTF-8 (found by the fuzz test; fiona's error handler turned it into SystemError)
+    copy_lowres(data_dir)
+    dbf = data_dir / "naturalearth_lowres.dbf"
+    raw = bytearray(dbf.read_bytes())
+    raw[int(0.5164739268764676 * len(raw))] ^= 0x80
+    dbf.write_bytes(bytes(raw))
+
+    # When converted under fiona's GDAL error handler (installed by a fiona.Env, as a worker
+    # has after rebuilding a .shx), Then it is bad input
+    with fiona.Env(), pytest.raises(InputError, match="cannot read features"):
+        shapefile_to_geojson("naturalearth_lowres", data_dir=data_dir, limits=GeoLimits())
