@@ -330,9 +330,9 @@ def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> No
         f"{round_trips}; best of {repeat} run(s); results: in Redis unless the row says "
         "geotasks (Postgres results store and job status)"
     )
-    print(f"{'configuration':32} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'configuration':36} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for row in rows:
-        print(f"{row.label:32} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f}")
+        print(f"{row.label:36} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f}")
     references = [row for row in rows if not row.label.startswith("geotasks")]
     for row in rows:
         if row in references:
