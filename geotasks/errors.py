@@ -8,6 +8,7 @@ the original chained as ``__cause__``.
 from __future__ import annotations
 
 from dramatiq.errors import ConnectionClosed
+from dramatiq.middleware import MiddlewareError
 from dramatiq.results import ResultFailure
 
 
@@ -116,3 +117,19 @@ class JobFailed(GeotasksError, ResultFailure):
         self.type_name = type_name
         self.error_message = error_message
         self.traceback = traceback
+
+
+class RateLimitError(GeotasksError, MiddlewareError):
+    """Base class for rate-limit errors.
+
+    A :class:`~dramatiq.middleware.MiddlewareError`, because Dramatiq lets only those stop a
+    message or a declaration from a middleware hook: anything else is logged and ignored.
+    """
+
+
+class InvalidRateLimit(RateLimitError, InputError):
+    """Raised when a ``rate_limit``, ``rate_limit_burst`` or ``concurrency_limit`` is malformed."""
+
+
+class RateLimiterUnavailable(RateLimitError, TransientError):
+    """Raised when the rate-limiter backend cannot be reached: the message waits, never runs."""

@@ -548,7 +548,12 @@ class _PostgresConsumer(Consumer):
                 rows, next_ready_in_s = self.broker._claim(self.consumer_id, self.queue_name, free)
                 self._cache.extend(rows)
                 self._more_waiting = len(rows) == free
-                wait_s = POLL_INTERVAL_S if next_ready_in_s is None else next_ready_in_s
+                # A claim that returned rows does not say when the next delayed row is due:
+                # look again as soon as these are handed out.
+                if rows:
+                    wait_s = 0.0
+                else:
+                    wait_s = POLL_INTERVAL_S if next_ready_in_s is None else next_ready_in_s
                 self._next_look = now + min(POLL_INTERVAL_S, max(0.0, wait_s))
                 if rows:
                     continue

@@ -3,7 +3,8 @@ orders it), on a real broker.
 
 ``stack`` is parametrised over the brokers the tests run on: geotasks' Postgres broker (on the
 test's own database), Redis (a unique key namespace per test, deleted afterwards: the server is
-shared) and Dramatiq's StubBroker (in-process queues).
+shared) and Dramatiq's StubBroker (in-process queues). ``limiter_backend`` is each rate-limiter
+backend in turn, Postgres and Redis.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from geotasks.postgres import listener as listener_module
 from geotasks.postgres.broker import PostgresBroker
 from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
+from geotasks.postgres.rate_limits import PostgresBackend as PostgresLimiterBackend
 from geotasks.postgres.results import PostgresBackend
+from geotasks.rate_limits import LimiterBackend
 from geotasks.settings import Settings
 
 #: Default result TTL of the test stack, in milliseconds.
@@ -125,3 +128,25 @@ def stack(
             if keys:
                 client.delete(*keys)
         broker.close()
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def limiter_backend(request: pytest.FixtureRequest) -> Iterator[LimiterBackend]:
+    """Each rate-limiter backend in turn, on a fresh database or Redis' test db."""
+    if request.param == "postgres":
+        request.getfixturevalue("listeners_closed")
+        yield PostgresLimiterBackend(request.getfixturevalue("database"))
+        return
+    from geotasks.rate_limits.redis import RedisBackend
+
+    backend = RedisBackend(url=request.getfixturevalue("redis_url"))
+    try:
+        yield backend
+    finally:
+        backend.client.close()
+
+
+@pytest.fixture
+def limiter_key() -> str:
+    """A key no other test (or engineer sharing the Redis server) uses."""
+    return f"geotasks-test-{uuid.uuid4().hex}"

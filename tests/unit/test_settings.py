@@ -67,3 +67,13 @@ def test_require_database_url_explains_what_to_do() -> None:
         ConfigurationError, match=r"GEOTASKS_DATABASE_URL is not set.*geotasks worker"
     ):
         load_settings({}).require_database_url()
+
+
+def test_rate_limit_settings_have_defaults_and_a_guard_has_a_floor() -> None:
+    settings = load_settings({"GEOTASKS_RATE_LIMIT_URL": "redis://cache:6379/2"})
+    assert settings.rate_limit_url == "redis://cache:6379/2"
+    assert (settings.rate_limit_guard_ms, settings.rate_limit_hold_ms) == (50, 2_000)
+    with pytest.raises(ConfigurationError, match="GEOTASKS_RATE_LIMIT_GUARD_MS"):
+        load_settings({"GEOTASKS_RATE_LIMIT_GUARD_MS": "0"})
+    with pytest.raises(ConfigurationError, match="GEOTASKS_RATE_LIMIT_URL"):
+        load_settings({"GEOTASKS_RATE_LIMIT_URL": "amqp://rabbit"})

@@ -186,3 +186,44 @@ AS $$
         ELSE status
     END
 $$;
+
+-- Rate limits (migration 0004) --------------------------------------------------------------
+-- Rate limits (geotasks.postgres.rate_limits). Keys with a time to live, like Redis keys: the
+-- counters, barriers and events of Dramatiq's rate limiters.
+CREATE TABLE geotasks.rate_limit_keys (
+    key text PRIMARY KEY,
+    value bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX rate_limit_keys_expires_at ON geotasks.rate_limit_keys (expires_at);
+
+-- The most recent start slots handed out under each rate limit, epoch milliseconds ascending.
+CREATE TABLE geotasks.rate_limit_slots (
+    key text PRIMARY KEY,
+    slots_ms bigint[] NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX rate_limit_slots_expires_at ON geotasks.rate_limit_slots (expires_at);
+
+-- Concurrency slots taken by running messages; a lease not renewed by its expiry is free again.
+CREATE TABLE geotasks.concurrency_leases (
+    key text NOT NULL,
+    holder text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (key, holder)
+);
+CREATE INDEX concurrency_leases_expires_at ON geotasks.concurrency_leases (expires_at);
+-- Periodic de-duplication (migration 0005) ---------------------------------------------
+
+-- geotasks/middleware/periodic.py: one row per tick of a periodic actor that a worker started.
+-- Every running periodiq scheduler sends its own message for a tick, and the first one processed
+-- for `(actor_name, slot)` owns it. `slot` is the cron slot in UTC.
+CREATE TABLE geotasks.periodic_tick (
+    actor_name text NOT NULL,
+    slot timestamptz NOT NULL,
+    message_id text NOT NULL,
+    -- Times the owning message was processed: more than 1 after a redelivery.
+    deliveries integer NOT NULL DEFAULT 1 CHECK (deliveries >= 1),
+    claimed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (actor_name, slot)
+);
