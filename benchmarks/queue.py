@@ -12,10 +12,12 @@ then measures:
   send to the last result in hand;
 - round trip: one job at a time, send → result in hand; p50 and p99.
 
-Every configuration stores results in Redis (Celery's Redis backend, Dramatiq's ``RedisBackend``)
-for now, which keeps the brokers comparable: the geotasks rows measure the broker and geotasks'
-poison guard (which commits to Postgres before every job), not yet the Postgres results store
-and job status. On a machine shared with other work, ``--repeat`` keeps each figure's best run.
+Celery and stock Dramatiq store results in Redis; the geotasks rows run geotasks' whole
+middleware stack: the poison guard, job status and the Postgres results store (a blocking get
+woken by NOTIFY), whatever the broker. The row "PG broker + Redis results" runs the
+Postgres broker and the poison guard with stock Dramatiq's middleware and Redis results: the
+broker's own cost. On a machine shared with other work, ``--repeat`` keeps each figure's best
+run.
 
 Servers: PostgreSQL, Redis and RabbitMQ on 127.0.0.1 (override with ``GEOTASKS_TEST_*_URL``).
 A fresh database ``geotasks_bench`` is created; Redis keys and RabbitMQ queues are unique to
@@ -46,6 +48,7 @@ from typing import Any
 import dramatiq
 import psycopg2
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import AgeLimit
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
@@ -70,13 +73,17 @@ class Config:
 
     name: str
     label: str
-    broker: str  # "celery", "stock-redis", or geotasks with "postgres" / "redis" / "rabbitmq"
+    #: "celery", "stock-redis", geotasks with "postgres" / "redis" / "rabbitmq", or
+    #: "postgres-broker-only": the Postgres broker and poison guard with stock Dramatiq's
+    #: middleware and Redis results, to tell the broker's cost from the rest of geotasks'.
+    broker: str
 
 
 CONFIGS = [
     Config("celery-redis", "Celery 5, Redis broker", "celery"),
     Config("dramatiq-redis", "stock Dramatiq, Redis broker", "stock-redis"),
     Config("geotasks-postgres", "geotasks, Postgres broker", "postgres"),
+    Config("broker-postgres", "geotasks, PG broker + Redis results", "postgres-broker-only"),
     Config("geotasks-redis", "geotasks, Redis broker", "redis"),
     Config("geotasks-rabbitmq", "geotasks, RabbitMQ broker", "rabbitmq"),
 ]
@@ -88,11 +95,24 @@ def with_database(url: str, name: str) -> str:
 
 
 def build(broker_kind: str, namespace: str, database_url: str) -> dramatiq.Broker:
-    """Build the broker of a configuration and set it as Dramatiq's global broker."""
-    backend = RedisBackend(url=REDIS_URL, namespace=f"{namespace}-results")
+    """Build the broker of a configuration and set it as Dramatiq's global broker.
+
+    Stock Dramatiq stores results in Redis; geotasks brokers carry geotasks' own middleware:
+    poison guard, job status and the Postgres results store.
+    """
     broker: dramatiq.Broker
+    redis_results = Results(backend=RedisBackend(url=REDIS_URL, namespace=f"{namespace}-results"))
     if broker_kind == "stock-redis":
         broker = RedisBroker(url=REDIS_URL, namespace=namespace)
+        broker.add_middleware(redis_results)
+    elif broker_kind == "postgres-broker-only":
+        from geotasks.middleware.deliveries import DeliveryLimit
+        from geotasks.postgres.broker import PostgresBroker
+        from geotasks.postgres.pool import get_database
+
+        broker = PostgresBroker(database=get_database(database_url))
+        broker.add_middleware(DeliveryLimit(get_database(database_url)), before=AgeLimit)
+        broker.add_middleware(redis_results)
     else:
         from geotasks.broker import build_broker
         from geotasks.settings import Settings
@@ -102,10 +122,15 @@ def build(broker_kind: str, namespace: str, database_url: str) -> dramatiq.Broke
             "redis": REDIS_URL,
             "rabbitmq": RABBITMQ_URL,
         }[broker_kind]
-        broker = build_broker(Settings(database_url=database_url, broker_url=broker_url))
+        broker = build_broker(
+            Settings(
+                database_url=database_url,
+                broker_url=broker_url,
+                tmp_dir=Path(tempfile.gettempdir()) / "geotasks-bench",
+            )
+        )
         if isinstance(broker, RedisBroker):
             broker.namespace = namespace
-    broker.add_middleware(Results(backend=backend))
     dramatiq.set_broker(broker)
     return broker
 
@@ -130,7 +155,7 @@ def make_celery_app(queue_name: str) -> Any:
         broker_connection_retry_on_startup=True,
     )
 
-    @app.task(name="tiny")
+    @app.task(name="tiny", shared=False)
     def tiny(n: int) -> int:
         return n
 
@@ -297,7 +322,8 @@ def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> No
         f"queue benchmark, {platform.node()}, {os.cpu_count()} CPUs, load "
         f"{os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d %H:%M')}; 1 worker process x "
         f"{WORKER_THREADS} threads; throughput over {jobs} jobs, round trip over "
-        f"{round_trips}; best of {repeat} run(s); results in Redis"
+        f"{round_trips}; best of {repeat} run(s); results: in Redis unless the row says "
+        "geotasks (Postgres results store and job status)"
     )
     print(f"{'configuration':32} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for row in rows:

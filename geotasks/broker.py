@@ -28,10 +28,12 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from periodiq import PeriodiqMiddleware
 
 from .errors import ConfigurationError
 from .middleware.deliveries import DeliveryLimit
 from .middleware.job_status import JobStatus
+from .middleware.periodic import PeriodicDeduplication
 from .middleware.rate_limit import RateLimit
 from .middleware.results import Results
 from .postgres.job_status import JobStore
@@ -75,6 +77,10 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
     result_ttl_ms = settings.result_ttl_s * 1000
     return [
         DeliveryLimit(database, max_deliveries=settings.max_deliveries),
+        # periodiq's skip of late ticks comes before de-duplication: a copy skipped as late
+        # must not claim a tick that another scheduler's on-time copy can still run.
+        PeriodiqMiddleware(skip_delay=settings.periodic_skip_delay_s),
+        PeriodicDeduplication(database),
         RateLimit.from_settings(settings),
         JobStatus(store=JobStore(database), result_ttl_ms=result_ttl_ms),
         # Dramatiq's default middleware, in Dramatiq's order.

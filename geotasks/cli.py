@@ -142,16 +142,24 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     """Run the periodiq scheduler, on the embedded DB if needed."""
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_child(
-            [
-                sys.executable,
-                "-m",
-                "periodiq",
-                "geotasks.worker",
-                "geotasks.maintenance",
-                *args.rest,
-            ]
-        )
+        return run_child(scheduler_command(*args.rest))
+
+
+def scheduler_command(*extra_args: str) -> list[str]:
+    """Return the command line of ``periodiq geotasks.worker geotasks.maintenance``.
+
+    It runs periodiq's entry point with this interpreter: periodiq is a package without a
+    ``__main__``, so ``python -m periodiq`` does not work, and its console script may not be
+    on the ``PATH``.
+    """
+    return [
+        sys.executable,
+        "-c",
+        "import periodiq; periodiq.entrypoint()",
+        "geotasks.worker",
+        "geotasks.maintenance",
+        *extra_args,
+    ]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -542,6 +550,26 @@ def cmd_dead_letters_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP API (OGC API - Processes), on the embedded DB if needed."""
+    from .broker import setup_broker
+
+    try:
+        from .http.serve import check_exposure, serve
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the HTTP API needs its extra dependencies ({exc.name} is missing): "
+            "pip install 'geotasks[http]'"
+        ) from exc
+    # Checked before anything starts: an unsafe address fails fast, embedded database or not.
+    check_exposure(args.host, get_settings())
+    with database_url(get_settings()) as url:
+        _migrate_and_report(url)
+        setup_broker()
+        serve(args.host, args.port, get_settings(), log_level="debug" if args.verbose else "info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``geotasks`` command."""
     parser = argparse.ArgumentParser(
@@ -611,6 +639,15 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--queue", help="only this queue's")
     purge.add_argument("--all", action="store_true", help="every queue's")
     purge.set_defaults(func=cmd_dead_letters_purge)
+
+    serve = commands.add_parser("serve", help=cmd_serve.__doc__)
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; beyond loopback needs GEOTASKS_API_TOKENS)",
+    )
+    serve.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -5,11 +5,13 @@ geo jobs by name — Natural Earth countries to GeoJSON, a clip chained into a g
 job id, a measurement, and a bad dataset name that must fail at once — waits for each with
 ``job.wait()`` (woken by Postgres NOTIFY), saves every GeoJSON result under
 ``.geotasks/demo/``, prints what each job did, and stops the worker with SIGTERM, as systemd
-would.
+would. Beside the worker it runs the periodiq scheduler (``geotasks scheduler``) and shows its
+first maintenance job arrive and succeed.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -21,12 +23,14 @@ from typing import IO
 import orjson
 
 from .broker import setup_broker
+from .cli import scheduler_command
 from .errors import GeotasksError
 from .jobs import Job, submit
 from .postgres.broker import PostgresBroker
-from .postgres.job_status import JobInfo
+from .postgres.job_status import JobInfo, JobState, JobStore
 from .postgres.migrate import schema_version
 from .postgres.pool import Database
+from .settings import env_name
 
 #: Longest the demo waits for the worker to process everything, in seconds.
 DEMO_TIMEOUT_S = 60
@@ -36,6 +40,12 @@ STOP_TIMEOUT_S = 30
 OUTPUT_DIR = Path(".geotasks") / "demo"
 #: Western Europe, in lon/lat degrees (west, south, east, north).
 EUROPE_BBOX = [-10.0, 35.0, 30.0, 60.0]
+#: The demo runs ``delete_expired_results`` every minute (unless configured otherwise): periodiq
+#: sends a tick as soon as it starts in a minute the schedule matches, so the first maintenance
+#: job arrives within seconds instead of at the next five-minute mark.
+DEMO_MAINTENANCE_SCHEDULE = "* * * * *"
+#: Seconds between looks at the job-status store while waiting for the maintenance job.
+POLL_INTERVAL_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -75,16 +85,19 @@ def run_demo(database_url: str) -> int:
 
 
 def _run_worker_and_send(database: Database) -> int:
-    worker = subprocess.Popen(
+    env = dict(os.environ)
+    env.setdefault(env_name("delete_expired_results_schedule"), DEMO_MAINTENANCE_SCHEDULE)
+    worker, worker_log = _start(
         [sys.executable, "-m", "dramatiq", "geotasks.worker", "--processes", "1", "--threads", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        env,
     )
-    assert worker.stdout is not None
-    log = _LogReader(worker.stdout)
-    log.start()
     print(f"geotasks demo: started `dramatiq geotasks.worker` (pid {worker.pid})", flush=True)
+    scheduler, scheduler_log = _start(scheduler_command(), env)
+    print(
+        "geotasks demo: started the scheduler `periodiq geotasks.worker geotasks.maintenance` "
+        f"(pid {scheduler.pid})",
+        flush=True,
+    )
     lines: list[str] = []
     try:
         broker = setup_broker()
@@ -99,22 +112,59 @@ def _run_worker_and_send(database: Database) -> int:
         for sent in jobs:
             info = sent.job.wait(timeout=max(deadline - time.monotonic(), 0))
             lines.append(f"  {sent.call}\n    {_outcome(sent, info)}  [{_timings(info)}]")
+        lines.append(_maintenance_outcome(database, deadline))
         if isinstance(broker, PostgresBroker):
             broker.join("geo", timeout=DEMO_TIMEOUT_S * 1000)
             print("geotasks demo: the Postgres broker's queue is empty: every message was acked")
     except GeotasksError as exc:
-        print(f"geotasks demo: {exc}; the worker's log:", file=sys.stderr)
-        for line in log.lines:
+        print(f"geotasks demo: {exc}; the worker's and the scheduler's logs:", file=sys.stderr)
+        for line in worker_log.lines + scheduler_log.lines:
             print(f"  {line}", file=sys.stderr)
         return 1
     finally:
+        # The scheduler only sends: it has nothing to drain, and dies of SIGTERM as under systemd.
+        _stop(scheduler)
         exit_code = _stop(worker)
-        log.join(timeout=STOP_TIMEOUT_S)
+        worker_log.join(timeout=STOP_TIMEOUT_S)
+        scheduler_log.join(timeout=STOP_TIMEOUT_S)
     print("geotasks demo: results, read from the results store by job id:")
     for line in lines:
         print(line)
-    print(f"geotasks demo: worker stopped with SIGTERM (exit code {exit_code})")
+    print(
+        f"geotasks demo: scheduler and worker stopped with SIGTERM (worker exit code {exit_code})"
+    )
     return 0 if exit_code == 0 else 1
+
+
+def _start(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], _LogReader]:
+    process = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert process.stdout is not None
+    log = _LogReader(process.stdout)
+    log.start()
+    return process, log
+
+
+def _maintenance_outcome(database: Database, deadline: float) -> str:
+    """Wait for the scheduler's first ``delete_expired_results`` job; describe how it ended."""
+    store = JobStore(database)
+    finished = [JobState.SUCCESS, JobState.FAILURE]
+    while not (done := store.recent(actor_name="delete_expired_results", statuses=finished)):
+        if time.monotonic() >= deadline:
+            raise GeotasksError(
+                f"no maintenance job finished within {DEMO_TIMEOUT_S} s of starting the scheduler"
+            )
+        time.sleep(POLL_INTERVAL_S)
+    info = done[0]
+    if info.error is not None:
+        outcome = f"{info.status}: {info.error.type_name}: {info.error.message}"
+    else:
+        outcome = f"{info.status}: removed {Job(info.message_id, database=database).result}"
+    return (
+        "  delete_expired_results()  # sent by the scheduler to the maintenance queue\n"
+        f"    {outcome}  [{_timings(info)}]"
+    )
 
 
 def _submit_jobs() -> list[DemoJob]:

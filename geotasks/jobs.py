@@ -255,6 +255,17 @@ class Job:
             logger.info("Cancelled job %s", self.id)
         return cancelled
 
+    def dismiss(self) -> bool:
+        """Forget a finished job: delete its status and its result (``DELETE /jobs/{id}``).
+
+        Returns:
+          bool: whether it was deleted; ``False`` when it has not finished or is unknown.
+        """
+        dismissed = self._store.dismiss(self.id)
+        if dismissed:
+            logger.info("Dismissed job %s", self.id)
+        return dismissed
+
     def wait(self, timeout: float | None = None) -> JobInfo:
         """Block until the job has finished, without polling: woken by Postgres NOTIFY.
 

@@ -25,6 +25,8 @@ R = TypeVar("R")
 
 #: The queue of the geoprocessing actors.
 GEO_QUEUE = "geo"
+#: Longest delay ``add_numbers_slowly`` accepts, in seconds.
+MAX_DEMO_DELAY_S = 60
 
 _NO_DEFAULT: Any = inspect.Parameter.empty
 
@@ -187,10 +189,17 @@ class Registry(Mapping[str, ActorSpec]):
         return len(self._specs)
 
 
+#: A dataset name relative to GEOTASKS_DATA_DIR (no absolute path, no ``..``, no hidden file),
+#: or ``job:<id>``. The geo layer still resolves names safely; this lets a client (and the HTTP
+#: API's validation) refuse an impossible name before anything is sent.
+DATASET_NAME_PATTERN = (
+    r"^(job:[0-9A-Fa-f-]{32,36}|[A-Za-z0-9_][A-Za-z0-9_. -]*(/[A-Za-z0-9_][A-Za-z0-9_. -]*)*)$"
+)
+
 _NAME = Parameter(
     "name",
     description="dataset name in GEOTASKS_DATA_DIR, or job:<id> for another job's result",
-    schema={"type": "string", "minLength": 1},
+    schema={"type": "string", "minLength": 1, "maxLength": 255, "pattern": DATASET_NAME_PATTERN},
 )
 _READING = (
     Parameter(
@@ -340,6 +349,63 @@ REGISTRY = Registry(
             "measure_features",
             "Add geodesic area (m²) and length or perimeter (m) to every feature's properties.",
         ),
+        # OGC API - Processes' test process, so OGC's conformance suite can be pointed at the
+        # HTTP API; declared by geotasks.http.echo (imported by the worker module).
+        ActorSpec(
+            name="echo",
+            queue_name=GEO_QUEUE,
+            parameters=(
+                Parameter(
+                    "stringInput",
+                    description="any text, returned as it is",
+                    schema={"type": "string", "maxLength": 10_000},
+                ),
+                Parameter(
+                    "doubleInput",
+                    None,
+                    "any number, returned as it is",
+                    {"type": ["number", "null"]},
+                ),
+                Parameter(
+                    "arrayInput",
+                    None,
+                    "up to 100 integers, returned as they are",
+                    {"type": ["array", "null"], "items": {"type": "integer"}, "maxItems": 100},
+                ),
+                Parameter(
+                    "boundingBoxInput",
+                    None,
+                    "an OGC bounding box ({bbox: [west, south, east, north], crs}), returned",
+                    {
+                        "type": ["object", "null"],
+                        "required": ["bbox"],
+                        "properties": {
+                            "bbox": {
+                                "type": "array",
+                                "items": {"type": "number"},
+                                "minItems": 4,
+                                "maxItems": 6,
+                            },
+                            "crs": {"type": "string"},
+                        },
+                    },
+                ),
+                Parameter(
+                    "complexObjectInput",
+                    None,
+                    "any JSON object, returned as it is",
+                    {"type": ["object", "null"]},
+                ),
+                Parameter(
+                    "pause_s",
+                    0,
+                    "seconds to wait before answering, reporting progress (for tests), 0 to 60",
+                    {"type": "number", "minimum": 0, "maximum": 60},
+                ),
+            ),
+            description="Return the inputs it was given (the OGC API - Processes test process).",
+            options=GEO_OPTIONS,
+        ),
         ActorSpec(
             name="add_numbers",
             queue_name="default",
@@ -349,6 +415,23 @@ REGISTRY = Registry(
             ),
             description="Add two numbers: the demo's stand-in for real work.",
             options=MappingProxyType({"store_results": True, "max_retries": 0}),
+        ),
+        ActorSpec(
+            name="add_numbers_slowly",
+            queue_name="default",
+            parameters=(
+                Parameter("x", description="a number", schema={"type": "number"}),
+                Parameter("y", description="another number", schema={"type": "number"}),
+                Parameter(
+                    "delay_s",
+                    description="seconds to wait before answering",
+                    schema={"type": "number", "minimum": 0, "maximum": MAX_DEMO_DELAY_S},
+                ),
+            ),
+            description="Add two numbers after a delay: the demo's stand-in for a long job.",
+            options=MappingProxyType(
+                {"store_results": True, "max_retries": 0, "throws": (InputError,)}
+            ),
         ),
     ]
 )

@@ -24,6 +24,9 @@ BROKER_SCHEMES = POSTGRES_SCHEMES | {"redis", "rediss", "amqp", "amqps"}
 #: Schemes accepted by ``GEOTASKS_RATE_LIMIT_URL``.
 RATE_LIMIT_SCHEMES = POSTGRES_SCHEMES | {"redis", "rediss"}
 
+#: Shortest bearer token accepted in ``GEOTASKS_API_TOKENS``: a guessable token protects nothing.
+API_TOKEN_MIN_CHARS = 16
+
 #: In a source checkout the sample datasets are the natural default; an installed package has
 #: no such folder, so a deployment must say where its data lives.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "sample_data"
@@ -72,9 +75,10 @@ class Settings:
     rate_limit_url: str | None = field(
         default=None, repr=False, metadata={"schemes": RATE_LIMIT_SCHEMES}
     )
-    #: Milliseconds added to every rate-limit period, so that a message starting up to this late
-    #: after its slot (thread scheduling, the middleware that runs before the actor) still keeps
-    #: the limit. The price: ``"10/s"`` runs at 10 per 1.05 s with the default.
+    #: Milliseconds added to every rate-limit period (or 1% of a longer period), so that a
+    #: message starting up to half of this late after its slot (thread scheduling, the
+    #: middleware that runs before the actor) still keeps the limit. The price: ``"10/s"`` runs
+    #: at 10 per 1.05 s with the default.
     rate_limit_guard_ms: int = field(default=50, metadata={"minimum": 10})
     #: The longest, in milliseconds, a worker thread waits for a throttled message's start slot.
     #: A slot further away is re-enqueued to come back early by the broker's delivery delay (as
@@ -83,6 +87,25 @@ class Settings:
     #: Milliseconds a ``concurrency_limit`` slot stays taken after its worker stopped renewing it
     #: (killed); running messages renew theirs every third of this.
     concurrency_lease_ttl_ms: int = field(default=60_000, metadata={"minimum": 3_000})
+    #: geotasks' named temporary files in ``tmp_dir`` older than this are removed when a worker
+    #: starts, in seconds; longer than any job runs. Give systemd-tmpfiles the same age.
+    tmp_max_age_s: int = field(default=86_400, metadata={"minimum": 60})
+    #: A periodic message that starts more than this late is skipped (periodiq's
+    #: ``skip_delay``), in seconds: after an outage, stale ticks do not all run at once.
+    periodic_skip_delay_s: int = field(default=60, metadata={"minimum": 1})
+    #: How long the Postgres broker keeps a dead letter, in seconds (Dramatiq's Redis and
+    #: RabbitMQ brokers keep theirs 7 days too); poison-guard counts left behind by messages
+    #: that never finished are kept as long.
+    dead_letter_retention_s: int = field(default=7 * 86_400, metadata={"minimum": 60})
+    #: When ``delete_expired_results`` runs (results past their TTL, job statuses past their
+    #: retention): a cron spec, read in the scheduler's local time zone, every minute at most.
+    delete_expired_results_schedule: str = field(default="*/5 * * * *", metadata={"schedule": True})
+    #: When ``delete_old_broker_rows`` runs (dead letters, stale poison-guard counts).
+    delete_old_broker_rows_schedule: str = field(default="7 * * * *", metadata={"schedule": True})
+    #: When ``delete_old_periodic_ticks`` runs (the de-duplication records of periodic ticks).
+    delete_old_periodic_ticks_schedule: str = field(
+        default="17 * * * *", metadata={"schedule": True}
+    )
     #: Where the ``geotasks`` command keeps the embedded PostgreSQL's data directory.
     embedded_dir: Path = Path(".geotasks")
     #: Longest a geo actor may run, in seconds, before Dramatiq's time limit stops it (it fires
@@ -96,6 +119,20 @@ class Settings:
     max_zip_members: int = field(default=1_000, metadata={"minimum": 1})
     #: Most uncompressed bytes read out of one zipped dataset.
     max_zip_bytes: int = field(default=2 * 1024**3, metadata={"minimum": 1})
+    #: Bearer tokens accepted by ``geotasks serve``, comma-separated, each at least
+    #: :data:`API_TOKEN_MIN_CHARS` characters. Empty: no token is asked for, which the server
+    #: allows only while it listens on loopback.
+    api_tokens: tuple[str, ...] = field(
+        default=(), repr=False, metadata={"min_item_chars": API_TOKEN_MIN_CHARS}
+    )
+    #: Origins (``https://maps.example.org``) whose web pages may call the HTTP API (CORS),
+    #: comma-separated; ``*`` allows any. Empty: no cross-origin calls.
+    api_cors_origins: tuple[str, ...] = ()
+    #: Largest request body the HTTP API reads, in bytes (execute requests are small JSON).
+    api_max_request_bytes: int = field(default=1024 * 1024, metadata={"minimum": 1})
+    #: Longest an execute request with ``Prefer: respond-sync`` waits for its job, in seconds;
+    #: a job still running then is answered asynchronously (201).
+    api_sync_wait_s: int = field(default=10, metadata={"minimum": 0})
 
     @property
     def effective_broker_url(self) -> str | None:
@@ -143,7 +180,35 @@ def _parse_path(name: str, raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+def _parse_schedule(name: str, raw: str) -> str:
+    from .middleware.periodic import parse_schedule
+
+    spec = " ".join(raw.split())
+    try:
+        parse_schedule(spec)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
+    return spec
+
+
+def _parse_list(name: str, raw: str, *, min_item_chars: int) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for index, item in enumerate(items, start=1):
+        if len(item) < min_item_chars:
+            # Never echo the value: these lists may hold secrets.
+            raise ConfigurationError(
+                f"{name}: item {index} is shorter than {min_item_chars} characters"
+            )
+    return items
+
+
 def _parser_for(setting: Field[object]) -> Callable[[str, str], object]:
+    if setting.metadata.get("schedule"):
+        return _parse_schedule
+    if setting.type == "tuple[str, ...]":
+        return functools.partial(
+            _parse_list, min_item_chars=setting.metadata.get("min_item_chars", 1)
+        )
     if "schemes" in setting.metadata:
         return functools.partial(_parse_url, schemes=setting.metadata["schemes"])
     if setting.type == "int":

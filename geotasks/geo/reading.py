@@ -199,7 +199,11 @@ def _locate(
         raise InputError(f"layer= must be a string, not {type(layer).__name__}")
 
     def scratch() -> Path:
-        return Path(stack.enter_context(tempfile.TemporaryDirectory(dir=tmp_dir)))
+        # The prefix lets the per-host sweep (geotasks.tmpfiles) recognise a folder a killed
+        # worker left behind.
+        return Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="geotasks-", dir=tmp_dir))
+        )
 
     if isinstance(source, str):
         resolved = resolve_dataset(source, data_dir, layer=layer)

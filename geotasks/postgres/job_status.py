@@ -527,6 +527,70 @@ class JobStore:
 
         return self.database.transaction(work)
 
+    def page(
+        self,
+        *,
+        statuses: Sequence[JobState] | None = None,
+        actor_names: Sequence[str] | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        min_duration_s: float | None = None,
+        max_duration_s: float | None = None,
+        key: tuple[datetime, str] | None = None,
+        newer: bool = False,
+        limit: int = 100,
+    ) -> list[JobInfo]:
+        """Return one page of jobs from a keyset position, for paging through a filtered list.
+
+        Parameters:
+          statuses: Only jobs in one of these states (as a client reads them).
+          actor_names: Only jobs of these actors.
+          created_from: Only jobs created at or after this time.
+          created_to: Only jobs created at or before this time.
+          min_duration_s: Only jobs that started and have run (or ran) at least this long.
+          max_duration_s: Only jobs that started and have run (or ran) at most this long.
+          key: ``(created_at, message_id)`` of the job the page starts after; the newest job
+            when ``None`` (only for ``newer=False``).
+          newer: Walk towards newer jobs (oldest first) instead of older ones (newest first).
+          limit: At most this many jobs.
+
+        Returns:
+          list[JobInfo]: newest first, or oldest first when ``newer``.
+        """
+        if newer and key is None:
+            raise ValueError("paging towards newer jobs needs a starting key")
+        params = {
+            "statuses": [str(s) for s in statuses] if statuses else None,
+            "actor_names": list(actor_names) if actor_names else None,
+            "created_from": created_from,
+            "created_to": created_to,
+            "min_duration_s": min_duration_s,
+            "max_duration_s": max_duration_s,
+            "key_created": key[0] if key else None,
+            "key_id": key[1] if key else None,
+            "limit": limit,
+        }
+        query = self._queries["page_newer" if newer else "page_older"]
+
+        def work(cursor: Cursor) -> list[JobInfo]:
+            cursor.execute(query, params)
+            return [JobInfo.from_row(row) for row in cursor.fetchall()]
+
+        return self.database.transaction(work)
+
+    def dismiss(self, message_id: str) -> bool:
+        """Delete a finished job and its result; its id then reads UNKNOWN.
+
+        Returns:
+          bool: whether the job was deleted (``False``: unknown, or not finished).
+        """
+
+        def work(cursor: Cursor) -> bool:
+            cursor.execute(self._queries["dismiss"], {"message_id": message_id})
+            return cursor.fetchone() is not None
+
+        return self.database.transaction(work)
+
     def expire(self, *, retention_s: int, batch_size: int) -> tuple[int, int]:
         """Turn finished jobs past their time to live into tombstones; purge old tombstones.
 

@@ -19,6 +19,7 @@ EXPECTED_OUTCOMES = [
     ('buffer_features("job:', "SUCCESS: "),
     ('measure_features("naturalearth_cities", limit=3)', "SUCCESS: 3 features"),
     ('shapefile_to_geojson("../../etc/passwd")', "FAILURE after 1 run: InputError: "),
+    ("delete_expired_results()", "SUCCESS: removed {'results': "),
 ]
 
 
@@ -49,12 +50,13 @@ def assert_demo_succeeded(result: subprocess.CompletedProcess[str]) -> None:
     assert clip is not None and buffer is not None
     assert int(clip.group(1)) == int(buffer.group(1)) > 10
     assert int(buffer.group(2).replace(",", "")) > int(clip.group(2).replace(",", ""))
-    assert "worker stopped with SIGTERM (exit code 0)" in result.stdout
-    # No process is left behind
-    match = re.search(r"pid (\d+)", result.stdout)
-    assert match is not None
-    with pytest.raises(ProcessLookupError):
-        os.kill(int(match.group(1)), 0)
+    assert "scheduler and worker stopped with SIGTERM (worker exit code 0)" in result.stdout
+    # No process is left behind: neither the worker nor the scheduler
+    pids = re.findall(r"pid (\d+)", result.stdout)
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)
 
 
 def environment_without_geotasks() -> dict[str, str]:

@@ -16,11 +16,13 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from periodiq import PeriodiqMiddleware
 
 from geotasks.broker import build_broker
 from geotasks.errors import ConfigurationError
 from geotasks.middleware.deliveries import DeliveryLimit
 from geotasks.middleware.job_status import JobStatus
+from geotasks.middleware.periodic import PeriodicDeduplication
 from geotasks.middleware.rate_limit import RateLimit
 from geotasks.middleware.results import Results
 from geotasks.postgres.broker import PostgresBroker
@@ -58,6 +60,8 @@ def test_the_middleware_are_in_the_documented_order() -> None:
     broker = build_broker(Settings(database_url=DATABASE_URL))
     assert [type(m) for m in broker.middleware] == [
         DeliveryLimit,
+        PeriodiqMiddleware,
+        PeriodicDeduplication,
         RateLimit,
         JobStatus,
         AgeLimit,

@@ -161,3 +161,82 @@ WHERE message_id IN (
     LIMIT %(batch_size)s
     FOR UPDATE SKIP LOCKED
 );
+
+-- name: page_older
+-- One page of the job list (the HTTP API's /jobs), newest first, from a keyset position:
+-- jobs older than (before_created, before_id), or from the newest when that is NULL. The same
+-- filters as page_newer; the caller asks for one row more than a page to know if there is more.
+SELECT
+    j.message_id, j.actor_name, j.queue_name,
+    geotasks.job_visible_status(j.status, j.expires_at),
+    j.attempt, j.runs, j.created_at, j.updated_at,
+    j.pending_at, j.throttled_at, j.retrying_at,
+    j.started_at, j.finished_at,
+    CASE WHEN j.status = 'EXPIRED' THEN j.expired_at
+        WHEN geotasks.job_visible_status(j.status, j.expires_at) = 'EXPIRED' THEN j.expires_at
+    END,
+    j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
+    j.error_type, j.error_message,
+    r.kind, r.media_type, r.size_bytes
+FROM geotasks.job j
+LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
+WHERE (%(statuses)s::text[] IS NULL
+        OR geotasks.job_visible_status(j.status, j.expires_at) = ANY (%(statuses)s::text[]))
+    AND (%(actor_names)s::text[] IS NULL OR j.actor_name = ANY (%(actor_names)s::text[]))
+    AND (%(created_from)s::timestamptz IS NULL OR j.created_at >= %(created_from)s)
+    AND (%(created_to)s::timestamptz IS NULL OR j.created_at <= %(created_to)s)
+    AND (%(min_duration_s)s::float8 IS NULL OR (j.started_at IS NOT NULL
+        AND coalesce(j.finished_at, now()) - j.started_at
+            >= make_interval(secs => %(min_duration_s)s)))
+    AND (%(max_duration_s)s::float8 IS NULL OR (j.started_at IS NOT NULL
+        AND coalesce(j.finished_at, now()) - j.started_at
+            <= make_interval(secs => %(max_duration_s)s)))
+    AND (%(key_created)s::timestamptz IS NULL
+        OR (j.created_at, j.message_id) < (%(key_created)s, %(key_id)s::text))
+ORDER BY j.created_at DESC, j.message_id DESC
+LIMIT %(limit)s;
+
+-- name: page_newer
+-- Like page_older, towards newer jobs: those after (key_created, key_id), oldest first (the
+-- caller reverses them), for a "previous page" link.
+SELECT
+    j.message_id, j.actor_name, j.queue_name,
+    geotasks.job_visible_status(j.status, j.expires_at),
+    j.attempt, j.runs, j.created_at, j.updated_at,
+    j.pending_at, j.throttled_at, j.retrying_at,
+    j.started_at, j.finished_at,
+    CASE WHEN j.status = 'EXPIRED' THEN j.expired_at
+        WHEN geotasks.job_visible_status(j.status, j.expires_at) = 'EXPIRED' THEN j.expires_at
+    END,
+    j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
+    j.error_type, j.error_message,
+    r.kind, r.media_type, r.size_bytes
+FROM geotasks.job j
+LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
+WHERE (%(statuses)s::text[] IS NULL
+        OR geotasks.job_visible_status(j.status, j.expires_at) = ANY (%(statuses)s::text[]))
+    AND (%(actor_names)s::text[] IS NULL OR j.actor_name = ANY (%(actor_names)s::text[]))
+    AND (%(created_from)s::timestamptz IS NULL OR j.created_at >= %(created_from)s)
+    AND (%(created_to)s::timestamptz IS NULL OR j.created_at <= %(created_to)s)
+    AND (%(min_duration_s)s::float8 IS NULL OR (j.started_at IS NOT NULL
+        AND coalesce(j.finished_at, now()) - j.started_at
+            >= make_interval(secs => %(min_duration_s)s)))
+    AND (%(max_duration_s)s::float8 IS NULL OR (j.started_at IS NOT NULL
+        AND coalesce(j.finished_at, now()) - j.started_at
+            <= make_interval(secs => %(max_duration_s)s)))
+    AND (j.created_at, j.message_id) > (%(key_created)s, %(key_id)s::text)
+ORDER BY j.created_at ASC, j.message_id ASC
+LIMIT %(limit)s;
+
+-- name: dismiss
+-- Deletes a finished job and its result (DELETE /jobs/{id}); a job still waiting or running
+-- is left alone. Returns the id when something was deleted.
+WITH dismissed AS (
+    DELETE FROM geotasks.job
+    WHERE message_id = %(message_id)s AND geotasks.job_phase(status) = 3
+    RETURNING message_id
+),
+removed_result AS (
+    DELETE FROM geotasks.result r USING dismissed d WHERE r.message_id = d.message_id
+)
+SELECT message_id FROM dismissed;

@@ -339,23 +339,7 @@ def test_a_message_that_killed_its_worker_too_often_is_rejected_unrun(
     # Then it is dead-lettered without running, and its count is cleared
     wait_until(lambda: broker.dead_letters() == 1, what="poison message dead-lettered")
     assert ran == []
-
-    def remaining() -> int:
-        return int(
-            broker.database.transaction(
-                lambda cur: (
-                    cur.execute(
-                        "SELECT count(*) FROM geotasks.message_deliveries WHERE message_id = %s",
-                        (message.message_id,),
-                    ),
-                    cur.fetchone()[0],
-                )[1]
-            )
-        )
-
-    # The count is cleared by the poison guard's after_nack, which runs after the other
-    # middleware's (results, job status) once the broker has dead-lettered the message.
-    wait_until(lambda: remaining() == 0, what="delivery count cleared")
+    wait_until(lambda: delivery_counts(broker) == 0, what="delivery count cleared")
     if broker.kind == "postgres":
         error = broker.database.transaction(
             lambda cur: (
@@ -364,6 +348,43 @@ def test_a_message_that_killed_its_worker_too_often_is_rejected_unrun(
             )[1]
         )
         assert f"killed its worker {MAX_DELIVERIES} times" in error
+
+
+def delivery_counts(broker: Broker) -> int:
+    """How many (message, attempt) delivery counts the poison guard holds."""
+    return int(
+        broker.database.transaction(
+            lambda cur: (
+                cur.execute("SELECT count(*) FROM geotasks.message_deliveries"),
+                cur.fetchone()[0],
+            )[1]
+        )
+    )
+
+
+def test_finished_deliveries_leave_no_count_behind(
+    broker: Broker, start_worker: StartWorker
+) -> None:
+    # Given an actor that succeeds and one that fails for good
+    @dramatiq.actor(broker=broker.broker, queue_name=broker.queue_name)
+    def fine() -> None:
+        pass
+
+    @dramatiq.actor(broker=broker.broker, queue_name=broker.queue_name, max_retries=0)
+    def broken() -> None:
+        raise RuntimeError("broken")
+
+    start_worker()
+
+    # When both ran
+    for _ in range(5):
+        fine.send()
+    broken.send()
+    wait_until(lambda: broker.dead_letters() == 1, what="failure dead-lettered")
+    wait_until(lambda: broker.waiting() == 0, what="queue empty")
+
+    # Then the poison guard has forgotten every delivery: none of them killed a worker
+    wait_until(lambda: delivery_counts(broker) == 0, what="delivery counts cleared")
 
 
 @pytest.mark.parametrize("broker_kind", ["postgres", "rabbitmq"])
