@@ -419,6 +419,9 @@ def _writing(
     """Open the source and a result; finish the document on success, free it on failure."""
     precision = check_precision(precision)
     _check_limit(limit)
+    if tmp_dir is not None:
+        # A fresh host, or a tmpfiles.d sweep, may have left no temporary directory yet.
+        tmp_dir.mkdir(parents=True, exist_ok=True)
     result = GeoJSONResult(dir=tmp_dir)
     try:
         with open_layer(

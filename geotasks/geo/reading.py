@@ -199,6 +199,8 @@ def _locate(
         raise InputError(f"layer= must be a string, not {type(layer).__name__}")
 
     def scratch() -> Path:
+        if tmp_dir is not None:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
         # The prefix lets the per-host sweep (geotasks.tmpfiles) recognise a folder a killed
         # worker left behind.
         return Path(

@@ -230,6 +230,15 @@ def _finish(
         )
     source = layer.source_crs
     coords = batch.coords
+    # The CRS check reads the header's bounds, which need not agree with the records: an
+    # infinite or NaN coordinate in a record would otherwise come out as GeoJSON ``null``.
+    unreadable = ~np.isfinite(coords[:, :2]).all(axis=1)
+    if unreadable.any():
+        feature = _owner(batch, int(np.flatnonzero(unreadable)[0]))
+        raise InputError(
+            f"{layer.label}: feature {ids[feature]} has coordinates that are not finite "
+            "numbers (infinite or NaN); the file is damaged"
+        )
     if source.to_lonlat is not None and len(coords):
         lon, lat = source.to_lonlat.transform(coords[:, 0], coords[:, 1])
         coords[:, 0], coords[:, 1] = lon, lat

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, cast
 
 from dramatiq.encoder import Encoder, JSONEncoder
 from dramatiq.message import Message
+from dramatiq.middleware import TimeLimitExceeded
 from dramatiq.results import ResultBackend, ResultMissing, ResultTimeout
 from dramatiq.results.backend import DEFAULT_TIMEOUT, Missing
 from psycopg2.extensions import cursor as Cursor
@@ -528,7 +529,18 @@ def describe_exception(
         text = fallback_traceback or ""
     if len(text) > MAX_TRACEBACK_CHARS:
         text = "…" + text[-MAX_TRACEBACK_CHARS:]
-    return JobError(type(exception).__name__, str(exception), text)
+    return JobError(type(exception).__name__, str(exception) or _explain(exception), text)
+
+
+def _explain(exception: BaseException) -> str:
+    # Dramatiq raises some of its own exceptions without a message; a client reading the job
+    # must still learn what happened.
+    if isinstance(exception, TimeLimitExceeded):
+        return (
+            "the job ran longer than its time limit and was stopped (the actor's time_limit "
+            "option; GEOTASKS_GEO_TIME_LIMIT_S for the geo actors); it is not retried"
+        )
+    return f"{type(exception).__name__} (no message)"
 
 
 def delete_expired(

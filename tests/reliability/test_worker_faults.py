@@ -1,0 +1,273 @@
+"""Worker processes that die, on the Postgres broker and on RabbitMQ.
+
+Real ``dramatiq`` commands run the geo actors and the test actors of
+:mod:`tests.reliability.poison_actors`; a :class:`~tests.reliability.conftest.Supervisor`
+restarts each one when it exits, as systemd does. Nothing may be lost: every job ends in one
+final state, with its result stored once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dramatiq
+import pytest
+from dramatiq.common import dq_name, xq_name
+from dramatiq.message import Message
+
+from geotasks.broker import build_broker
+from geotasks.errors import JobFailed
+from geotasks.jobs import Job
+from geotasks.postgres.job_status import JobState
+from geotasks.postgres.pool import get_database
+from geotasks.settings import Settings
+from tests.waiting import wait_until
+
+from .conftest import SAMPLE_DATA, WORKER_TIMEOUT_S, Supervisor, WorkerProcess, worker_environment
+
+#: Geo jobs in the SIGKILL test (the benchmark runs 1,000).
+KILL_JOBS = 150
+#: Times the worker is killed during that run.
+KILLS = 3
+#: The poison guard's limit in these tests.
+MAX_DELIVERIES = 2
+#: Heartbeat timeout of the Postgres broker, seconds: short, so a killed worker's claims return.
+HEARTBEAT_TIMEOUT_S = 2
+
+
+@pytest.fixture(params=["postgres", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest, geotasks_env: str) -> str:
+    if request.param == "postgres":
+        return geotasks_env
+    return str(request.getfixturevalue("rabbitmq_url"))
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return f"reliability-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def client_broker(geotasks_env: str, broker_url: str, queue_name: str) -> Iterator[dramatiq.Broker]:
+    """The sending side, with geotasks' middleware, on the test's own queue."""
+    broker = build_broker(Settings(database_url=geotasks_env, broker_url=broker_url))
+    broker.declare_queue(queue_name)
+    try:
+        yield broker
+    finally:
+        if broker_url.startswith("amqp"):
+            for queue in (queue_name, dq_name(queue_name), xq_name(queue_name)):
+                broker.channel.queue_delete(queue)
+        broker.close()
+
+
+@pytest.fixture
+def supervise(
+    geotasks_env: str, broker_url: str, queue_name: str, tmp_path: Path
+) -> Iterator[Callable[..., Supervisor]]:
+    """Start supervised worker commands on the test's queue; all are stopped afterwards."""
+    supervisors: list[Supervisor] = []
+
+    def supervise(processes: int = 1, threads: int = 2, **env: str) -> Supervisor:
+        environment = worker_environment(
+            GEOTASKS_DATABASE_URL=geotasks_env,
+            GEOTASKS_BROKER_URL=broker_url,
+            GEOTASKS_DATA_DIR=str(SAMPLE_DATA),
+            GEOTASKS_TMP_DIR=str(tmp_path / "tmp"),
+            GEOTASKS_MAX_DELIVERIES=str(MAX_DELIVERIES),
+            GEOTASKS_BROKER_HEARTBEAT_TIMEOUT_S=str(HEARTBEAT_TIMEOUT_S),
+            GEOTASKS_TEST_QUEUE=queue_name,
+            **env,
+        )
+
+        def start(index: int) -> WorkerProcess:
+            return WorkerProcess(
+                environment,
+                tmp_path / f"worker-{len(supervisors)}-{index}.log",
+                modules=("geotasks.worker", "tests.reliability.poison_actors"),
+                arguments=("-p", str(processes), "-t", str(threads), "-Q", queue_name),
+            )
+
+        supervisor = Supervisor(start)
+        supervisors.append(supervisor)
+        return supervisor
+
+    try:
+        yield supervise
+    finally:
+        for supervisor in supervisors:
+            supervisor.stop()
+
+
+def send(
+    broker: dramatiq.Broker, queue_name: str, actor_name: str, *args: Any, **kwargs: Any
+) -> Job:
+    message: Message[Any] = Message(
+        queue_name=queue_name, actor_name=actor_name, args=args, kwargs=kwargs, options={}
+    )
+    return Job.from_message(broker.enqueue(message))
+
+
+def job_rows(database_url: str) -> dict[str, tuple[str, int, int]]:
+    """Every job's (status, attempt, runs), by id."""
+
+    def read(cur: Any) -> dict[str, tuple[str, int, int]]:
+        cur.execute("SELECT message_id, status, attempt, runs FROM geotasks.job")
+        return {row[0]: (row[1], row[2], row[3]) for row in cur.fetchall()}
+
+    return get_database(database_url).transaction(read)
+
+
+def results_stored(database_url: str) -> dict[str, int]:
+    """How many result rows each job id has (the primary key makes it 0 or 1)."""
+
+    def read(cur: Any) -> dict[str, int]:
+        cur.execute("SELECT message_id, count(*) FROM geotasks.result GROUP BY message_id")
+        return {row[0]: row[1] for row in cur.fetchall()}
+
+    return get_database(database_url).transaction(read)
+
+
+def test_killing_the_worker_mid_run_loses_no_job_and_stores_each_result_once(
+    geotasks_env: str,
+    client_broker: dramatiq.Broker,
+    queue_name: str,
+    supervise: Callable[..., Supervisor],
+) -> None:
+    # Given a run of geo jobs, and a supervised worker busy with them
+    jobs = [
+        send(client_broker, queue_name, "shapefile_to_geojson", "naturalearth_cities", limit=20)
+        for _ in range(KILL_JOBS)
+    ]
+    supervisor = supervise()
+
+    # When the worker is killed outright several times during the run
+    for kill in range(KILLS):
+        done = KILL_JOBS * (kill + 1) // (KILLS + 2)
+        wait_until(
+            lambda done=done: (
+                sum(s == "SUCCESS" for s, _, _ in job_rows(geotasks_env).values()) >= done
+            ),
+            WORKER_TIMEOUT_S * 2,
+            f"{done} jobs done",
+        )
+        supervisor.kill()
+
+    # Then every job ends SUCCESS, exactly once, with its result stored once
+    ids = {job.id for job in jobs}
+    wait_until(
+        lambda: all(job_rows(geotasks_env).get(i, ("",))[0] == "SUCCESS" for i in ids),
+        WORKER_TIMEOUT_S * 3,
+        "every job SUCCESS",
+    )
+    rows = job_rows(geotasks_env)
+    stored = results_stored(geotasks_env)
+    assert {i: rows[i][0] for i in ids} == dict.fromkeys(ids, "SUCCESS")
+    assert stored == dict.fromkeys(ids, 1)
+    assert len(jobs[-1].result["features"]) == 20
+    # And a job re-run after a kill is a duplicate of work (at-least-once), never a retry
+    duplicates = sum(rows[i][2] - 1 for i in ids)
+    assert all(rows[i][1] == 0 for i in ids)
+    assert supervisor.restarts >= KILLS
+    print(f"\n{KILL_JOBS} jobs, {KILLS} kills: 0 lost, {duplicates} duplicate executions")
+
+
+def test_a_poison_message_is_dead_lettered_and_every_other_job_completes(
+    geotasks_env: str,
+    broker_url: str,
+    client_broker: dramatiq.Broker,
+    queue_name: str,
+    supervise: Callable[..., Supervisor],
+) -> None:
+    # Given a message that aborts its worker process, among ordinary jobs
+    poison = send(client_broker, queue_name, "abort_worker")
+    others = [send(client_broker, queue_name, "add", i, 1) for i in range(20)]
+
+    # When the worker (one thread: see the test below) is restarted every time it dies
+    supervisor = supervise(threads=1)
+
+    # Then the poison fails for good after MAX_DELIVERIES crashes, saying why
+    with pytest.raises(JobFailed) as failed:
+        poison.get(timeout=WORKER_TIMEOUT_S * 2)
+    assert f"killed its worker {MAX_DELIVERIES} times" in failed.value.error_message
+    assert poison.status is JobState.FAILURE
+    # And it is dead-lettered, not run again
+    if broker_url.startswith("amqp"):
+        wait_until(
+            lambda: client_broker.get_queue_message_counts(queue_name)[2] == 1,
+            WORKER_TIMEOUT_S,
+            "poison dead-lettered",
+        )
+    else:
+
+        def dead(cur: Any) -> int:
+            cur.execute(
+                "SELECT count(*) FROM geotasks.broker_dead_letters WHERE message_id = %s",
+                (poison.id,),
+            )
+            return int(cur.fetchone()[0])
+
+        assert get_database(geotasks_env).transaction(dead) == 1
+    # And every other job completed, and the last worker keeps running
+    assert [job.get(timeout=WORKER_TIMEOUT_S) for job in others] == [i + 1 for i in range(20)]
+    codes = supervisor.exit_codes()
+    assert codes[-1] is None, supervisor.log()
+    assert len(codes) - 1 == MAX_DELIVERIES
+    assert all(code not in (None, 0) for code in codes[:-1])
+
+
+def test_a_job_over_its_time_limit_fails_once_with_the_reason(
+    geotasks_env: str,
+    client_broker: dramatiq.Broker,
+    queue_name: str,
+    supervise: Callable[..., Supervisor],
+) -> None:
+    # Given a worker whose slow actor has a one-second time limit
+    supervisor = supervise(GEOTASKS_TEST_TIME_LIMIT_MS="1000")
+
+    # When a job runs past it
+    started = time.monotonic()
+    job = send(client_broker, queue_name, "sleep_for", 30)
+
+    # Then it is stopped and fails on its first attempt, not retried, saying why
+    with pytest.raises(JobFailed) as failed:
+        job.get(timeout=WORKER_TIMEOUT_S)
+    assert time.monotonic() - started < 25
+    assert failed.value.type_name == "TimeLimitExceeded"
+    assert "time limit" in failed.value.error_message.lower(), failed.value.error_message
+    info = job.info()
+    assert (info.status, info.runs) == (JobState.FAILURE, 1)
+    # And the worker carries on
+    assert (
+        send(client_broker, queue_name, "sleep_for", 0).get(timeout=WORKER_TIMEOUT_S) == "woke up"
+    )
+    assert supervisor.restarts == 0, supervisor.log()
+
+
+def test_a_job_running_beside_a_poison_message_is_not_dead_lettered_with_it(
+    request: pytest.FixtureRequest,
+    broker_url: str,
+    client_broker: dramatiq.Broker,
+    queue_name: str,
+    supervise: Callable[..., Supervisor],
+) -> None:
+    # Known limitation, on every broker: the poison guard counts every delivery in flight when
+    # a process dies, so a job running beside the poison (same process, or a sibling process
+    # of the same worker) is counted as a killer too and may be dead-lettered with it. Not
+    # strict: whether the innocent job is in flight at each crash depends on timing.
+    request.applymarker(pytest.mark.xfail(reason="in-flight neighbours of a poison message"))
+    # Given a poison message followed by a slow innocent job, on a worker with two threads
+    poison = send(client_broker, queue_name, "abort_worker")
+    innocent = send(client_broker, queue_name, "sleep_for", 0.5)
+
+    # When the worker is restarted every time it dies
+    supervise(threads=2)
+
+    # Then only the poison fails; the innocent job, in flight at every crash, still succeeds
+    with pytest.raises(JobFailed):
+        poison.get(timeout=WORKER_TIMEOUT_S * 2)
+    assert innocent.get(timeout=WORKER_TIMEOUT_S) == "woke up"
