@@ -20,8 +20,8 @@ broker's own cost. On a machine shared with other work, ``--repeat`` keeps each 
 run.
 
 Servers: PostgreSQL, Redis and RabbitMQ on 127.0.0.1 (override with ``GEOTASKS_TEST_*_URL``).
-A fresh database ``geotasks_bench`` is created; Redis keys and RabbitMQ queues are unique to
-the run and deleted afterwards.
+A fresh database, Redis keys and RabbitMQ queues, all unique to the run, are created and deleted
+afterwards.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ POSTGRES_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("GEOTASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RABBITMQ_URL = os.environ.get("GEOTASKS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-BENCH_DATABASE = "geotasks_bench"
 
 
 WORKER_THREADS = 8
@@ -299,21 +298,27 @@ def clean_up(broker: dramatiq.Broker | None, namespace: str, queue: str) -> None
     broker.close()
 
 
-def fresh_database() -> str:
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A database with the geotasks schema, unique to this run, dropped afterwards."""
     from geotasks.postgres.migrate import migrate
     from geotasks.postgres.pool import Database
 
+    name = f"geotasks_bench_queue_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(POSTGRES_URL)
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    admin.close()
-    url = with_database(POSTGRES_URL, BENCH_DATABASE)
-    database = Database(url, max_connections=1)
-    migrate(database)
-    database.close()
-    return url
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {name}")
+        url = with_database(POSTGRES_URL, name)
+        database = Database(url, max_connections=1)
+        migrate(database)
+        database.close()
+        yield url
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
 
 
 def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> None:
@@ -325,9 +330,9 @@ def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> No
         f"{round_trips}; best of {repeat} run(s); results: in Redis unless the row says "
         "geotasks (Postgres results store and job status)"
     )
-    print(f"{'configuration':32} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'configuration':36} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for row in rows:
-        print(f"{row.label:32} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f}")
+        print(f"{row.label:36} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f}")
     references = [row for row in rows if not row.label.startswith("geotasks")]
     for row in rows:
         if row in references:
@@ -354,14 +359,14 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated configurations: " + ", ".join(c.name for c in CONFIGS),
     )
     args = parser.parse_args(argv)
-    database_url = fresh_database()
     rows = []
-    for config in CONFIGS:
-        if config.name in args.only:
-            print(f"measuring {config.label} ...", flush=True)
-            rows.append(
-                measure_best(config, args.jobs, args.round_trips, database_url, args.repeat)
-            )
+    with fresh_database() as database_url:
+        for config in CONFIGS:
+            if config.name in args.only:
+                print(f"measuring {config.label} ...", flush=True)
+                rows.append(
+                    measure_best(config, args.jobs, args.round_trips, database_url, args.repeat)
+                )
     print_table(rows, args.jobs, args.round_trips, args.repeat)
     return 0
 

@@ -9,6 +9,8 @@ For each broker (geotasks' Postgres broker, Redis), with an in-process worker of
 - overhead: ``--jobs`` tiny jobs drained from a full queue, jobs per second, with and without
   the middleware in the same run (interleaved, best of ``--repeat``): an actor with no limit,
   and one whose limit is never reached (so every message reserves a slot: the real cost);
+- hook cost: RateLimit's two hooks timed alone, per message (no broker, no worker), which is
+  what remains of the overhead once the noise of a shared machine is taken out;
 - saturation: an actor limited to N per second, fed more than it may run; achieved/allowed over
   the run and the most starts seen in any sliding second (never above N). The limiter backend is
   the broker's server: Postgres with the Postgres broker, Redis with Redis.
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 import dramatiq
 import psycopg2
 import redis
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.message import Message
 from psycopg2 import sql
@@ -188,6 +191,35 @@ def overhead(kind: str, database_url: str, jobs: int, repeat: int) -> list[str]:
     return rows
 
 
+def hook_cost(kind: str, database_url: str, calls: int) -> list[str]:
+    """Time RateLimit's hooks alone, per message, without a broker round trip or a worker."""
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    broker = make_broker(kind, database_url, namespace, rate_limit=True)
+    try:
+        middleware = next(m for m in broker.middleware if isinstance(m, RateLimit))
+        rows = []
+        for label, options in [
+            ("no limit on the actor", {}),
+            ("limit never reached (100000/s)", {"rate_limit": "100000/s"}),
+        ]:
+            name = declarer(broker, namespace, **options)(Recorder(0))
+            timings_us = []
+            for n in range(calls):
+                message = MessageProxy(
+                    Message(queue_name=namespace, actor_name=name, args=(n,), kwargs={}, options={})
+                )
+                started = time.perf_counter()
+                middleware.before_process_message(broker, message)
+                middleware.after_process_message(broker, message, result=None)
+                timings_us.append((time.perf_counter() - started) * 1e6)
+            timings_us.sort()
+            p50, p99 = timings_us[len(timings_us) // 2], timings_us[int(len(timings_us) * 0.99)]
+            rows.append(f"| {kind} | {label} | {p50:9.1f} | {p99:9.1f} |")
+        return rows
+    finally:
+        cleanup(broker, namespace)
+
+
 def saturation(kind: str, database_url: str) -> list[str]:
     rows = []
     for rate_text, jobs in SATURATION_RUNS:
@@ -239,6 +271,12 @@ def main() -> None:
         print("| --- | --- | ---: | ---: | ---: |")
         for kind in kinds:
             for row in overhead(kind, database_url, args.jobs, args.repeat):
+                print(row, flush=True)
+        print("\nRateLimit's hooks per message, alone (µs; the limit reserves a slot each time)\n")
+        print("| broker/limiter | actor | p50 | p99 |")
+        print("| --- | --- | ---: | ---: |")
+        for kind in kinds:
+            for row in hook_cost(kind, database_url, calls=500):
                 print(row, flush=True)
         print("\nSaturated limit (never more than N in any sliding second)\n")
         print("| broker | limit | jobs | achieved | achieved/allowed | most in 1 s | lead ms |")
