@@ -37,27 +37,22 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dramatiq
-import psycopg2
 from dramatiq.common import dq_name, xq_name
 from dramatiq.message import Message
-from psycopg2 import sql
 
+from benchmarks.databases import bench_database
 from geotasks.broker import build_broker
-from geotasks.postgres.migrate import migrate
 from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get(
-    "GEOTASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 RABBITMQ_URL = os.environ.get("GEOTASKS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 #: Longest one phase (kills or load) of one broker may take, in seconds.
 PHASE_TIMEOUT_S = 600
@@ -69,35 +64,6 @@ POLL_S = 0.25
 BAD_EVERY = 100
 CLIENT_THREADS = 4
 FINAL = ("SUCCESS", "FAILURE", "CANCELLED")
-
-
-def with_database(url: str, name: str) -> str:
-    scheme_host, _, _ = url.rpartition("/")
-    return f"{scheme_host}/{name}"
-
-
-@contextmanager
-def bench_database() -> Iterator[str]:
-    """A fresh, migrated database unique to the run, dropped afterwards."""
-    name = f"geotasks_bench_faults_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(POSTGRES_URL, connect_timeout=5)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = with_database(POSTGRES_URL, name)
-        database = Database(url, max_connections=1)
-        try:
-            migrate(database)
-        finally:
-            database.close()
-        yield url
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        admin.close()
 
 
 class Worker:
@@ -346,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="postgres,rabbitmq")
     options = parser.parse_args(argv)
     rows: list[Row] = []
-    with bench_database() as database_url, tempfile.TemporaryDirectory() as scratch:
+    with bench_database("faults") as database_url, tempfile.TemporaryDirectory() as scratch:
         logs = Path(scratch)
         base = {k: v for k, v in os.environ.items() if not k.startswith("GEOTASKS_")}
         base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), base.get("PYTHONPATH")]))

@@ -32,28 +32,20 @@ import platform
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dramatiq
-import psycopg2
 import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.message import Message
-from psycopg2 import sql
 
+from benchmarks.databases import bench_database
 from geotasks.broker import build_broker
 from geotasks.middleware.rate_limit import RateLimit
-from geotasks.postgres import listener as listener_module
-from geotasks.postgres.migrate import migrate
-from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
 
-POSTGRES_URL = os.environ.get(
-    "GEOTASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_URL = os.environ.get("GEOTASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 WORKER_THREADS = 8
@@ -76,31 +68,6 @@ class Recorder:
             self.starts.append(now)
             if len(self.starts) >= self.expected:
                 self.done.set()
-
-
-@contextmanager
-def bench_database() -> Iterator[str]:
-    name = f"geotasks_bench_rl_{uuid.uuid4().hex[:8]}"
-    url = POSTGRES_URL.rpartition("/")[0] + "/" + name
-    admin = psycopg2.connect(POSTGRES_URL)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        database = Database(url, max_connections=1)
-        migrate(database)
-        database.close()
-        yield url
-    finally:
-        # This process's LISTEN connection would otherwise try to reconnect to the dropped
-        # database.
-        for key in [key for key in listener_module._listeners if key[1] == url]:
-            listener_module._listeners.pop(key).close()
-        with admin.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        admin.close()
 
 
 def make_broker(
@@ -265,7 +232,7 @@ def main() -> None:
         f"# RateLimit benchmark: {platform.node()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, {WORKER_THREADS} worker threads in-process\n"
     )
-    with bench_database() as database_url:
+    with bench_database("rl") as database_url:
         print("Overhead (jobs/s draining a full queue, best of", args.repeat, "runs)\n")
         print("| broker | actor | without | with | with/without |")
         print("| --- | --- | ---: | ---: | ---: |")
