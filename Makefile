@@ -21,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/geotasks demo
 
 test: lint
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rfEs
 
 lint: $(STAMP)
 	$(BIN)/ruff check geotasks tests benchmarks

@@ -43,20 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
-import psycopg2
 from dramatiq.message import Message
-from psycopg2 import sql
 
+from benchmarks.databases import bench_database
 from geotasks.geo.result import GeoJSONResult
 from geotasks.postgres.job_status import JobState, JobStore
-from geotasks.postgres.migrate import migrate
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 
 REPO = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get(
-    "GEOTASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 #: Finished jobs recorded for the status and list requests.
 JOBS = 500
 #: Longest the server may take to answer its first request, in seconds.
@@ -67,35 +62,6 @@ READ_BYTES = 1024 * 1024
 RSS_SAMPLE_S = 0.02
 #: How long results live in the benchmark database, in milliseconds.
 TTL_MS = 3_600_000
-
-
-def with_database(url: str, name: str) -> str:
-    scheme_host, _, _ = url.rpartition("/")
-    return f"{scheme_host}/{name}"
-
-
-@contextmanager
-def bench_database() -> Iterator[str]:
-    """A fresh, migrated database, dropped afterwards."""
-    name = f"geotasks_bench_http_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(POSTGRES_URL, connect_timeout=5)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = with_database(POSTGRES_URL, name)
-        database = Database(url, max_connections=1)
-        try:
-            migrate(database)
-        finally:
-            database.close()
-        yield url
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        admin.close()
 
 
 def record_success(database: Database, result: object) -> str:
@@ -304,7 +270,7 @@ def main() -> int:
     args = parser.parse_args()
 
     print(f"# geotasks HTTP benchmark, {platform.python_version()}, {os.cpu_count()} CPUs")
-    with bench_database() as url:
+    with bench_database("http") as url:
         database = Database(url, max_connections=2)
         try:
             print(f"recording {JOBS} finished jobs and a {args.result_mb} MB result…", flush=True)

@@ -20,8 +20,8 @@ broker's own cost. On a machine shared with other work, ``--repeat`` keeps each 
 run.
 
 Servers: PostgreSQL, Redis and RabbitMQ on 127.0.0.1 (override with ``GEOTASKS_TEST_*_URL``).
-A fresh database ``geotasks_bench`` is created; Redis keys and RabbitMQ queues are unique to
-the run and deleted afterwards.
+A fresh database, Redis keys and RabbitMQ queues, all unique to the run, are created and deleted
+afterwards.
 """
 
 from __future__ import annotations
@@ -58,14 +58,14 @@ POSTGRES_URL = os.environ.get(
 )
 REDIS_URL = os.environ.get("GEOTASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 RABBITMQ_URL = os.environ.get("GEOTASKS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-#: Unique per run: two engineers benchmarking at once must not drop each other's database.
-BENCH_DATABASE = f"geotasks_bench_{os.getpid()}"
 
 
 WORKER_THREADS = 8
 #: Longest a worker may take to start and answer its first job, in seconds.
 WARMUP_TIMEOUT_S = 60
 RESULT_TIMEOUT_MS = 60_000
+#: How long backends may keep their transaction counters before reporting them, in seconds.
+STATS_FLUSH_S = 11
 
 
 @dataclass(frozen=True)
@@ -299,9 +299,9 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
 
 def committed(database_url: str) -> int:
     """Return the benchmark database's committed transactions, less this query's own."""
-    # Backends report their counters to the statistics system at most once a second, and
-    # when idle: wait for the last ones.
-    time.sleep(1.2)
+    # A busy backend reports its counters at most once a second; an idle one holds the last
+    # of them up to 10 s (PostgreSQL's PGSTAT_IDLE_INTERVAL): wait for them.
+    time.sleep(STATS_FLUSH_S)
     conn = psycopg2.connect(database_url)
     try:
         conn.autocommit = True
@@ -330,30 +330,26 @@ def clean_up(broker: dramatiq.Broker | None, namespace: str, queue: str) -> None
     broker.close()
 
 
-def fresh_database() -> str:
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A database with the geotasks schema, unique to this run, dropped afterwards."""
     from geotasks.postgres.migrate import migrate
     from geotasks.postgres.pool import Database
 
-    admin = psycopg2.connect(POSTGRES_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {BENCH_DATABASE}")
-    admin.close()
-    url = with_database(POSTGRES_URL, BENCH_DATABASE)
-    database = Database(url, max_connections=1)
-    migrate(database)
-    database.close()
-    return url
-
-
-def drop_database() -> None:
+    name = f"geotasks_bench_queue_{uuid.uuid4().hex[:8]}"
     admin = psycopg2.connect(POSTGRES_URL)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
+            cur.execute(f"CREATE DATABASE {name}")
+        url = with_database(POSTGRES_URL, name)
+        database = Database(url, max_connections=1)
+        migrate(database)
+        database.close()
+        yield url
     finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.close()
 
 
@@ -398,19 +394,19 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated configurations: " + ", ".join(c.name for c in CONFIGS),
     )
     args = parser.parse_args(argv)
-    database_url = fresh_database()
     rows = []
-    for config in CONFIGS:
-        if config.name in args.only:
-            print(f"measuring {config.label} ...", flush=True)
-            rows.append(
-                measure_best(config, args.jobs, args.round_trips, database_url, args.repeat)
-            )
-    print_table(rows, args.jobs, args.round_trips, args.repeat)
-    from geotasks.postgres.listener import close_listeners
+    with fresh_database() as database_url:
+        for config in CONFIGS:
+            if config.name in args.only:
+                print(f"measuring {config.label} ...", flush=True)
+                rows.append(
+                    measure_best(config, args.jobs, args.round_trips, database_url, args.repeat)
+                )
+        from geotasks.postgres.listener import close_listeners
 
-    close_listeners()
-    drop_database()
+        # Before the database is dropped, or the listener reconnects and warns.
+        close_listeners()
+    print_table(rows, args.jobs, args.round_trips, args.repeat)
     return 0
 
 

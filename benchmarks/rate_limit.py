@@ -9,6 +9,8 @@ For each broker (geotasks' Postgres broker, Redis), with an in-process worker of
 - overhead: ``--jobs`` tiny jobs drained from a full queue, jobs per second, with and without
   the middleware in the same run (interleaved, best of ``--repeat``): an actor with no limit,
   and one whose limit is never reached (so every message reserves a slot: the real cost);
+- hook cost: RateLimit's two hooks timed alone, per message (no broker, no worker), which is
+  what remains of the overhead once the noise of a shared machine is taken out;
 - saturation: an actor limited to N per second, fed more than it may run; achieved/allowed over
   the run and the most starts seen in any sliding second (never above N). The limiter backend is
   the broker's server: Postgres with the Postgres broker, Redis with Redis.
@@ -30,27 +32,20 @@ import platform
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dramatiq
-import psycopg2
 import redis
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.message import Message
-from psycopg2 import sql
 
+from benchmarks.databases import bench_database
 from geotasks.broker import build_broker
 from geotasks.middleware.rate_limit import RateLimit
-from geotasks.postgres import listener as listener_module
-from geotasks.postgres.migrate import migrate
-from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
 
-POSTGRES_URL = os.environ.get(
-    "GEOTASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 REDIS_URL = os.environ.get("GEOTASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 WORKER_THREADS = 8
@@ -73,31 +68,6 @@ class Recorder:
             self.starts.append(now)
             if len(self.starts) >= self.expected:
                 self.done.set()
-
-
-@contextmanager
-def bench_database() -> Iterator[str]:
-    name = f"geotasks_bench_rl_{uuid.uuid4().hex[:8]}"
-    url = POSTGRES_URL.rpartition("/")[0] + "/" + name
-    admin = psycopg2.connect(POSTGRES_URL)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        database = Database(url, max_connections=1)
-        migrate(database)
-        database.close()
-        yield url
-    finally:
-        # This process's LISTEN connection would otherwise try to reconnect to the dropped
-        # database.
-        for key in [key for key in listener_module._listeners if key[1] == url]:
-            listener_module._listeners.pop(key).close()
-        with admin.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        admin.close()
 
 
 def make_broker(
@@ -188,6 +158,35 @@ def overhead(kind: str, database_url: str, jobs: int, repeat: int) -> list[str]:
     return rows
 
 
+def hook_cost(kind: str, database_url: str, calls: int) -> list[str]:
+    """Time RateLimit's hooks alone, per message, without a broker round trip or a worker."""
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    broker = make_broker(kind, database_url, namespace, rate_limit=True)
+    try:
+        middleware = next(m for m in broker.middleware if isinstance(m, RateLimit))
+        rows = []
+        for label, options in [
+            ("no limit on the actor", {}),
+            ("limit never reached (100000/s)", {"rate_limit": "100000/s"}),
+        ]:
+            name = declarer(broker, namespace, **options)(Recorder(0))
+            timings_us = []
+            for n in range(calls):
+                message = MessageProxy(
+                    Message(queue_name=namespace, actor_name=name, args=(n,), kwargs={}, options={})
+                )
+                started = time.perf_counter()
+                middleware.before_process_message(broker, message)
+                middleware.after_process_message(broker, message, result=None)
+                timings_us.append((time.perf_counter() - started) * 1e6)
+            timings_us.sort()
+            p50, p99 = timings_us[len(timings_us) // 2], timings_us[int(len(timings_us) * 0.99)]
+            rows.append(f"| {kind} | {label} | {p50:9.1f} | {p99:9.1f} |")
+        return rows
+    finally:
+        cleanup(broker, namespace)
+
+
 def saturation(kind: str, database_url: str) -> list[str]:
     rows = []
     for rate_text, jobs in SATURATION_RUNS:
@@ -233,12 +232,18 @@ def main() -> None:
         f"# RateLimit benchmark: {platform.node()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, {WORKER_THREADS} worker threads in-process\n"
     )
-    with bench_database() as database_url:
+    with bench_database("rl") as database_url:
         print("Overhead (jobs/s draining a full queue, best of", args.repeat, "runs)\n")
         print("| broker | actor | without | with | with/without |")
         print("| --- | --- | ---: | ---: | ---: |")
         for kind in kinds:
             for row in overhead(kind, database_url, args.jobs, args.repeat):
+                print(row, flush=True)
+        print("\nRateLimit's hooks per message, alone (µs; the limit reserves a slot each time)\n")
+        print("| broker/limiter | actor | p50 | p99 |")
+        print("| --- | --- | ---: | ---: |")
+        for kind in kinds:
+            for row in hook_cost(kind, database_url, calls=500):
                 print(row, flush=True)
         print("\nSaturated limit (never more than N in any sliding second)\n")
         print("| broker | limit | jobs | achieved | achieved/allowed | most in 1 s | lead ms |")

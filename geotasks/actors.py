@@ -22,12 +22,14 @@ from typing import Any, ParamSpec
 import dramatiq
 
 from .broker import setup_broker
-from .errors import InputError, JobNotFound
+from .errors import InputError, JobNotFound, TransientError
 from .geo import operations
 from .geo.limits import GeoLimits
 from .geo.result import GeoJSONResult
+from .postgres.job_status import JobState
 from .registry import REGISTRY
 from .settings import Settings, get_settings
+from .tmpfiles import FILE_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +37,6 @@ P = ParamSpec("P")
 
 #: Prefix of a dataset argument that names an earlier job's result.
 JOB_PREFIX = "job:"
-#: Prefix of every temporary file or folder the actors create (the per-host sweep knows it).
-TMP_PREFIX = "geotasks-"
 
 setup_broker()
 
@@ -60,7 +60,9 @@ def dataset_source(name: object, settings: Settings) -> Iterator[str | Path]:
     removed afterwards.
 
     Raises:
-      InputError: when ``name`` is not a string, or names a job without a GeoJSON result.
+      InputError: when ``name`` is not a string, or names a job that failed, is unknown or
+        expired.
+      TransientError: when the named job has not finished yet (the actor is retried later).
     """
     if not isinstance(name, str):
         raise InputError(f"the dataset name must be a string, not {type(name).__name__}")
@@ -69,19 +71,24 @@ def dataset_source(name: object, settings: Settings) -> Iterator[str | Path]:
         return
     from .jobs import Job
 
+    job = Job(name.removeprefix(JOB_PREFIX))
+    try:
+        info = job.info()
+    except JobNotFound:
+        raise InputError(f"{name}: no such job, or its result has expired") from None
+    if not info.status.finished:
+        # Sent before its input finished (a client chaining without waiting): try again later,
+        # with the retry back-off, instead of failing a job that will be able to run.
+        raise TransientError(f"{name} has not finished yet (it is {info.status})")
+    if info.status is not JobState.SUCCESS:
+        raise InputError(f"{name} did not succeed (it is {info.status}): nothing to read")
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=settings.tmp_dir) as folder:
+    with tempfile.TemporaryDirectory(prefix=FILE_PREFIX, dir=settings.tmp_dir) as folder:
         path = Path(folder) / "input.geojson"
         try:
-            job = Job(name.removeprefix(JOB_PREFIX))
-            if not job.successful():
-                raise InputError(
-                    f"{name}: that job has not succeeded (it is {job.status}); "
-                    "only a finished job's result can be chained"
-                )
             job.save(path)
         except JobNotFound:
-            raise InputError(f"{name}: no such job, or its result has expired") from None
+            raise InputError(f"{name}: its result has expired") from None
         yield path
 
 

@@ -170,7 +170,9 @@ def _maintenance_outcome(database: Database, deadline: float) -> str:
 def _submit_jobs() -> list[DemoJob]:
     countries = submit("shapefile_to_geojson", "naturalearth_lowres")
     clipped = submit("clip_features", "naturalearth_lowres", bbox=EUROPE_BBOX)
-    # A chained job reads the clip's stored result by id: the client downloads nothing.
+    # A chained job reads the clip's stored result by id: the client downloads nothing. (Sent
+    # earlier, it would be retried until the clip had finished.)
+    clipped.wait(timeout=DEMO_TIMEOUT_S)
     buffered = submit("buffer_features", f"job:{clipped.id}", 50_000)
     return [
         DemoJob('shapefile_to_geojson("naturalearth_lowres")', countries, "countries.geojson"),

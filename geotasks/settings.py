@@ -75,9 +75,10 @@ class Settings:
     rate_limit_url: str | None = field(
         default=None, repr=False, metadata={"schemes": RATE_LIMIT_SCHEMES}
     )
-    #: Milliseconds added to every rate-limit period, so that a message starting up to this late
-    #: after its slot (thread scheduling, the middleware that runs before the actor) still keeps
-    #: the limit. The price: ``"10/s"`` runs at 10 per 1.05 s with the default.
+    #: Milliseconds added to every rate-limit period (or 1% of a longer period), so that a
+    #: message starting up to half of this late after its slot (thread scheduling, the
+    #: middleware that runs before the actor) still keeps the limit. The price: ``"10/s"`` runs
+    #: at 10 per 1.05 s with the default.
     rate_limit_guard_ms: int = field(default=50, metadata={"minimum": 10})
     #: The longest, in milliseconds, a worker thread waits for a throttled message's start slot.
     #: A slot further away is re-enqueued to come back early by the broker's delivery delay (as

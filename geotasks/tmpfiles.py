@@ -7,7 +7,7 @@ and every worker sweeps them when it starts
 
 The convention, which the sweep relies on to touch nothing else: geotasks puts its named
 temporary files and folders directly in ``$GEOTASKS_TMP_DIR`` (``/tmp/geotasks`` by default, a
-directory of its own), each named ``geotasks-…`` (the geo actors' ``TMP_PREFIX``; pass
+directory of its own), each named ``geotasks-…`` (the geo actors use it too; pass
 ``prefix=FILE_PREFIX`` to :mod:`tempfile`). The sweep removes only such entries that belong to
 the worker's own user. Anonymous spool files (:class:`tempfile.SpooledTemporaryFile`) have no
 name and vanish with their process; they need no clean-up.

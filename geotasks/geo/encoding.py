@@ -170,5 +170,6 @@ def _lookup(name: str, label: str) -> str:
 def _lookup_or_none(name: str) -> str | None:
     try:
         return codecs.lookup(name.strip()).name
-    except LookupError:
+    # codecs.lookup raises ValueError for a name holding a NUL byte.
+    except (LookupError, ValueError):
         return None

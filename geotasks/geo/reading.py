@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import fiona
+from fiona._err import CPLE_BaseError
 from fiona.errors import FionaError
 
 from geotasks.errors import InputError
@@ -100,6 +101,12 @@ class Layer:
                     return
         except FionaError as exc:
             raise InputError(f"{self.label}: cannot read features: {exc}") from exc
+        except SystemError as exc:
+            # Fiona's GDAL error handler fails to decode a message quoting non-UTF-8 bytes of
+            # a damaged .dbf, and the next call reports that as a SystemError.
+            if not isinstance(exc.__cause__, UnicodeDecodeError):
+                raise
+            raise InputError(f"{self.label}: cannot read features: the data is damaged") from exc
 
 
 @contextmanager
@@ -165,7 +172,7 @@ def open_layer(
         count = len(collection)
         bounds = tuple(collection.bounds) if count else None
         crs = resolve_source_crs(
-            prj_wkt=collection.crs_wkt,
+            prj_wkt=_prj_wkt(collection, label),
             has_prj=info.has_prj if info is not None else False,
             source_crs=source_crs,
             bounds=bounds,
@@ -237,6 +244,17 @@ def _open(gdal_path: str, label: str, info: ShapefileInfo | None, options: dict[
         return fiona.open(gdal_path, **kwargs)
     except FionaError as exc:
         raise InputError(f"{label} cannot be opened as a vector dataset: {exc}") from exc
+
+
+def _prj_wkt(collection: Any, label: str) -> str | None:
+    """The ``.prj``'s CRS as WKT, or ``None`` when GDAL cannot parse it (a corrupt ``.prj``)."""
+    try:
+        wkt: str = collection.crs_wkt
+    # Fiona's get_crs_wkt ends in UnboundLocalError when the .prj is not UTF-8.
+    except (CPLE_BaseError, UnboundLocalError) as exc:
+        logger.info("%s: GDAL cannot parse the .prj: %s", label, exc)
+        return None
+    return wkt
 
 
 def _check_where(where: object, limits: GeoLimits) -> str | None:

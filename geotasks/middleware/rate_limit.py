@@ -31,6 +31,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -389,9 +390,12 @@ class RateLimit(Middleware):
 
     def _take_lease(self, broker: Broker, message: MessageProxy, limit: int) -> None:
         key = CONCURRENCY_KEY_PREFIX + message.actor_name
-        if self.backend.acquire_lease(key, message.message_id, limit, self.lease_ttl_ms):
+        # One holder per delivery: a message redelivered while a lost worker still runs it
+        # takes a slot of its own.
+        holder = f"{message.message_id}/{uuid.uuid4().hex[:12]}"
+        if self.backend.acquire_lease(key, holder, limit, self.lease_ttl_ms):
             with self._lock:
-                self._leases[message.message_id] = (key, message.message_id)
+                self._leases[message.message_id] = (key, holder)
             self._start_renewer()
             for option in (WAITS_OPTION, THROTTLED_UNTIL_OPTION):
                 message.options.pop(option, None)
@@ -451,7 +455,11 @@ class RateLimit(Middleware):
         # Marked first, so that the copy carries the mark (job status: THROTTLED, not PENDING)
         # and this delivery's skip is not recorded as SKIPPED.
         mark_throttled(message, start_at_ms)
-        broker.enqueue(message.copy(options=options), delay=delay_ms)
+        try:
+            broker.enqueue(message.copy(options=options), delay=delay_ms)
+        except BaseException:
+            message.options.pop(THROTTLED_UNTIL_OPTION, None)
+            raise
         raise SkipMessage(f"message {message.message_id} waits {delay_ms} ms for its limit")
 
     def _release(self, message_id: str) -> None:
@@ -490,10 +498,10 @@ class RateLimit(Middleware):
             except Exception as exc:
                 logger.warning("Could not renew %d concurrency slots: %s", len(leases), exc)
                 continue
-            for key, message_id in sorted(lost):
+            for key, holder in sorted(lost):
                 logger.warning(
                     "The concurrency slot %s of message %s had expired while it ran: "
                     "the limit may be exceeded until it ends.",
                     key,
-                    message_id,
+                    holder.partition("/")[0],
                 )

@@ -4,9 +4,9 @@
 Dramatiq's ``WindowRateLimiter``, ``ConcurrentRateLimiter``, ``Barrier`` and group completion
 callbacks work with only Postgres, plus geotasks' start-slot reservations and concurrency leases
 (:class:`~geotasks.rate_limits.LimiterBackend`). Every operation is one transaction through the
-pool, retried on a broken connection; :meth:`PostgresBackend.wait` sleeps on the process's shared
-LISTEN connection, not in a polling loop. Expired rows are deleted now and then by whichever call
-comes along.
+pool (most are one statement, sent in one round trip), retried on a broken connection;
+:meth:`PostgresBackend.wait` sleeps on the process's shared LISTEN connection, not in a polling
+loop. Expired rows are deleted now and then by whichever call comes along.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ class PostgresBackend(LimiterBackend):
             return Slot(int(row[0]), int(row[1]))
 
         self._maybe_purge()
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def now_ms(self) -> int:
         """Return the database server's clock in epoch milliseconds."""
@@ -160,7 +160,7 @@ class PostgresBackend(LimiterBackend):
                 raise AssertionError("the clock query returned no row")
             return int(row[0])
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def acquire_lease(self, key: str, holder: str, limit: int, ttl_ms: int) -> bool:
         """Take a concurrency slot under ``key`` for ``holder`` (see the base class)."""
@@ -181,7 +181,8 @@ class PostgresBackend(LimiterBackend):
         self.database.transaction(
             lambda cursor: cursor.execute(
                 self._queries["release_lease"], {"key": key, "holder": holder}
-            )
+            ),
+            single_statement=True,
         )
 
     def renew_leases(self, leases: Collection[Lease], ttl_ms: int) -> set[Lease]:
@@ -201,7 +202,7 @@ class PostgresBackend(LimiterBackend):
             )
             return wanted - {(key, holder) for key, holder in cursor.fetchall()}
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def purge_expired(self) -> int:
         """Delete rows that expired over a minute ago (a batch per table); return how many."""
@@ -220,7 +221,7 @@ class PostgresBackend(LimiterBackend):
             cursor.execute(self._queries[name], params)
             return _fetch_flag(cursor)
 
-        return self.database.transaction(work)
+        return self.database.transaction(work, single_statement=True)
 
     def _change(self, key: str, delta: int, minimum: int, maximum: int, ttl_ms: int) -> bool:
         self._maybe_purge()

@@ -74,6 +74,30 @@ def test_shapefile_to_geojson_then_a_chained_buffer(
     assert [f["geometry"]["type"] for f in polygons] == ["Polygon"] * 3
 
 
+def test_a_job_chained_before_its_input_finished_waits_for_it(
+    worker: subprocess.Popen[str], client_env: None
+) -> None:
+    # Given a source job that will not start for a while, and a job chained onto it at once
+    source = geotasks.submit_with_options(
+        "shapefile_to_geojson", args=("naturalearth_cities",), kwargs={"limit": 2}, delay_ms=1500
+    )
+    chained = geotasks.submit("measure_features", f"job:{source.id}")
+
+    # When both have run
+    measured = chained.get(timeout=60)["features"]
+
+    # Then the chained job was retried until its input existed, and read it
+    assert len(measured) == 2
+    assert chained.info().attempt >= 1
+    assert source.successful()
+
+    # And a chain onto a job that never existed fails once, clearly
+    missing = geotasks.submit("measure_features", "job:00000000-0000-0000-0000-000000000000")
+    with pytest.raises(JobFailed, match="no such job"):
+        missing.get(timeout=60)
+    assert missing.info().attempt == 0
+
+
 def test_bad_input_fails_once_with_a_clear_message(
     worker: subprocess.Popen[str], client_env: None
 ) -> None:

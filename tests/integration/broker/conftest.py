@@ -113,9 +113,8 @@ def broker(broker_kind: str, request: pytest.FixtureRequest, database_url: str) 
     built.emit_after("process_boot")
     queue_name = f"test-{uuid.uuid4().hex[:12]}"
     database = pool_module.get_database(database_url)
-    under_test: Broker | None = None
+    under_test = Broker(broker_kind, built, queue_name, database, settings, [])
     try:
-        under_test = Broker(broker_kind, built, queue_name, database, settings, [])
         yield under_test
     finally:
         if broker_kind == "redis":
@@ -126,7 +125,7 @@ def broker(broker_kind: str, request: pytest.FixtureRequest, database_url: str) 
             for name in built.get_declared_queues():
                 for queue in (name, dq_name(name), xq_name(name)):
                     built.channel.queue_delete(queue)
-        for closing in (*(under_test.twins if under_test else ()), built):
+        for closing in (*under_test.twins, built):
             closing.close()
         release_process_resources(database_url)
 

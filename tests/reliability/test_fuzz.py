@@ -1,0 +1,218 @@
+"""Fuzzing ``shapefile_to_geojson`` with mutated copies of real shapefiles.
+
+Hypothesis flips, overwrites, truncates and inserts bytes in the ``.shp``, ``.shx``, ``.dbf``,
+``.prj`` and ``.cpg`` of the sample datasets; a long-lived child process
+(:mod:`tests.reliability.fuzz_child`) converts each case. Every case must end with a result or
+an ``InputError``: a death by signal (GDAL or GEOS crashing), a case over its time limit, or any
+other exception is a failure. A dead or hung child is replaced for the next case.
+
+``GEOTASKS_FUZZ_EXAMPLES`` sets the number of cases (30 by default, to keep the suite short).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .conftest import ROOT, SAMPLE_DATA, worker_environment
+
+#: Cases per run; raise it for a long fuzzing session.
+EXAMPLES = int(os.environ.get("GEOTASKS_FUZZ_EXAMPLES", "30"))
+#: Longest one case may take, in seconds (the sample datasets convert in well under one).
+CASE_TIMEOUT_S = 20.0
+#: Longest the child may take to import geotasks and say it is ready, in seconds.
+START_TIMEOUT_S = 60.0
+
+STEMS = ("naturalearth_lowres", "naturalearth_cities")
+SUFFIXES = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+ORIGINALS = {
+    stem: {suffix: (SAMPLE_DATA / f"{stem}{suffix}").read_bytes() for suffix in SUFFIXES}
+    for stem in STEMS
+}
+#: Values that break length, count and offset fields in interesting ways.
+SPECIAL_BYTES = (
+    b"\x00\x00\x00\x00",
+    b"\xff\xff\xff\xff",
+    b"\x7f\xff\xff\xff",
+    b"\xff\xff\xff\x7f",
+    b"\x00\x00\x00\x80",
+    b"\x00\x00\xf0\x7f\x00\x00\xf0\x7f",  # +inf as a little-endian double, twice
+    b"\x00\x00\xf8\x7f\x00\x00\xf8\x7f",  # NaN
+    b"\xff\xff\xff\xff\xff\xff\xef\x7f",  # the largest double
+)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One change to one file: ``kind`` is flip, overwrite, truncate or insert."""
+
+    suffix: str
+    kind: str
+    #: An offset from the start of the file (headers hold the fragile fields), or a fraction
+    #: of its length.
+    position: int | float
+    data: bytes
+
+    def apply(self, body: bytes) -> bytes:
+        fraction = isinstance(self.position, float)
+        at = min(int(self.position * len(body)) if fraction else int(self.position), len(body))
+        if self.kind == "truncate":
+            return body[:at]
+        if self.kind == "insert":
+            return body[:at] + self.data + body[at:]
+        if self.kind == "overwrite":
+            return body[:at] + self.data + body[at + len(self.data) :]
+        if at == len(body):
+            return body
+        mask = self.data[0] or 1
+        return body[:at] + bytes([body[at] ^ mask]) + body[at + 1 :]
+
+
+mutations = st.builds(
+    Mutation,
+    suffix=st.sampled_from(SUFFIXES),
+    kind=st.sampled_from(("flip", "overwrite", "truncate", "insert")),
+    position=st.one_of(
+        st.integers(min_value=0, max_value=120),
+        st.floats(min_value=0, max_value=1, allow_nan=False),
+    ),
+    data=st.one_of(st.binary(min_size=1, max_size=16), st.sampled_from(SPECIAL_BYTES)),
+)
+
+
+class Converter:
+    """The child process, started again whenever it dies or hangs.
+
+    Parameters:
+      log_path: Where the children's stderr goes (GDAL's warnings, tracebacks).
+    """
+
+    def __init__(self, log_path: Path) -> None:
+        self._log_path = log_path
+        self._process: subprocess.Popen[str] | None = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        with self._log_path.open("a") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tests.reliability.fuzz_child"],
+                cwd=ROOT,
+                env=worker_environment(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        self._process = process
+        ready = self._answer(START_TIMEOUT_S)
+        assert ready == {"outcome": "ready"}, ready
+        return process
+
+    def _answer(self, timeout_s: float) -> dict[str, Any]:
+        """The child's next answer, or what became of it."""
+        process = self._process
+        assert process is not None and process.stdout is not None
+        readable, _, _ = select.select([process.stdout], [], [], timeout_s)
+        line = process.stdout.readline() if readable else ""
+        if line:
+            answer: dict[str, Any] = json.loads(line)
+            return answer
+        if not readable:
+            self.stop()
+            return {"outcome": "hang", "timeout_s": timeout_s}
+        code = process.wait(timeout=CASE_TIMEOUT_S)
+        self._process = None
+        return {"outcome": "died", "returncode": code}
+
+    def convert(self, data_dir: Path, name: str, tmp_dir: Path) -> dict[str, Any]:
+        """Convert ``data_dir/name``; return the child's answer, a hang or a death."""
+        process = self._process if self._process is not None else self._start()
+        assert process.stdin is not None
+        request = {"data_dir": str(data_dir), "name": name, "tmp_dir": str(tmp_dir)}
+        process.stdin.write(json.dumps(request) + "\n")
+        process.stdin.flush()
+        return self._answer(CASE_TIMEOUT_S)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=CASE_TIMEOUT_S)
+            self._process = None
+
+    def log(self) -> str:
+        return self._log_path.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture(scope="module")
+def converter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Converter]:
+    child = Converter(tmp_path_factory.mktemp("fuzz-log") / "child.log")
+    try:
+        yield child
+    finally:
+        child.stop()
+
+
+@pytest.fixture(scope="module")
+def cases_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fuzz-cases")
+
+
+def write_case(folder: Path, stem: str, changes: list[Mutation]) -> None:
+    files = dict(ORIGINALS[stem])
+    for change in changes:
+        files[change.suffix] = change.apply(files[change.suffix])
+    folder.mkdir()
+    for suffix, body in files.items():
+        (folder / f"fuzz{suffix}").write_bytes(body)
+
+
+def test_the_sound_samples_convert(converter: Converter, cases_dir: Path) -> None:
+    # Given unmutated copies of each sample dataset
+    for stem in STEMS:
+        folder = cases_dir / f"sound-{stem}"
+        write_case(folder, stem, [])
+
+        # When the child converts it
+        answer = converter.convert(folder, "fuzz", folder / "tmp")
+
+        # Then every feature comes back
+        assert answer["outcome"] == "result", answer
+        assert answer["features"] > 100
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(stem=st.sampled_from(STEMS), changes=st.lists(mutations, min_size=1, max_size=4))
+def test_mutated_shapefiles_give_a_result_or_an_input_error(
+    converter: Converter, cases_dir: Path, stem: str, changes: list[Mutation]
+) -> None:
+    # Given a sample dataset with some of its bytes flipped, overwritten, cut or added
+    folder = cases_dir / uuid.uuid4().hex
+    write_case(folder, stem, changes)
+
+    # When the child process converts it
+    answer = converter.convert(folder, "fuzz", folder / "tmp")
+
+    # Then it neither crashed nor hung: it gave a result or an InputError, nothing else
+    if answer["outcome"] not in ("result", "input_error"):
+        pytest.fail(
+            f"{stem} with {changes}: {answer.get('type', '')} {answer}\n"
+            f"{answer.get('trace', '')}\nchild's log:\n{converter.log()}",
+            pytrace=False,
+        )
+    if answer["outcome"] == "input_error":
+        assert answer["message"].strip()
