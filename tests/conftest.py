@@ -7,7 +7,10 @@ each other's rows and a schema change gets a new template automatically.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,8 +50,30 @@ def _schema_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def scratch_directory(prefix: str) -> Iterator[Path]:
+    """A directory directly under /tmp, removed afterwards, for an embedded PostgreSQL.
+
+    Not under pytest's ``/tmp/pytest-of-<user>``: the wheel makes every parent of its data dir
+    world-readable (its server runs as another user), and a pytest session starting meanwhile
+    resets that tree to 0700, which locks the running server out.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def embedded_scratch() -> Iterator[Path]:
+    """A scratch directory an embedded PostgreSQL can live in (see :func:`scratch_directory`)."""
+    with scratch_directory("geotasks-test-") as path:
+        yield path
+
+
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """The server tests create their databases on.
 
     The machine's PostgreSQL when it answers; otherwise (locally, never in CI) an embedded
@@ -59,11 +84,12 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from geotasks.embedded import EmbeddedPostgres
 
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("embedded"))
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with scratch_directory("geotasks-test-session-") as path:
+        server = EmbeddedPostgres(path)
+        try:
+            yield server.start()
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="session")

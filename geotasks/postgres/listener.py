@@ -217,14 +217,3 @@ def close_listeners(url: str | None = None) -> None:
 def notify(cursor: psycopg2.extensions.cursor, channel: str, payload: str) -> None:
     """Send a notification; delivered when the caller's transaction commits."""
     cursor.execute("SELECT pg_notify(%s, %s)", (channel, payload))
-
-
-def close_listener(database: Database) -> None:
-    """Stop and forget this process's listener for ``database``'s URL, if it has one.
-
-    For shutdown, and for tests about to drop a database.
-    """
-    with _listeners_lock:
-        listener = _listeners.pop((os.getpid(), database.url), None)
-    if listener is not None:
-        listener.close()

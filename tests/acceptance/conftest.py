@@ -25,15 +25,18 @@ def clean_environment(**overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def run_geotasks(tmp_path: Path) -> RunGeotasks:
-    """Run ``geotasks ARGS…`` in ``tmp_path`` and return the completed process."""
+def run_geotasks(embedded_scratch: Path) -> RunGeotasks:
+    """Run ``geotasks ARGS…`` in a scratch directory and return the completed process.
+
+    The directory (``embedded_scratch``) is where an embedded PostgreSQL keeps its data.
+    """
 
     def run(
         *args: str, env: Mapping[str, str] | None = None, timeout_s: float = 120
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "geotasks.cli", *args],
-            cwd=tmp_path,
+            cwd=embedded_scratch,
             env=dict(env) if env is not None else clean_environment(),
             capture_output=True,
             text=True,

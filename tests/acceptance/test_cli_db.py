@@ -36,13 +36,13 @@ def test_db_init_creates_then_finds_the_schema_up_to_date(
 
 
 def test_without_a_database_url_the_command_runs_and_stops_an_embedded_postgres(
-    run_geotasks: RunGeotasks, tmp_path: Path
+    run_geotasks: RunGeotasks, embedded_scratch: Path
 ) -> None:
     # When `geotasks db init` runs with no GEOTASKS_DATABASE_URL
     result = run_geotasks("db", "init")
 
     # Then it started a private PostgreSQL under .geotasks/, said where, and stopped it again
-    data_dir = tmp_path / ".geotasks" / "postgres"
+    data_dir = embedded_scratch / ".geotasks" / "postgres"
     assert result.returncode == 0, result.stderr
     assert f"data in {data_dir}" in result.stdout
     assert "embedded PostgreSQL stopped" in result.stdout

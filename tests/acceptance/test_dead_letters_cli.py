@@ -12,7 +12,7 @@ import dramatiq
 import pytest
 
 from geotasks.postgres.broker import PostgresBroker
-from geotasks.postgres.listener import close_listener
+from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 
 
@@ -42,7 +42,7 @@ def dead_letter_id(database: Database) -> Iterator[int]:
     try:
         yield dead_letter(broker, database)
     finally:
-        close_listener(database)
+        close_listeners(database.url)
 
 
 def dead_letter(broker: PostgresBroker, database: Database) -> int:

@@ -127,12 +127,12 @@ def test_schema_sql_is_what_a_fresh_init_applies() -> None:
 
 
 def test_the_schema_is_identical_on_the_machine_server_and_the_embedded_one(
-    database_url: str, tmp_path: Path
+    database_url: str, embedded_scratch: Path
 ) -> None:
     # Given the schema on the machine's server (database_url) and on an embedded PostgreSQL 18
     from geotasks.embedded import EmbeddedPostgres
 
-    with EmbeddedPostgres(tmp_path / "embedded") as embedded_url:
+    with EmbeddedPostgres(embedded_scratch / "embedded") as embedded_url:
         embedded = Database(embedded_url)
         migrate(embedded)
         embedded.close()

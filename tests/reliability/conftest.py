@@ -21,7 +21,7 @@ import pytest
 from psycopg2 import sql
 
 from geotasks.postgres import pool as pool_module
-from geotasks.postgres.listener import close_listener, close_listeners
+from geotasks.postgres.listener import close_listeners
 from geotasks.settings import get_settings
 from tests.conftest import admin_connection, with_database
 
@@ -119,11 +119,10 @@ def create_database(postgres_url: str, template: str) -> str:
 
 def release_connections(url: str) -> None:
     """Close this process's pool and LISTEN connection on ``url``."""
+    close_listeners(url)
     database = pool_module._databases.pop((os.getpid(), url), None)
     if database is not None:
-        close_listener(database)
         database.close()
-    close_listeners(url)
 
 
 def drop_database(postgres_url: str, url: str) -> None:

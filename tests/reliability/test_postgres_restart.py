@@ -1,6 +1,6 @@
 """Postgres restarts in the middle of a run: workers and clients reconnect on their own.
 
-The test runs the whole stack on a private embedded PostgreSQL it starts in ``tmp_path``, and
+The test runs the whole stack on a private embedded PostgreSQL it starts in a scratch directory, and
 restarts that one; the machine's shared server is never touched.
 """
 
@@ -18,7 +18,7 @@ from dramatiq.message import Message
 from geotasks.broker import build_broker
 from geotasks.embedded import EmbeddedPostgres
 from geotasks.jobs import Job
-from geotasks.postgres.listener import close_listener
+from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.migrate import migrate
 from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
@@ -31,8 +31,8 @@ JOBS_EACH_SIDE = 40
 
 
 @pytest.fixture
-def embedded(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
-    server = EmbeddedPostgres(tmp_path / "pg")
+def embedded(embedded_scratch: Path) -> Iterator[tuple[EmbeddedPostgres, str]]:
+    server = EmbeddedPostgres(embedded_scratch / "pg")
     url = server.start()
     try:
         database = Database(url, max_connections=1)
@@ -112,6 +112,6 @@ def test_a_postgres_restart_mid_run_loses_nothing(
     finally:
         worker.stop()
         broker.close()
-        close_listener(database)
+        close_listeners(database.url)
         database.close()
         release_connections(url)

@@ -20,7 +20,7 @@ from dramatiq.common import dq_name, xq_name
 from geotasks.broker import build_broker
 from geotasks.postgres import pool as pool_module
 from geotasks.postgres.broker import PostgresBroker
-from geotasks.postgres.listener import close_listener
+from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
 
@@ -134,7 +134,7 @@ def release_process_resources(url: str) -> None:
     """Close this process's pool and LISTEN connection on ``url`` before its database is dropped."""
     database = pool_module._databases.pop((os.getpid(), url), None)
     if database is not None:
-        close_listener(database)
+        close_listeners(database.url)
         database.close()
 
 

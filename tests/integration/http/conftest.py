@@ -28,7 +28,7 @@ from geotasks.http.store import JobAccess
 from geotasks.middleware.job_status import JobStatus
 from geotasks.middleware.results import Results
 from geotasks.postgres.job_status import JobError, JobState, JobStore
-from geotasks.postgres.listener import close_listener
+from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings, load_settings
@@ -74,7 +74,7 @@ def broker(database: Database, settings: Settings) -> Iterator[StubBroker]:
         broker.close()
         dramatiq.broker.global_broker = previous
         # The database is dropped next: its LISTEN connection must not keep reconnecting.
-        close_listener(database)
+        close_listeners(database.url)
 
 
 @pytest.fixture
@@ -245,5 +245,5 @@ def static_client(shared_database_url: str) -> Iterator[TestClient]:
         with TestClient(app, base_url="http://testserver") as test_client:
             yield test_client
     finally:
-        close_listener(database)
+        close_listeners(database.url)
         database.close()

@@ -21,7 +21,7 @@ from geotasks.geo.result import GeoJSONResult
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
 from geotasks.postgres.job_status import JobState
-from geotasks.postgres.listener import close_listener
+from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
 from tests import servers
@@ -79,7 +79,7 @@ def server_url(database: Database, settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        close_listener(database)
+        close_listeners(database.url)
 
 
 def test_a_finished_jobs_page_draws_its_features_on_the_map(

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from geotasks.broker import build_broker, database_for
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
-from geotasks.postgres.listener import close_listener
+from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
 from tests.integration.http.conftest import wait_for_status
@@ -44,7 +44,7 @@ def production_broker(settings: Settings) -> Iterator[dramatiq.Broker]:
     finally:
         broker.close()
         dramatiq.broker.global_broker = previous
-        close_listener(database_for(settings))
+        close_listeners(database_for(settings).url)
 
 
 @pytest.fixture
