@@ -25,18 +25,22 @@ def clean_environment(**overrides: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def run_geotasks(embedded_scratch: Path) -> RunGeotasks:
-    """Run ``geotasks ARGS…`` in a scratch directory and return the completed process.
+def run_geotasks(tmp_path: Path) -> RunGeotasks:
+    """Run ``geotasks ARGS…`` in ``tmp_path`` (or ``cwd``) and return the completed process.
 
-    The directory (``embedded_scratch``) is where an embedded PostgreSQL keeps its data.
+    A run that starts the embedded PostgreSQL needs ``cwd=embedded_scratch``: see
+    :func:`tests.conftest.scratch_directory`.
     """
 
     def run(
-        *args: str, env: Mapping[str, str] | None = None, timeout_s: float = 120
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        timeout_s: float = 120,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "geotasks.cli", *args],
-            cwd=embedded_scratch,
+            cwd=cwd or tmp_path,
             env=dict(env) if env is not None else clean_environment(),
             capture_output=True,
             text=True,

@@ -39,7 +39,7 @@ def test_without_a_database_url_the_command_runs_and_stops_an_embedded_postgres(
     run_geotasks: RunGeotasks, embedded_scratch: Path
 ) -> None:
     # When `geotasks db init` runs with no GEOTASKS_DATABASE_URL
-    result = run_geotasks("db", "init")
+    result = run_geotasks("db", "init", cwd=embedded_scratch)
 
     # Then it started a private PostgreSQL under .geotasks/, said where, and stopped it again
     data_dir = embedded_scratch / ".geotasks" / "postgres"
@@ -50,7 +50,7 @@ def test_without_a_database_url_the_command_runs_and_stops_an_embedded_postgres(
     assert postgres_processes_using(data_dir) == []
 
     # And the data persists: a second run finds the schema in place
-    again = run_geotasks("db", "version")
+    again = run_geotasks("db", "version", cwd=embedded_scratch)
     assert f"database schema version {latest_version()}" in again.stdout, again.stderr
 
 
