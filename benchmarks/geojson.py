@@ -5,9 +5,12 @@ EPSG:4326 and the same polygons in EPSG:3857, then runs each tool in its own sub
 prints one table: wall seconds, peak RSS (from ``wait4``), output size, and the ratio of wall
 time to ogr2ogr's on the same input. ogr2ogr is skipped when it is not installed.
 
-    python benchmarks/geojson.py               # 200,000 polygons, about 99 MB
-    python benchmarks/geojson.py --features 20000
-    python benchmarks/geojson.py --repeat 3 --skip-naive   # on a busy machine
+    python -m benchmarks.geojson               # 200,000 polygons, about 99 MB
+    python -m benchmarks.geojson --features 20000
+    python -m benchmarks.geojson --repeat 3 --skip-naive   # on a busy machine
+
+(Run it as a module: run as a script, the benchmarks folder would come first on ``sys.path``
+and its ``http.py`` and ``queue.py`` would shadow the standard library's modules.)
 """
 
 from __future__ import annotations
@@ -94,8 +97,16 @@ def main() -> None:
     # Generating in a child keeps this process small: a child's peak RSS as wait4 reports it
     # includes the memory it shared with this process before exec.
     subprocess.run(
-        [sys.executable, __file__, "--generate-only", "--features", str(args.features)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.geojson",
+            "--generate-only",
+            "--features",
+            str(args.features),
+        ],
         check=True,
+        cwd=ROOT,
     )
     sources = generate(args.features)
     runs: list[Run] = []
