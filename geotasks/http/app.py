@@ -238,6 +238,23 @@ class Api:
             headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY},
         )
 
+    def respond(
+        self,
+        request: Request,
+        document: Any,
+        template: str,
+        *,
+        title: str,
+        json_href: str,
+        **context: Any,
+    ) -> Response:
+        """Return ``document`` as JSON, or as the HTML page ``template`` when HTML was asked for."""
+        if output_format(request) == HTML:
+            return self.html(
+                request, template, title=title, json_href=json_href, document=document, **context
+            )
+        return json_response(document)
+
     def self_links(self, request: Request, path: str, title: str) -> list[dict[str, str]]:
         """Return the ``self`` and ``alternate`` links of a JSON document at ``path``."""
         url = base_url(request) + path
@@ -292,29 +309,25 @@ class Api:
                 },
             ],
         }
-        if output_format(request) == HTML:
-            return self.html(
-                request,
-                "landing.html",
-                title="geotasks",
-                json_href=f"{base}?f=json",
-                document=document,
-            )
-        return json_response(document)
+        return self.respond(
+            request,
+            document,
+            "landing.html",
+            title="geotasks",
+            json_href=f"{base}?f=json",
+        )
 
     def conformance(self, request: Request) -> Response:
         """``GET /conformance``: the conformance classes implemented."""
         check_query(request, ())
         document = {"conformsTo": list(CONFORMANCE_CLASSES)}
-        if output_format(request) == HTML:
-            return self.html(
-                request,
-                "conformance.html",
-                title="Conformance",
-                json_href=f"{base_url(request)}conformance?f=json",
-                document=document,
-            )
-        return json_response(document)
+        return self.respond(
+            request,
+            document,
+            "conformance.html",
+            title="Conformance",
+            json_href=f"{base_url(request)}conformance?f=json",
+        )
 
     def openapi_document(self, request: Request) -> dict[str, Any]:
         """Return the OpenAPI document for the base URL this client uses."""
@@ -367,15 +380,13 @@ class Api:
                 }
             )
         document = {"processes": [p.summary(base) for p in page], "links": links}
-        if output_format(request) == HTML:
-            return self.html(
-                request,
-                "processes.html",
-                title="Processes",
-                json_href=f"{base}processes?f=json",
-                document=document,
-            )
-        return json_response(document)
+        return self.respond(
+            request,
+            document,
+            "processes.html",
+            title="Processes",
+            json_href=f"{base}processes?f=json",
+        )
 
     def process(self, request: Request) -> Response:
         """``GET /processes/{processID}``: a process's description."""
@@ -383,17 +394,15 @@ class Api:
         process = self.catalogue.get(request.path_params["processID"])
         base = base_url(request)
         document = process.describe(base)
-        if output_format(request) == HTML:
-            return self.html(
-                request,
-                "process.html",
-                title=process.title,
-                json_href=f"{base}processes/{process.id}?f=json",
-                document=document,
-                execute_url=f"{base}processes/{process.id}/execution",
-                example={"inputs": process.example_inputs()},
-            )
-        return json_response(document)
+        return self.respond(
+            request,
+            document,
+            "process.html",
+            title=process.title,
+            json_href=f"{base}processes/{process.id}?f=json",
+            execute_url=f"{base}processes/{process.id}/execution",
+            example={"inputs": process.example_inputs()},
+        )
 
     async def execute(self, request: Request) -> Response:
         """``POST /processes/{processID}/execution``: create a job.
