@@ -480,38 +480,52 @@ def polygon_shapes(batch: GeometryBatch, candidates: Sequence[int] | Ints) -> An
 
     Returns:
       A numpy array of one Polygon (or MultiPolygon, where a feature has several) per
-      candidate, or ``None`` if some ring is degenerate (fewer than 4 positions) and the
-      features must be built one by one.
+      candidate, or ``None`` if some ring is degenerate (fewer than 4 positions) or not
+      closed, and the features must be built one by one.
     """
     seq_offsets, feature_offsets = batch.seq_offsets, batch.feature_offsets
     if not len(candidates):
         return np.empty(0, dtype=object)
     picked = np.asarray(candidates, dtype=np.intp)
-    seq_counts = feature_offsets[picked + 1] - feature_offsets[picked]
     if len(picked) == len(batch):
         # Every feature (the usual case): no gathering needed.
         seqs = np.arange(len(seq_offsets) - 1)
         lengths = np.diff(seq_offsets)
         xy = batch.coords[:, :2]
+        ring_offsets, feature_seq_offsets = seq_offsets, feature_offsets
     else:
+        seq_counts = feature_offsets[picked + 1] - feature_offsets[picked]
         seqs = _ranges(feature_offsets[picked], seq_counts)
         starts = seq_offsets[seqs]
         lengths = seq_offsets[seqs + 1] - starts
         xy = batch.coords[_ranges(starts, lengths), :2]
+        ring_offsets = _offsets(lengths)
+        feature_seq_offsets = _offsets(seq_counts)
     if (lengths < 4).any():
         return None
+    # An exterior ring starts each polygon (and each candidate); the rings after it are holes.
+    exteriors = np.flatnonzero(batch.seq_kinds[seqs] == EXTERIOR)
+    polygon_offsets = np.append(exteriors, len(seqs))
     try:
-        rings: Any = shapely.linearrings(xy, indices=np.repeat(np.arange(len(seqs)), lengths))
+        if len(exteriors) == len(picked):
+            # Each candidate is one polygon.
+            return shapely.from_ragged_array(
+                shapely.GeometryType.POLYGON, xy, (ring_offsets, polygon_offsets)
+            )
+        feature_polygon_offsets = np.searchsorted(exteriors, feature_seq_offsets)
+        return shapely.from_ragged_array(
+            shapely.GeometryType.MULTIPOLYGON,
+            xy,
+            (ring_offsets, polygon_offsets, feature_polygon_offsets),
+        )
     except (ValueError, shapely.errors.GEOSException):
         return None
-    # An exterior ring starts each polygon; the rings after it, up to the next, are holes.
-    exteriors = batch.seq_kinds[seqs] == EXTERIOR
-    polygons: Any = shapely.polygons(rings, indices=np.cumsum(exteriors) - 1)
-    if len(polygons) == len(picked):
-        # Each candidate starts with an exterior ring: here each has exactly one polygon.
-        return polygons
-    feature_of_ring = np.repeat(np.arange(len(picked)), seq_counts)
-    return shapely.multipolygons(polygons, indices=feature_of_ring[np.flatnonzero(exteriors)])
+
+
+def _offsets(lengths: Ints) -> Ints:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.intp)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
 
 
 def _single(batch: GeometryBatch, index: int) -> GeometryBatch:
