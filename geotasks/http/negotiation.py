@@ -8,6 +8,7 @@ Query parameters are checked against each endpoint's list: a misspelt filter
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 from starlette.requests import Request
@@ -67,10 +68,11 @@ def output_format(request: Request) -> str:
 
 
 def check_query(request: Request, allowed: Collection[str]) -> None:
-    """Reject query parameters this endpoint does not know (``f`` is always allowed).
+    """Reject query parameters this endpoint does not know (``f`` is always allowed), and
+    values holding control characters (a NUL byte can reach no database column).
 
     Raises:
-      Problem: 400 naming the unknown parameters.
+      Problem: 400 naming the unknown parameters, or the parameter with a control character.
     """
     unknown = sorted(set(request.query_params.keys()) - set(allowed) - {"f"})
     if unknown:
@@ -80,3 +82,10 @@ def check_query(request: Request, allowed: Collection[str]) -> None:
             f"{', '.join(sorted({*allowed, 'f'}))}",
             type_=INVALID_PARAMETER,
         )
+    for name, value in request.query_params.multi_items():
+        if _CONTROL.search(value):
+            raise Problem(400, f"{name}= contains a control character", type_=INVALID_PARAMETER)
+
+
+#: C0 control characters and DEL: never part of a process id, status, date or number.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -65,3 +65,16 @@ def test_unknown_query_parameters_are_refused_by_name() -> None:
 
 def test_known_query_parameters_pass() -> None:
     check_query(make_request("processID=echo&f=json"), ("processID",))
+
+
+@pytest.mark.parametrize("value", ["%00", "echo%00", "a%0Ab", "%7F"])
+def test_a_control_character_in_a_query_value_is_a_400(value: str) -> None:
+    # Given a filter holding a NUL byte, a newline or DEL (schemathesis found the NUL: it
+    # reached psycopg2, which refuses it, as a 500)
+    request = make_request(f"processID={value}")
+    # When the endpoint checks its parameters
+    with pytest.raises(Problem) as raised:
+        check_query(request, ("processID",))
+    # Then it is refused as a bad parameter, naming it
+    assert raised.value.status == 400
+    assert "processID=" in raised.value.detail
