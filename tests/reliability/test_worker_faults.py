@@ -249,25 +249,27 @@ def test_a_job_over_its_time_limit_fails_once_with_the_reason(
 
 
 def test_a_job_running_beside_a_poison_message_is_not_dead_lettered_with_it(
-    request: pytest.FixtureRequest,
-    broker_url: str,
+    geotasks_env: str,
     client_broker: dramatiq.Broker,
     queue_name: str,
     supervise: Callable[..., Supervisor],
 ) -> None:
-    # Known limitation, on every broker: the poison guard counts every delivery in flight when
-    # a process dies, so a job running beside the poison (same process, or a sibling process
-    # of the same worker) is counted as a killer too and may be dead-lettered with it. Not
-    # strict: whether the innocent job is in flight at each crash depends on timing.
-    request.applymarker(pytest.mark.xfail(reason="in-flight neighbours of a poison message"))
-    # Given a poison message followed by a slow innocent job, on a worker with two threads
-    poison = send(client_broker, queue_name, "abort_worker")
-    innocent = send(client_broker, queue_name, "sleep_for", 0.5)
+    # Given a poison message that aborts its process a second after it starts, and a slower
+    # innocent job, on a worker with two threads: the process dies while both run
+    poison = send(client_broker, queue_name, "abort_worker", 1.0)
+    innocent = send(client_broker, queue_name, "sleep_for", 3.0)
 
     # When the worker is restarted every time it dies
-    supervise(threads=2)
+    supervisor = supervise(threads=2, GEOTASKS_TEST_TIME_LIMIT_MS="30000")
 
-    # Then only the poison fails; the innocent job, in flight at every crash, still succeeds
-    with pytest.raises(JobFailed):
-        poison.get(timeout=WORKER_TIMEOUT_S * 2)
+    # Then the poison fails for good: it died beside the innocent job once (which made both
+    # suspects), then alone MAX_DELIVERIES times
+    with pytest.raises(JobFailed) as failed:
+        poison.get(timeout=WORKER_TIMEOUT_S * 3)
+    assert f"{MAX_DELIVERIES} of them running alone" in failed.value.error_message
+    # And the innocent job succeeds, having died with the poison once, and run again alone
     assert innocent.get(timeout=WORKER_TIMEOUT_S) == "woke up"
+    assert job_rows(geotasks_env)[innocent.id][2] == 2
+    codes = supervisor.exit_codes()
+    assert codes[-1] is None, supervisor.log()
+    assert len(codes) - 1 == MAX_DELIVERIES + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -316,7 +317,8 @@ def test_deliveries_that_finished_do_not_count_as_kills(
 def test_a_message_that_killed_its_worker_too_often_is_rejected_unrun(
     broker: Broker, start_worker: StartWorker
 ) -> None:
-    # Given a message whose last MAX_DELIVERIES deliveries never finished (each killed its worker)
+    # Given a message whose last MAX_DELIVERIES deliveries never finished, and ran alone in
+    # their process each time (each killed its worker)
     ran: list[str] = []
 
     @dramatiq.actor(broker=broker.broker, queue_name=broker.queue_name)
@@ -326,9 +328,9 @@ def test_a_message_that_killed_its_worker_too_often_is_rejected_unrun(
     message = poison.message()
     broker.database.transaction(
         lambda cur: cur.execute(
-            "INSERT INTO geotasks.message_deliveries (message_id, attempt, deliveries) "
-            "VALUES (%s, 0, %s)",
-            (message.message_id, MAX_DELIVERIES),
+            "INSERT INTO geotasks.message_deliveries "
+            "(message_id, attempt, deliveries, solo_deliveries) VALUES (%s, 0, %s, %s)",
+            (message.message_id, MAX_DELIVERIES, MAX_DELIVERIES),
         )
     )
 
@@ -360,6 +362,49 @@ def delivery_counts(broker: Broker) -> int:
             )[1]
         )
     )
+
+
+def test_a_message_that_died_beside_others_runs_alone_and_is_not_rejected(
+    broker: Broker, start_worker: StartWorker
+) -> None:
+    # Given a message whose last deliveries never finished, as many as the limit, but never
+    # while it ran alone (its process died while other messages ran too: it is only a suspect)
+    runs: list[tuple[str, float, float]] = []
+
+    @dramatiq.actor(broker=broker.broker, queue_name=broker.queue_name)
+    def nap(name: str) -> None:
+        started = time.monotonic()
+        time.sleep(0.2)
+        runs.append((name, started, time.monotonic()))
+
+    suspect = nap.message("suspect")
+    broker.database.transaction(
+        lambda cur: cur.execute(
+            "INSERT INTO geotasks.message_deliveries (message_id, attempt, deliveries) "
+            "VALUES (%s, 0, %s)",
+            (suspect.message_id, MAX_DELIVERIES),
+        )
+    )
+
+    # When it is delivered again among ordinary messages, to a worker with several threads
+    for i in range(3):
+        nap.send(f"before-{i}")
+    broker.broker.enqueue(suspect)
+    for i in range(3):
+        nap.send(f"after-{i}")
+    start_worker(worker_threads=3)
+
+    # Then it runs, and alone: no other message of its process runs at the same time
+    wait_until(lambda: len(runs) == 7, what="every message run")
+    (_, started, ended), *_ = [run for run in runs if run[0] == "suspect"]
+    beside = [name for name, s, e in runs if name != "suspect" and s < ended and e > started]
+    assert beside == []
+    # And the ordinary messages still run beside each other
+    others = sorted((s, e) for name, s, e in runs if name != "suspect")
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(others))
+    # And its count is cleared, as any finished delivery's
+    assert broker.dead_letters() == 0
+    wait_until(lambda: delivery_counts(broker) == 0, what="delivery counts cleared")
 
 
 def test_finished_deliveries_leave_no_count_behind(
