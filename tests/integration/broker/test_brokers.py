@@ -15,7 +15,7 @@ from dramatiq.common import dq_name
 from dramatiq.message import Message
 from dramatiq.middleware import CurrentMessage, Middleware, SkipMessage
 
-from geotasks.middleware.deliveries import DeliveryLimit
+from geotasks.middleware.deliveries import CLEAR_INTERVAL_S, DeliveryLimit
 from tests.waiting import wait_until
 
 from .conftest import MAX_DELIVERIES, Broker
@@ -405,6 +405,83 @@ def test_a_message_that_died_beside_others_runs_alone_and_is_not_rejected(
     # And its count is cleared, as any finished delivery's
     assert broker.dead_letters() == 0
     wait_until(lambda: delivery_counts(broker) == 0, what="delivery counts cleared")
+
+
+def test_a_suspect_that_waits_too_long_for_its_process_runs_beside_the_others(
+    broker: Broker, start_worker: StartWorker
+) -> None:
+    # Given a job that holds its worker thread until told, and a suspect (its last delivery
+    # never finished) that may wait only a moment for its process to itself
+    guard = next(m for m in broker.broker.middleware if isinstance(m, DeliveryLimit))
+    guard.suspect_wait_s = 0.3
+    release = threading.Event()
+    ran: list[str] = []
+
+    @dramatiq.actor(broker=broker.broker, queue_name=broker.queue_name)
+    def hold(name: str) -> None:
+        if name == "holder":
+            release.wait(30)
+        ran.append(name)
+
+    suspect = hold.message("suspect")
+    broker.database.transaction(
+        lambda cur: cur.execute(
+            "INSERT INTO geotasks.message_deliveries (message_id, attempt) VALUES (%s, 0)",
+            (suspect.message_id,),
+        )
+    )
+    hold.send("holder")
+    start_worker()
+    wait_until(lambda: delivery_counts(broker) == 2, what="the holder running")
+
+    # When the suspect arrives while the holder still runs
+    broker.broker.enqueue(suspect)
+
+    # Then it runs beside the holder once its wait is over, rather than stalling the process
+    wait_until(lambda: ran == ["suspect"], what="the suspect run beside the holder")
+    release.set()
+    wait_until(lambda: ran == ["suspect", "holder"], what="the holder done")
+    assert broker.dead_letters() == 0
+
+
+def test_a_graceful_stop_does_not_count_the_deliveries_it_interrupts(broker: Broker) -> None:
+    # Given a job running on a worker
+    release = threading.Event()
+
+    @dramatiq.actor(broker=broker.broker, queue_name=broker.queue_name)
+    def long_job() -> None:
+        release.wait(30)
+
+    worker = dramatiq.Worker(broker.broker, worker_timeout=100, worker_threads=2)
+    worker.start()
+    try:
+        long_job.send()
+        wait_until(lambda: delivery_counts(broker) == 1, what="the job running")
+    finally:
+        # When the worker is stopped (SIGTERM) before the job finishes
+        worker.stop(timeout=200)
+    try:
+        # Then the interrupted delivery is not counted as one that killed its worker
+        assert delivery_total(broker) == 0
+    finally:
+        release.set()
+        wait_until(
+            lambda: not any(thread.is_alive() for thread in worker.workers),
+            what="the interrupted job's thread done",
+        )
+        time.sleep(2 * CLEAR_INTERVAL_S)  # Its count's clearing, before the database goes.
+
+
+def delivery_total(broker: Broker) -> int:
+    """Unfinished deliveries the poison guard counts, over every message."""
+    return int(
+        broker.database.transaction(
+            lambda cur: (
+                cur.execute("SELECT coalesce(sum(deliveries), 0) FROM geotasks.message_deliveries"),
+                cur.fetchone()[0],
+            )[1]
+        )
+    )
 
 
 def test_finished_deliveries_leave_no_count_behind(
