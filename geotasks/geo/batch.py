@@ -2,12 +2,13 @@
 
 fiona hands out every coordinate as a Python tuple. Rounding and re-orienting them one by one
 in Python costs more than reading them; so the coordinates of a few thousand features are
-copied into one numpy array (with offsets describing rings, lines and parts) and every
-per-coordinate step (reprojection, winding, rounding) runs vectorised over the batch. The
-features are then rebuilt as nested lists of numpy views, which orjson serialises directly.
+copied into one float buffer (with offsets describing rings, lines and parts) and every
+per-coordinate step (reprojection, winding, rounding) runs vectorised over the batch. orjson
+then writes the whole batch's coordinates in one call, and each feature's geometry is cut out
+of that text (:func:`geometry_texts`).
 
-Copying each feature's coordinates out as soon as it is read also lets fiona's tuples die
-young, which keeps Python's cyclic garbage collector from rescanning them.
+Copying each feature's floats out as soon as it is read lets fiona's tuples die young, which
+keeps Python's cyclic garbage collector from rescanning them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import shapely
 
 from geotasks.errors import InputError
@@ -85,9 +87,8 @@ class BatchBuilder:
         self._reset()
 
     def _reset(self) -> None:
-        # Positions (fiona's tuples) are kept, not their floats: extending a list with
-        # references is cheap, and one np.fromiter per batch converts them all.
-        self._positions: list[tuple[float, ...]] = []
+        # Each position's floats, copied out of fiona's tuples as the feature is read.
+        self._values: array.array[float] = array.array("d")
         self._lengths: array.array[int] = array.array("q")
         self._kinds: array.array[int] = array.array("b")
         self._feature_offsets: array.array[int] = array.array("q", [0])
@@ -101,7 +102,7 @@ class BatchBuilder:
     @property
     def position_count(self) -> int:
         """Positions (vertices) collected so far."""
-        return len(self._positions)
+        return len(self._values) // (self.dims or 2)
 
     def dims_of(self, geometry: Any) -> int:
         """The coordinate dimension of a fiona geometry (0 if it is null or empty).
@@ -138,32 +139,32 @@ class BatchBuilder:
         kind = geometry.type
         coords = geometry.coordinates
         kinds = self._kinds
+        values = self._values
         if kind == "Polygon":
             lengths.extend(map(len, coords))
             kinds.extend(_polygon_kinds(len(coords)))
-            self._positions.extend(_flatten(coords))
+            values.extend(_flatten(_flatten(coords)))
             layout: Any = len(coords)
         elif kind == "MultiPolygon":
             layout = [len(polygon) for polygon in coords]
             for polygon in coords:
                 lengths.extend(map(len, polygon))
                 kinds.extend(_polygon_kinds(len(polygon)))
-            self._positions.extend(_flatten(_flatten(coords)))
+            values.extend(_flatten(_flatten(_flatten(coords))))
         elif kind == "LineString" or kind == "MultiPoint":
             lengths.append(len(coords))
             kinds.append(OPEN)
-            self._positions.extend(coords)
+            values.extend(_flatten(coords))
             layout = 1
         elif kind == "MultiLineString":
             lengths.extend(map(len, coords))
             kinds.extend(_opens(len(coords)))
-            self._positions.extend(_flatten(coords))
+            values.extend(_flatten(_flatten(coords)))
             layout = len(coords)
         elif kind == "Point":
             lengths.append(1 if coords else 0)
             kinds.append(OPEN)
-            if coords:
-                self._positions.append(coords)
+            values.extend(coords)
             layout = 1
         else:
             raise InputError(f"{self._label}: geometry type {kind} is not supported")
@@ -177,12 +178,11 @@ class BatchBuilder:
         lengths = np.frombuffer(self._lengths, dtype=np.int64)
         seq_offsets = np.zeros(len(lengths) + 1, dtype=np.intp)
         np.cumsum(lengths, out=seq_offsets[1:])
-        positions = self._positions
-        try:
-            values = np.fromiter(_flatten(positions), dtype=np.float64, count=dims * len(positions))
-        except ValueError as exc:
-            raise InputError(f"{self._label}: geometries mix 2D and 3D coordinates") from exc
-        coords = values.reshape(-1, dims)
+        values = self._values
+        if len(values) != dims * int(seq_offsets[-1]):
+            raise InputError(f"{self._label}: geometries mix 2D and 3D coordinates")
+        # A view of the buffer, not a copy; _reset below starts a new buffer.
+        coords = np.frombuffer(values, dtype=np.float64).reshape(-1, dims)
         batch = GeometryBatch(
             coords=coords,
             seq_offsets=seq_offsets,
@@ -297,6 +297,82 @@ def geojson_geometries(batch: GeometryBatch) -> list[dict[str, Any] | None]:
     return geometries
 
 
+def geometry_texts(batch: GeometryBatch) -> list[bytes]:
+    """Each feature's GeoJSON geometry as JSON text (``b"null"`` for a null geometry).
+
+    orjson writes the whole batch's coordinates in one call; each vertex's text is then found
+    by its opening bracket (numbers have none), and every sequence is one slice of that text.
+    The output is byte for byte what orjson makes of :func:`geojson_geometries`, without
+    building a numpy view for each ring.
+
+    Parameters:
+      batch: An oriented, rounded batch.
+
+    Returns:
+      One JSON document per feature.
+    """
+    coords = np.ascontiguousarray(batch.coords)
+    text = orjson.dumps(coords, option=orjson.OPT_SERIALIZE_NUMPY)
+    # text is "[[x,y],[x,y],...]": vertex i starts at its "[" and ends before the next ","
+    starts = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == _OPENING)[1:]
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:] - 1
+    ends[-1:] = len(text) - 1
+    seq_offsets = batch.seq_offsets
+    if len(starts):
+        firsts, lasts = seq_offsets[:-1], seq_offsets[1:] - 1
+        filled = lasts >= firsts
+        # An empty sequence gets an empty slice (it is written as "[]").
+        seq_starts = np.where(filled, starts[np.minimum(firsts, len(starts) - 1)], 0).tolist()
+        seq_ends = np.where(filled, ends[np.maximum(lasts, 0)], 0).tolist()
+        sequences = [text[start:end] for start, end in zip(seq_starts, seq_ends, strict=True)]
+    else:
+        sequences = [b""] * (len(seq_offsets) - 1)
+    feature_offsets = batch.feature_offsets.tolist()
+    texts: list[bytes] = []
+    append = texts.append
+    for index, (kind, layout) in enumerate(zip(batch.types, batch.layouts, strict=True)):
+        first = feature_offsets[index]
+        if kind is None:
+            append(b"null")
+        elif kind == "Polygon" or kind == "MultiLineString":
+            if layout == 1:
+                body = b"[[" + sequences[first] + b"]]"
+            else:
+                body = (
+                    b"[[" + b"],[".join(sequences[first : first + layout]) + b"]]"
+                    if layout
+                    else b"[]"
+                )
+            append(_HEADS[kind] + body + b"}")
+        elif kind == "MultiPolygon":
+            polygons = []
+            for ring_count in layout:
+                polygons.append(
+                    b"[[" + b"],[".join(sequences[first : first + ring_count]) + b"]]"
+                    if ring_count
+                    else b"[]"
+                )
+                first += ring_count
+            append(_HEADS[kind] + b"[" + b",".join(polygons) + b"]}")
+        elif kind == "Point":
+            # A point's one sequence is its position, or empty for an empty point.
+            point = sequences[first]
+            append(_HEADS[kind] + (point or b"[]") + b"}")
+        else:
+            append(_HEADS[kind] + b"[" + sequences[first] + b"]}")
+    return texts
+
+
+_OPENING = ord("[")
+
+#: The start of each geometry type's JSON, up to its coordinates.
+_HEADS = {
+    kind: b'{"type":"' + kind.encode() + b'","coordinates":'
+    for kind in ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon")
+}
+
+
 def to_shapely(batch: GeometryBatch, index: int, *, lenient: bool = False) -> Any:
     """Build one feature's geometry as a shapely object (for the rare slow paths).
 
@@ -340,53 +416,116 @@ def polygon_validity(batch: GeometryBatch, candidates: Sequence[int]) -> dict[in
     Returns:
       Feature index to the reason it is invalid (empty when all are valid).
     """
+    checked = nonempty(batch, candidates)
+    shapes = polygon_shapes(batch, checked)
+    if shapes is None:
+        return validity_one_by_one(batch, checked)
+    return invalid_reasons(shapes, checked)
+
+
+def nonempty(batch: GeometryBatch, candidates: Sequence[int] | Ints) -> Ints:
+    """The features among ``candidates`` that have at least one ring or line."""
+    picked = np.asarray(candidates, dtype=np.intp)
     feature_offsets = batch.feature_offsets
-    candidates = [i for i in candidates if feature_offsets[i + 1] > feature_offsets[i]]
-    if not candidates:
+    return picked[feature_offsets[picked + 1] > feature_offsets[picked]]
+
+
+def invalid_reasons(shapes: Any, candidates: Sequence[int] | Ints) -> dict[int, str]:
+    """Check shapely polygons built by :func:`polygon_shapes` (GEOS releases the GIL here).
+
+    Parameters:
+      shapes: One polygonal geometry per candidate.
+      candidates: The feature index of each.
+
+    Returns:
+      Feature index to the reason it is invalid (empty when all are valid).
+    """
+    if not len(candidates):
         return {}
-    geometries = _polygons(batch, candidates)
-    if geometries is None:
-        # Some ring is degenerate (fewer than 4 positions): find which, one by one.
-        invalid: dict[int, str] = {}
-        for index in candidates:
-            try:
-                geometry = to_shapely(batch, index)
-            except (ValueError, shapely.errors.GEOSException) as exc:
-                invalid[index] = str(exc)
-                continue
-            if geometry is not None and not shapely.is_valid(geometry):
-                invalid[index] = str(shapely.is_valid_reason(geometry))
-        return invalid
-    valid = shapely.is_valid(geometries)
+    valid = shapely.is_valid(shapes)
     return {
-        int(candidates[i]): str(shapely.is_valid_reason(geometries[i]))
+        int(candidates[int(i)]): str(shapely.is_valid_reason(shapes[i]))
         for i in np.flatnonzero(~valid)
     }
 
 
-def _polygons(batch: GeometryBatch, candidates: Sequence[int]) -> Any:
-    """Build shapely MultiPolygons for ``candidates`` in three vectorised calls, or None."""
+def validity_one_by_one(batch: GeometryBatch, candidates: Sequence[int] | Ints) -> dict[int, str]:
+    """:func:`polygon_validity` for a batch with a degenerate ring (fewer than 4 positions).
+
+    Parameters:
+      batch: The batch, in lon/lat.
+      candidates: Indexes of non-empty Polygon/MultiPolygon features to check.
+
+    Returns:
+      Feature index to the reason it is invalid.
+    """
+    invalid: dict[int, str] = {}
+    for index in (int(candidate) for candidate in candidates):
+        try:
+            geometry = to_shapely(batch, index)
+        except (ValueError, shapely.errors.GEOSException) as exc:
+            invalid[index] = str(exc)
+            continue
+        if geometry is not None and not shapely.is_valid(geometry):
+            invalid[index] = str(shapely.is_valid_reason(geometry))
+    return invalid
+
+
+def polygon_shapes(batch: GeometryBatch, candidates: Sequence[int] | Ints) -> Any:
+    """Build shapely polygons for ``candidates`` in a few vectorised calls.
+
+    Parameters:
+      batch: The batch, in lon/lat.
+      candidates: Indexes of non-empty Polygon/MultiPolygon features (see :func:`nonempty`).
+
+    Returns:
+      A numpy array of one Polygon (or MultiPolygon, where a feature has several) per
+      candidate, or ``None`` if some ring is degenerate (fewer than 4 positions) or not
+      closed, and the features must be built one by one.
+    """
     seq_offsets, feature_offsets = batch.seq_offsets, batch.feature_offsets
+    if not len(candidates):
+        return np.empty(0, dtype=object)
     picked = np.asarray(candidates, dtype=np.intp)
-    seq_counts = feature_offsets[picked + 1] - feature_offsets[picked]
-    seqs = _ranges(feature_offsets[picked], seq_counts)
-    starts = seq_offsets[seqs]
-    lengths = seq_offsets[seqs + 1] - starts
+    if len(picked) == len(batch):
+        # Every feature (the usual case): no gathering needed.
+        seqs = np.arange(len(seq_offsets) - 1)
+        lengths = np.diff(seq_offsets)
+        xy = batch.coords[:, :2]
+        ring_offsets, feature_seq_offsets = seq_offsets, feature_offsets
+    else:
+        seq_counts = feature_offsets[picked + 1] - feature_offsets[picked]
+        seqs = _ranges(feature_offsets[picked], seq_counts)
+        starts = seq_offsets[seqs]
+        lengths = seq_offsets[seqs + 1] - starts
+        xy = batch.coords[_ranges(starts, lengths), :2]
+        ring_offsets = _offsets(lengths)
+        feature_seq_offsets = _offsets(seq_counts)
     if (lengths < 4).any():
         return None
-    rows = _ranges(starts, lengths)
+    # An exterior ring starts each polygon (and each candidate); the rings after it are holes.
+    exteriors = np.flatnonzero(batch.seq_kinds[seqs] == EXTERIOR)
+    polygon_offsets = np.append(exteriors, len(seqs))
     try:
-        rings: Any = shapely.linearrings(
-            batch.coords[rows, :2], indices=np.repeat(np.arange(len(seqs)), lengths)
+        if len(exteriors) == len(picked):
+            # Each candidate is one polygon.
+            return shapely.from_ragged_array(
+                shapely.GeometryType.POLYGON, xy, (ring_offsets, polygon_offsets)
+            )
+        feature_polygon_offsets = np.searchsorted(exteriors, feature_seq_offsets)
+        return shapely.from_ragged_array(
+            shapely.GeometryType.MULTIPOLYGON,
+            xy,
+            (ring_offsets, polygon_offsets, feature_polygon_offsets),
         )
     except (ValueError, shapely.errors.GEOSException):
         return None
-    # An exterior ring starts each polygon; the rings after it, up to the next, are holes.
-    polygon_of_ring = np.cumsum(batch.seq_kinds[seqs] == EXTERIOR) - 1
-    polygons: Any = shapely.polygons(rings, indices=polygon_of_ring)
-    feature_of_ring = np.repeat(np.arange(len(picked)), seq_counts)
-    first_rings = np.flatnonzero(batch.seq_kinds[seqs] == EXTERIOR)
-    return shapely.multipolygons(polygons, indices=feature_of_ring[first_rings])
+
+
+def _offsets(lengths: Ints) -> Ints:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.intp)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
 
 
 def _single(batch: GeometryBatch, index: int) -> GeometryBatch:

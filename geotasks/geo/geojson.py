@@ -19,7 +19,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from geotasks.errors import InputError
-from geotasks.geo.batch import GeometryBatch, geojson_geometries, orient_and_round
+from geotasks.geo.batch import GeometryBatch, geometry_texts, orient_and_round
 from geotasks.geo.result import GeoJSONResult
 
 #: Largest ``precision`` accepted: a float64 holds about 15 significant decimals.
@@ -27,6 +27,8 @@ MAX_PRECISION = 15
 
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _HEAD = b'{"type":"FeatureCollection","features":['
+_FEATURE = b'{"type":"Feature"'
+_FEATURE_ID = b'{"type":"Feature","id":'
 
 
 def check_precision(precision: object) -> int:
@@ -86,7 +88,7 @@ class FeatureCollectionWriter:
     def write_batch(
         self,
         ids: Sequence[Any],
-        properties: Sequence[Mapping[str, Any]],
+        properties: Sequence[bytes],
         batch: GeometryBatch,
         replacements: Mapping[int, BaseGeometry | None] | None = None,
     ) -> None:
@@ -96,23 +98,15 @@ class FeatureCollectionWriter:
 
         Parameters:
           ids: One id per feature (``None`` to leave it out).
-          properties: One mapping per feature.
+          properties: Each feature's properties as JSON (see :func:`encode_properties`).
           batch: The geometries, in lon/lat.
           replacements: Feature index to a shapely geometry written instead of the batch's
             (for features that were repaired or split).
         """
-        orient_and_round(batch, self._precision)
-        geometries = geojson_geometries(batch)
+        texts = self.geometry_texts(batch)
         for index, geometry in (replacements or {}).items():
-            geometries[index] = self._geometry(geometry)
-        if self._write_bbox and len(batch.coords):
-            self._extend_bounds(batch.coords[:, 0], batch.coords[:, 1])
-        self._emit(
-            [
-                _feature(fid, props, geometry)
-                for fid, props, geometry in zip(ids, properties, geometries, strict=True)
-            ]
-        )
+            texts[index] = self.geometry_text(geometry)
+        self.write_texts(ids, properties, texts)
 
     def write_feature(
         self, fid: Any, properties: Mapping[str, Any], geometry: BaseGeometry | None
@@ -124,7 +118,57 @@ class FeatureCollectionWriter:
           properties: The feature's properties.
           geometry: The geometry in lon/lat, or ``None``.
         """
-        self._emit([_feature(fid, properties, self._geometry(geometry))])
+        self.write_texts([fid], [encode_properties(properties)], [self.geometry_text(geometry)])
+
+    def geometry_texts(self, batch: GeometryBatch) -> list[bytes]:
+        """Orient and round a batch in place; return each feature's geometry as JSON.
+
+        Parameters:
+          batch: The geometries, in lon/lat.
+
+        Returns:
+          One JSON text per feature (``b"null"`` for a null geometry).
+        """
+        orient_and_round(batch, self._precision)
+        if self._write_bbox and len(batch.coords):
+            self._extend_bounds(batch.coords[:, 0], batch.coords[:, 1])
+        return geometry_texts(batch)
+
+    def geometry_text(self, geometry: BaseGeometry | None) -> bytes:
+        """A shapely geometry (oriented and rounded here) as JSON text.
+
+        Parameters:
+          geometry: The geometry in lon/lat, or ``None``.
+
+        Returns:
+          Its JSON.
+        """
+        return orjson.dumps(self._geometry(geometry), option=orjson.OPT_SERIALIZE_NUMPY)
+
+    def write_texts(
+        self, ids: Sequence[Any], properties: Sequence[bytes], geometries: Sequence[bytes]
+    ) -> None:
+        """Write features whose properties and geometries are JSON already.
+
+        Parameters:
+          ids: One id per feature (``None`` to leave it out).
+          properties: Each feature's properties as a JSON object.
+          geometries: Each feature's geometry as JSON.
+        """
+        count = len(ids)
+        if not count:
+            return
+        # Six pieces a feature, interleaved by slice assignment and joined once.
+        pieces: list[bytes] = [b""] * (6 * count)
+        pieces[0::6] = [_FEATURE if fid is None else _FEATURE_ID + _id_text(fid) for fid in ids]
+        pieces[1::6] = [b',"properties":'] * count
+        pieces[2::6] = properties
+        pieces[3::6] = [b',"geometry":'] * count
+        pieces[4::6] = geometries
+        pieces[5::6] = [b"},"] * count
+        pieces[-1] = b"}"
+        self._result.write((b"," if self._count else b"") + b"".join(pieces))
+        self._count += count
 
     def close(self) -> None:
         """Finish the document (closing the array, then the bbox if asked). Idempotent."""
@@ -153,17 +197,6 @@ class FeatureCollectionWriter:
         bounds[1] = min(bounds[1], float(np.nanmin(y)))
         bounds[2] = max(bounds[2], float(np.nanmax(x)))
         bounds[3] = max(bounds[3], float(np.nanmax(y)))
-
-    def _emit(self, features: list[dict[str, Any]]) -> None:
-        if not features:
-            return
-        try:
-            data = orjson.dumps(features, option=_DUMPS_OPTIONS, default=_default)
-        except orjson.JSONEncodeError as exc:
-            raise InputError(f"a property value cannot be written as JSON: {exc}") from exc
-        # orjson wrote a JSON array: drop its brackets and join it to what came before.
-        self._result.write((b"," if self._count else b"") + data[1:-1])
-        self._count += len(features)
 
 
 def geometry_mapping(geometry: BaseGeometry, precision: int) -> dict[str, Any]:
@@ -211,10 +244,29 @@ def geometry_mapping(geometry: BaseGeometry, precision: int) -> dict[str, Any]:
     return {"type": kind, "coordinates": [rings(part) for part in members]}
 
 
-def _feature(fid: Any, properties: Mapping[str, Any], geometry: Any) -> dict[str, Any]:
-    if fid is None:
-        return {"type": "Feature", "properties": properties, "geometry": geometry}
-    return {"type": "Feature", "id": fid, "properties": properties, "geometry": geometry}
+def encode_properties(properties: Mapping[str, Any]) -> bytes:
+    """A feature's properties as a JSON object.
+
+    Parameters:
+      properties: The properties (a dict; bytes become base64, NaN and infinities null).
+
+    Returns:
+      The JSON text.
+
+    Raises:
+      InputError: If a value has no JSON form.
+    """
+    try:
+        return orjson.dumps(properties, option=_DUMPS_OPTIONS, default=_default)
+    except orjson.JSONEncodeError as exc:
+        raise InputError(f"a property value cannot be written as JSON: {exc}") from exc
+
+
+def _id_text(fid: Any) -> bytes:
+    try:
+        return orjson.dumps(fid, option=_DUMPS_OPTIONS, default=_default)
+    except orjson.JSONEncodeError as exc:
+        raise InputError(f"a feature id cannot be written as JSON: {exc}") from exc
 
 
 def _default(value: Any) -> Any:

@@ -4,6 +4,10 @@ Each batch is reprojected to WGS84 in one vectorised call, checked against the v
 and for coordinates the transform could not handle, and searched for geometries that cross
 the antimeridian. Polygons are checked for validity (GEOS) in vectorised calls too; the few
 features that are invalid or cross ±180 take a slow path through shapely.
+
+Writing GeoJSON is pipelined: while GEOS checks one batch's polygons in a helper thread (it
+releases the GIL), the main thread renders that batch's text and reads the next batch; a
+batch's text is written once its check has come back clean.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,8 +25,16 @@ from shapely.geometry.base import BaseGeometry
 
 from geotasks.errors import InputError
 from geotasks.geo.antimeridian import WRAP_JUMP_DEG, split, unwrap
-from geotasks.geo.batch import BatchBuilder, GeometryBatch, polygon_validity, to_shapely
-from geotasks.geo.geojson import FeatureCollectionWriter
+from geotasks.geo.batch import (
+    BatchBuilder,
+    GeometryBatch,
+    invalid_reasons,
+    nonempty,
+    polygon_shapes,
+    to_shapely,
+    validity_one_by_one,
+)
+from geotasks.geo.geojson import FeatureCollectionWriter, encode_properties
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.reading import Layer
 
@@ -44,25 +56,30 @@ class LonLatBatch:
 
     Parameters:
       ids: Feature ids (integers for shapefiles).
-      properties: One mapping per feature.
+      properties: One mapping per feature, or its JSON text (``bytes``) when the batches
+        were read with ``properties_as_json=True``.
       geometries: The geometries, in lon/lat, as flat arrays.
       crossing: For each feature, whether it crosses the antimeridian (its longitudes jump by
         about 360°) or lies beyond ±180; these need :func:`unwrap` and :func:`split`.
     """
 
     ids: list[Any]
-    properties: list[dict[str, Any]]
+    properties: list[Any]
     geometries: GeometryBatch
     crossing: npt.NDArray[np.bool_]
 
 
-def read_batches(layer: Layer, *, limits: GeoLimits, limit: int | None) -> Iterator[LonLatBatch]:
+def read_batches(
+    layer: Layer, *, limits: GeoLimits, limit: int | None, properties_as_json: bool = False
+) -> Iterator[LonLatBatch]:
     """Stream a layer as lon/lat batches.
 
     Parameters:
       layer: The opened layer.
       limits: The vertex limit applies to each geometry.
       limit: Stop after this many features.
+      properties_as_json: Encode each feature's properties as JSON as soon as it is read
+        (for GeoJSON output: no dict outlives its feature, which spares the garbage collector).
 
     Returns:
       An iterator of batches.
@@ -73,7 +90,7 @@ def read_batches(layer: Layer, *, limits: GeoLimits, limit: int | None) -> Itera
     """
     builder = BatchBuilder(layer.label)
     ids: list[Any] = []
-    properties: list[dict[str, Any]] = []
+    properties: list[Any] = []
     # A shapefile's geometries all have the dimension of its shape type: checking the first
     # of each batch is enough. Other sources may mix 2D and 3D, so every one is checked.
     check_every = not layer.uniform_dims
@@ -95,7 +112,9 @@ def read_batches(layer: Layer, *, limits: GeoLimits, limit: int | None) -> Itera
         # fiona's Properties mapping copies slowly (its mapping protocol is Python code,
         # about 6 µs a feature); its backing dict is new for each feature and safe to keep.
         values = getattr(values, "_data", None) or dict(values)
-        properties.append(values if select is None else {name: values[name] for name in select})
+        if select is not None:
+            values = {name: values[name] for name in select}
+        properties.append(encode_properties(values) if properties_as_json else values)
         if len(ids) >= BATCH_FEATURES or builder.position_count >= BATCH_POSITIONS:
             yield _finish(layer, limits, builder, ids, properties)
             ids, properties = [], []
@@ -113,9 +132,6 @@ def write_layer(
 ) -> None:
     """Write every feature of ``layer`` as GeoJSON (the whole of ``shapefile_to_geojson``).
 
-    GEOS releases the GIL, so each batch's polygons are checked in a helper thread while the
-    next batch is read: validity then costs little wall time.
-
     Parameters:
       layer: The opened layer.
       writer: The collection being written.
@@ -126,40 +142,67 @@ def write_layer(
     Raises:
       InputError: If a polygon is invalid and ``repair`` is false, or the data is bad.
     """
+    label = layer.label
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geotasks-validity") as pool:
-        pending: tuple[LonLatBatch, Future[dict[int, str]]] | None = None
-        for chunk in read_batches(layer, limits=limits, limit=limit):
-            polygons = [
-                index
-                for index, kind in enumerate(chunk.geometries.types)
-                if kind in POLYGONAL and not chunk.crossing[index]
-            ]
-            checked = pool.submit(polygon_validity, chunk.geometries, polygons)
+        pending: _Rendered | None = None
+        batches = read_batches(layer, limits=limits, limit=limit, properties_as_json=True)
+        for chunk in batches:
+            # Everything that reads the coordinates comes before rendering, which rounds them
+            # in place: the polygons to check, the split of features crossing ±180, and (if
+            # invalid polygons are to be repaired) a copy.
+            checked = _check_polygons(pool, chunk)
+            splits = {
+                index: checked_shape(label, chunk, index, repair=repair, unwrapped=True)
+                for index in np.flatnonzero(chunk.crossing).tolist()
+            }
+            original = None
+            if repair:
+                original = replace(chunk.geometries, coords=chunk.geometries.coords.copy())
+            texts = writer.geometry_texts(chunk.geometries)
+            for index, shape in splits.items():
+                texts[index] = writer.geometry_text(None if shape is None else split(shape))
             if pending is not None:
-                _write_checked(layer.label, writer, *pending, repair=repair)
-            pending = chunk, checked
+                pending.write(label, writer, repair=repair)
+            pending = _Rendered(chunk, original, texts, checked)
         if pending is not None:
-            _write_checked(layer.label, writer, *pending, repair=repair)
+            pending.write(label, writer, repair=repair)
 
 
-def _write_checked(
-    label: str,
-    writer: FeatureCollectionWriter,
-    chunk: LonLatBatch,
-    checked: Future[dict[int, str]],
-    *,
-    repair: bool,
-) -> None:
+@dataclass
+class _Rendered:
+    """A batch rendered as text, waiting for its polygons' validity check."""
+
+    chunk: LonLatBatch
+    original: GeometryBatch | None
+    texts: list[bytes]
+    checked: Future[dict[int, str]]
+
+    def write(self, label: str, writer: FeatureCollectionWriter, *, repair: bool) -> None:
+        chunk, texts = self.chunk, self.texts
+        for index, reason in self.checked.result().items():
+            if not repair or self.original is None:
+                raise _invalid(label, chunk.ids[index], reason)
+            shape = to_shapely(self.original, index, lenient=True)
+            texts[index] = writer.geometry_text(make_polygonal_valid(shape))
+        writer.write_texts(chunk.ids, chunk.properties, texts)
+
+
+def _check_polygons(pool: ThreadPoolExecutor, chunk: LonLatBatch) -> Future[dict[int, str]]:
+    """Start checking a batch's polygons (except those crossing ±180, checked on their own).
+
+    The shapely geometries are built here; only GEOS's check, which releases the GIL, runs
+    in ``pool``. A helper thread that had to take the GIL back for each numpy call would
+    wait up to a switch interval (5 ms) every time, and fall far behind.
+    """
     batch = chunk.geometries
-    replacements: dict[int, BaseGeometry | None] = {}
-    for index in np.flatnonzero(chunk.crossing).tolist():
-        shape = checked_shape(label, chunk, index, repair=repair, unwrapped=True)
-        replacements[index] = None if shape is None else split(shape)
-    for index, reason in checked.result().items():
-        if not repair:
-            raise _invalid(label, chunk.ids[index], reason)
-        replacements[index] = make_polygonal_valid(to_shapely(batch, index, lenient=True))
-    writer.write_batch(chunk.ids, chunk.properties, batch, replacements)
+    polygonal = np.fromiter((kind in POLYGONAL for kind in batch.types), bool, len(batch))
+    candidates = nonempty(batch, np.flatnonzero(polygonal & ~chunk.crossing))
+    shapes = polygon_shapes(batch, candidates)
+    if shapes is None:
+        done: Future[dict[int, str]] = Future()
+        done.set_result(validity_one_by_one(batch, candidates))
+        return done
+    return pool.submit(invalid_reasons, shapes, candidates)
 
 
 def checked_shape(

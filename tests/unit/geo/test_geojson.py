@@ -8,6 +8,7 @@ from typing import Any
 
 import fiona
 import numpy as np
+import orjson
 import pytest
 import shapely
 from hypothesis import given, settings
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from pyproj import Transformer
 
 from geotasks.errors import InputError
-from geotasks.geo.batch import BatchBuilder, geojson_geometries, orient_and_round
+from geotasks.geo.batch import BatchBuilder, geojson_geometries, geometry_texts, orient_and_round
 from geotasks.geo.geojson import FeatureCollectionWriter
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
@@ -178,3 +179,73 @@ def test_orientation_and_rounding_match_shapely(
     expected = shapely.orient_polygons(polygon, exterior_cw=False)
     assert np.array_equal(rings[0], np.round(np.asarray(expected.exterior.coords), precision))
     assert np.array_equal(rings[1], np.round(np.asarray(expected.interiors[0].coords), precision))
+
+
+_coordinate = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
+
+
+@st.composite
+def _geometries(draw: st.DrawFn, dims: int) -> dict[str, Any] | None:
+    def position() -> tuple[float, ...]:
+        return tuple(draw(_coordinate) for _ in range(dims))
+
+    def run(minimum: int) -> list[tuple[float, ...]]:
+        return [position() for _ in range(draw(st.integers(minimum, 6)))]
+
+    def ring() -> list[tuple[float, ...]]:
+        positions = run(3)
+        return [*positions, positions[0]]
+
+    def polygon() -> list[list[tuple[float, ...]]]:
+        return [ring() for _ in range(draw(st.integers(1, 3)))]
+
+    kind = draw(
+        st.sampled_from(
+            [
+                "Point",
+                "MultiPoint",
+                "LineString",
+                "MultiLineString",
+                "Polygon",
+                "MultiPolygon",
+                None,
+            ]
+        )
+    )
+    makers: dict[str, Any] = {
+        "Point": position,
+        "MultiPoint": lambda: run(1),
+        "LineString": lambda: run(2),
+        "MultiLineString": lambda: [run(2) for _ in range(draw(st.integers(1, 3)))],
+        "Polygon": polygon,
+        "MultiPolygon": lambda: [polygon() for _ in range(draw(st.integers(1, 3)))],
+    }
+    return None if kind is None else {"type": kind, "coordinates": makers[kind]()}
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data(), dims=st.sampled_from([2, 3]), precision=st.integers(0, 15))
+def test_geometry_texts_are_the_json_of_each_geometry(
+    data: st.DataObject, dims: int, precision: int
+) -> None:
+    # Given a batch mixing every geometry type, nulls and (in the 2D case) an empty point
+    geometries = data.draw(st.lists(_geometries(dims), min_size=1, max_size=12))
+    if dims == 2:
+        geometries.append({"type": "Point", "coordinates": ()})
+    builder = BatchBuilder("test")
+    builder.dims = dims
+    for geometry in geometries:
+        builder.add(None if geometry is None else fiona.Geometry.from_dict(geometry))
+    batch = builder.build()
+    orient_and_round(batch, precision)
+    # When each feature's text is cut out of the batch's text
+    texts = geometry_texts(batch)
+    # Then it is byte for byte orjson's text of the geometry built from numpy views
+    expected = [
+        orjson.dumps(geometry, option=orjson.OPT_SERIALIZE_NUMPY)
+        for geometry in geojson_geometries(batch)
+    ]
+    assert texts == expected
+    assert [None if text == b"null" else orjson.loads(text)["type"] for text in texts] == [
+        None if geometry is None else geometry["type"] for geometry in geometries
+    ]

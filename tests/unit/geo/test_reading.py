@@ -14,6 +14,7 @@ import pytest
 from geotasks.errors import InputError
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
+from geotasks.geo.streaming import BATCH_FEATURES
 
 from .conftest import MakeShapefile
 from .helpers import SAMPLE_DATA, SQUARE_CW, document
@@ -290,6 +291,26 @@ def test_invalid_polygon_is_reported_or_repaired(
     geometry = convert(data_dir, "bowtie", repair=True)["features"][1]["geometry"]
     assert geometry["type"] == "MultiPolygon"
     assert len(geometry["coordinates"]) == 2
+
+
+@pytest.mark.parametrize("bad", [BATCH_FEATURES + 5, 3 * BATCH_FEATURES - 1])
+def test_an_invalid_polygon_in_a_later_batch_is_found(
+    data_dir: Path, make_shapefile: MakeShapefile, bad: int
+) -> None:
+    # Given three batches of squares, one of them (in the second or the last batch) a bow tie
+    bowtie = {"type": "Polygon", "coordinates": [[(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)]]}
+    features = [{"geometry": bowtie if i == bad else POLYGON} for i in range(3 * BATCH_FEATURES)]
+    make_shapefile("many", "Polygon", features)
+    # When converted, Then that feature is named, although earlier batches were clean
+    with pytest.raises(InputError, match=f"feature {bad} has an invalid polygon"):
+        convert(data_dir, "many")
+    # And with repair=True only that feature changes; the others keep their order and ids
+    collection = convert(data_dir, "many", repair=True)["features"]
+    assert [feature["id"] for feature in collection] == list(range(3 * BATCH_FEATURES))
+    assert collection[bad]["geometry"]["type"] == "MultiPolygon"
+    assert {feature["geometry"]["type"] for i, feature in enumerate(collection) if i != bad} == {
+        "Polygon"
+    }
 
 
 def test_a_str_is_never_a_path_but_a_path_source_is_read(
