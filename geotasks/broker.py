@@ -31,7 +31,7 @@ from dramatiq.middleware import (
 from periodiq import PeriodiqMiddleware
 
 from .errors import ConfigurationError
-from .middleware.deliveries import DeliveryLimit
+from .middleware.deliveries import DeliveryLimit, most_deaths_before_rejection
 from .middleware.job_status import JobStatus
 from .middleware.periodic import PeriodicDeduplication
 from .middleware.rate_limit import RateLimit
@@ -120,7 +120,9 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             ),
             middleware=middleware,
             heartbeat_timeout_s=settings.broker_heartbeat_timeout_s,
-            max_deliveries=settings.max_deliveries,
+            # The poison guard decides which message killed its worker; the broker only steps
+            # in if it was not given the chance.
+            max_deliveries=most_deaths_before_rejection(settings.max_deliveries),
         )
     if scheme in {"redis", "rediss"}:
         try:

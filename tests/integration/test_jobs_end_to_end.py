@@ -267,14 +267,15 @@ def test_a_skipped_job_reads_skipped_and_stores_no_result(stack: Stack) -> None:
 
 
 def test_a_message_the_poison_guard_rejects_reads_failure(stack: Stack) -> None:
-    # Given a message whose last deliveries all killed their worker (the default limit is 5)
+    # Given a message whose last deliveries all killed their worker, running alone each time
+    # (the default limit is 5)
     calls = []
     actor = stack.actor(lambda x, y: calls.append((x, y)), actor_name="add_numbers")
     message = actor.message(1, 2)
     stack.database.transaction(
         lambda cur: cur.execute(
-            "INSERT INTO geotasks.message_deliveries (message_id, attempt, deliveries) "
-            "VALUES (%s, 0, 5)",
+            "INSERT INTO geotasks.message_deliveries "
+            "(message_id, attempt, deliveries, solo_deliveries) VALUES (%s, 0, 5, 5)",
             (message.message_id,),
         )
     )

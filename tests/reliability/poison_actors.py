@@ -23,8 +23,10 @@ TIME_LIMIT_MS = int(os.environ.get("GEOTASKS_TEST_TIME_LIMIT_MS", "1000"))
 
 
 @dramatiq.actor(queue_name=QUEUE_NAME, store_results=True, **RETRY_OPTIONS)
-def abort_worker() -> None:
-    """Kill the worker process, as a segfault in GDAL or the OOM killer would."""
+def abort_worker(after_s: float = 0) -> None:
+    """Kill the worker process after ``after_s`` seconds, as a segfault in GDAL or the OOM
+    killer would."""
+    time.sleep(after_s)
     os.abort()
 
 

@@ -1,4 +1,4 @@
-"""Worker processes that die, on the Postgres broker and on RabbitMQ.
+"""Worker processes that die, on the Postgres broker, RabbitMQ and Redis (a private server).
 
 Real ``dramatiq`` commands run the geo actors and the test actors of
 :mod:`tests.reliability.poison_actors`; a :class:`~tests.reliability.conftest.Supervisor`
@@ -9,127 +9,40 @@ final state, with its result stored once.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import dramatiq
 import pytest
-from dramatiq.common import dq_name, xq_name
-from dramatiq.message import Message
 
-from geotasks.broker import build_broker
 from geotasks.errors import JobFailed
-from geotasks.jobs import Job
 from geotasks.postgres.job_status import JobState
-from geotasks.postgres.pool import get_database
-from geotasks.settings import Settings
 from tests.waiting import wait_until
 
-from .conftest import SAMPLE_DATA, WORKER_TIMEOUT_S, Supervisor, WorkerProcess, worker_environment
+from .conftest import (
+    MAX_DELIVERIES,
+    WORKER_TIMEOUT_S,
+    RedisServer,
+    Supervisor,
+    dead_letters,
+    job_rows,
+    results_stored,
+    send,
+)
 
 #: Geo jobs in the SIGKILL test (the benchmark runs 1,000).
 KILL_JOBS = 150
 #: Times the worker is killed during that run.
 KILLS = 3
-#: The poison guard's limit in these tests.
-MAX_DELIVERIES = 2
-#: Heartbeat timeout of the Postgres broker, seconds: short, so a killed worker's claims return.
-HEARTBEAT_TIMEOUT_S = 2
 
 
-@pytest.fixture(params=["postgres", "rabbitmq"])
+@pytest.fixture(params=["postgres", "rabbitmq", "redis"])
 def broker_url(request: pytest.FixtureRequest, geotasks_env: str) -> str:
     if request.param == "postgres":
         return geotasks_env
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("private_redis")
+        return server.url
     return str(request.getfixturevalue("rabbitmq_url"))
-
-
-@pytest.fixture
-def queue_name() -> str:
-    return f"reliability-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def client_broker(geotasks_env: str, broker_url: str, queue_name: str) -> Iterator[dramatiq.Broker]:
-    """The sending side, with geotasks' middleware, on the test's own queue."""
-    broker = build_broker(Settings(database_url=geotasks_env, broker_url=broker_url))
-    broker.declare_queue(queue_name)
-    try:
-        yield broker
-    finally:
-        if broker_url.startswith("amqp"):
-            for queue in (queue_name, dq_name(queue_name), xq_name(queue_name)):
-                broker.channel.queue_delete(queue)
-        broker.close()
-
-
-@pytest.fixture
-def supervise(
-    geotasks_env: str, broker_url: str, queue_name: str, tmp_path: Path
-) -> Iterator[Callable[..., Supervisor]]:
-    """Start supervised worker commands on the test's queue; all are stopped afterwards."""
-    supervisors: list[Supervisor] = []
-
-    def supervise(processes: int = 1, threads: int = 2, **env: str) -> Supervisor:
-        environment = worker_environment(
-            GEOTASKS_DATABASE_URL=geotasks_env,
-            GEOTASKS_BROKER_URL=broker_url,
-            GEOTASKS_DATA_DIR=str(SAMPLE_DATA),
-            GEOTASKS_TMP_DIR=str(tmp_path / "tmp"),
-            GEOTASKS_MAX_DELIVERIES=str(MAX_DELIVERIES),
-            GEOTASKS_BROKER_HEARTBEAT_TIMEOUT_S=str(HEARTBEAT_TIMEOUT_S),
-            GEOTASKS_TEST_QUEUE=queue_name,
-            **env,
-        )
-
-        def start(index: int) -> WorkerProcess:
-            return WorkerProcess(
-                environment,
-                tmp_path / f"worker-{len(supervisors)}-{index}.log",
-                modules=("geotasks.worker", "tests.reliability.poison_actors"),
-                arguments=("-p", str(processes), "-t", str(threads), "-Q", queue_name),
-            )
-
-        supervisor = Supervisor(start)
-        supervisors.append(supervisor)
-        return supervisor
-
-    try:
-        yield supervise
-    finally:
-        for supervisor in supervisors:
-            supervisor.stop()
-
-
-def send(
-    broker: dramatiq.Broker, queue_name: str, actor_name: str, *args: Any, **kwargs: Any
-) -> Job:
-    message: Message[Any] = Message(
-        queue_name=queue_name, actor_name=actor_name, args=args, kwargs=kwargs, options={}
-    )
-    return Job.from_message(broker.enqueue(message))
-
-
-def job_rows(database_url: str) -> dict[str, tuple[str, int, int]]:
-    """Every job's (status, attempt, runs), by id."""
-
-    def read(cur: Any) -> dict[str, tuple[str, int, int]]:
-        cur.execute("SELECT message_id, status, attempt, runs FROM geotasks.job")
-        return {row[0]: (row[1], row[2], row[3]) for row in cur.fetchall()}
-
-    return get_database(database_url).transaction(read)
-
-
-def results_stored(database_url: str) -> dict[str, int]:
-    """How many result rows each job id has (the primary key makes it 0 or 1)."""
-
-    def read(cur: Any) -> dict[str, int]:
-        cur.execute("SELECT message_id, count(*) FROM geotasks.result GROUP BY message_id")
-        return {row[0]: row[1] for row in cur.fetchall()}
-
-    return get_database(database_url).transaction(read)
 
 
 def test_killing_the_worker_mid_run_loses_no_job_and_stores_each_result_once(
@@ -196,22 +109,11 @@ def test_a_poison_message_is_dead_lettered_and_every_other_job_completes(
     assert f"killed its worker {MAX_DELIVERIES} times" in failed.value.error_message
     assert poison.status is JobState.FAILURE
     # And it is dead-lettered, not run again
-    if broker_url.startswith("amqp"):
-        wait_until(
-            lambda: client_broker.get_queue_message_counts(queue_name)[2] == 1,
-            WORKER_TIMEOUT_S,
-            "poison dead-lettered",
-        )
-    else:
-
-        def dead(cur: Any) -> int:
-            cur.execute(
-                "SELECT count(*) FROM geotasks.broker_dead_letters WHERE message_id = %s",
-                (poison.id,),
-            )
-            return int(cur.fetchone()[0])
-
-        assert get_database(geotasks_env).transaction(dead) == 1
+    wait_until(
+        lambda: dead_letters(client_broker, queue_name, geotasks_env) == 1,
+        WORKER_TIMEOUT_S,
+        "poison dead-lettered",
+    )
     # And every other job completed, and the last worker keeps running
     assert [job.get(timeout=WORKER_TIMEOUT_S) for job in others] == [i + 1 for i in range(20)]
     codes = supervisor.exit_codes()
@@ -249,25 +151,27 @@ def test_a_job_over_its_time_limit_fails_once_with_the_reason(
 
 
 def test_a_job_running_beside_a_poison_message_is_not_dead_lettered_with_it(
-    request: pytest.FixtureRequest,
-    broker_url: str,
+    geotasks_env: str,
     client_broker: dramatiq.Broker,
     queue_name: str,
     supervise: Callable[..., Supervisor],
 ) -> None:
-    # Known limitation, on every broker: the poison guard counts every delivery in flight when
-    # a process dies, so a job running beside the poison (same process, or a sibling process
-    # of the same worker) is counted as a killer too and may be dead-lettered with it. Not
-    # strict: whether the innocent job is in flight at each crash depends on timing.
-    request.applymarker(pytest.mark.xfail(reason="in-flight neighbours of a poison message"))
-    # Given a poison message followed by a slow innocent job, on a worker with two threads
-    poison = send(client_broker, queue_name, "abort_worker")
-    innocent = send(client_broker, queue_name, "sleep_for", 0.5)
+    # Given a poison message that aborts its process a second after it starts, and a slower
+    # innocent job, on a worker with two threads: the process dies while both run
+    poison = send(client_broker, queue_name, "abort_worker", 1.0)
+    innocent = send(client_broker, queue_name, "sleep_for", 3.0)
 
     # When the worker is restarted every time it dies
-    supervise(threads=2)
+    supervisor = supervise(threads=2, GEOTASKS_TEST_TIME_LIMIT_MS="30000")
 
-    # Then only the poison fails; the innocent job, in flight at every crash, still succeeds
-    with pytest.raises(JobFailed):
-        poison.get(timeout=WORKER_TIMEOUT_S * 2)
+    # Then the poison fails for good: it died beside the innocent job once (which made both
+    # suspects), then alone MAX_DELIVERIES times
+    with pytest.raises(JobFailed) as failed:
+        poison.get(timeout=WORKER_TIMEOUT_S * 3)
+    assert f"{MAX_DELIVERIES} of them running alone" in failed.value.error_message
+    # And the innocent job succeeds, having died with the poison once, and run again alone
     assert innocent.get(timeout=WORKER_TIMEOUT_S) == "woke up"
+    assert job_rows(geotasks_env)[innocent.id][2] == 2
+    codes = supervisor.exit_codes()
+    assert codes[-1] is None, supervisor.log()
+    assert len(codes) - 1 == MAX_DELIVERIES + 1

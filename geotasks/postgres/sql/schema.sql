@@ -66,12 +66,14 @@ CREATE INDEX broker_dead_letters_queue_idx ON geotasks.broker_dead_letters
 
 -- The poison guard: deliveries of one attempt of a message that started but have not finished.
 -- Committed before the actor runs, deleted when the message is acked or rejected, so what is
--- left counts the worker processes the message killed.
+-- left counts the worker processes that died while the message ran; `solo_deliveries` (migration
+-- 0006) counts those in which it ran alone in its process, so it alone killed it.
 CREATE TABLE geotasks.message_deliveries (
     message_id text NOT NULL,
     attempt integer NOT NULL,
     deliveries integer NOT NULL DEFAULT 1,
     last_delivered_at timestamptz NOT NULL DEFAULT now(),
+    solo_deliveries integer NOT NULL DEFAULT 0,
     PRIMARY KEY (message_id, attempt)
 );
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from dramatiq.common import dq_name
 from dramatiq.message import Message
 from dramatiq.middleware import CurrentMessage, Middleware, SkipMessage
 
-from geotasks.middleware.deliveries import DeliveryLimit
+from geotasks.middleware.deliveries import CLEAR_INTERVAL_S, DeliveryLimit
 from tests.waiting import wait_until
 
 from .conftest import MAX_DELIVERIES, Broker
@@ -316,7 +317,8 @@ def test_deliveries_that_finished_do_not_count_as_kills(
 def test_a_message_that_killed_its_worker_too_often_is_rejected_unrun(
     broker: Broker, start_worker: StartWorker
 ) -> None:
-    # Given a message whose last MAX_DELIVERIES deliveries never finished (each killed its worker)
+    # Given a message whose last MAX_DELIVERIES deliveries never finished, and ran alone in
+    # their process each time (each killed its worker)
     ran: list[str] = []
 
     @dramatiq.actor(broker=broker.broker, queue_name=broker.queue_name)
@@ -326,9 +328,9 @@ def test_a_message_that_killed_its_worker_too_often_is_rejected_unrun(
     message = poison.message()
     broker.database.transaction(
         lambda cur: cur.execute(
-            "INSERT INTO geotasks.message_deliveries (message_id, attempt, deliveries) "
-            "VALUES (%s, 0, %s)",
-            (message.message_id, MAX_DELIVERIES),
+            "INSERT INTO geotasks.message_deliveries "
+            "(message_id, attempt, deliveries, solo_deliveries) VALUES (%s, 0, %s, %s)",
+            (message.message_id, MAX_DELIVERIES, MAX_DELIVERIES),
         )
     )
 
@@ -356,6 +358,126 @@ def delivery_counts(broker: Broker) -> int:
         broker.database.transaction(
             lambda cur: (
                 cur.execute("SELECT count(*) FROM geotasks.message_deliveries"),
+                cur.fetchone()[0],
+            )[1]
+        )
+    )
+
+
+def test_a_message_that_died_beside_others_runs_alone_and_is_not_rejected(
+    broker: Broker, start_worker: StartWorker
+) -> None:
+    # Given a message whose last deliveries never finished, as many as the limit, but never
+    # while it ran alone (its process died while other messages ran too: it is only a suspect)
+    runs: list[tuple[str, float, float]] = []
+
+    @dramatiq.actor(broker=broker.broker, queue_name=broker.queue_name)
+    def nap(name: str) -> None:
+        started = time.monotonic()
+        time.sleep(0.2)
+        runs.append((name, started, time.monotonic()))
+
+    suspect = nap.message("suspect")
+    broker.database.transaction(
+        lambda cur: cur.execute(
+            "INSERT INTO geotasks.message_deliveries (message_id, attempt, deliveries) "
+            "VALUES (%s, 0, %s)",
+            (suspect.message_id, MAX_DELIVERIES),
+        )
+    )
+
+    # When it is delivered again among ordinary messages, to a worker with several threads
+    for i in range(3):
+        nap.send(f"before-{i}")
+    broker.broker.enqueue(suspect)
+    for i in range(3):
+        nap.send(f"after-{i}")
+    start_worker(worker_threads=3)
+
+    # Then it runs, and alone: no other message of its process runs at the same time
+    wait_until(lambda: len(runs) == 7, what="every message run")
+    (_, started, ended), *_ = [run for run in runs if run[0] == "suspect"]
+    beside = [name for name, s, e in runs if name != "suspect" and s < ended and e > started]
+    assert beside == []
+    # And the ordinary messages still run beside each other
+    others = sorted((s, e) for name, s, e in runs if name != "suspect")
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(others))
+    # And its count is cleared, as any finished delivery's
+    assert broker.dead_letters() == 0
+    wait_until(lambda: delivery_counts(broker) == 0, what="delivery counts cleared")
+
+
+def test_a_suspect_that_waits_too_long_for_its_process_runs_beside_the_others(
+    broker: Broker, start_worker: StartWorker
+) -> None:
+    # Given a job that holds its worker thread until told, and a suspect (its last delivery
+    # never finished) that may wait only a moment for its process to itself
+    guard = next(m for m in broker.broker.middleware if isinstance(m, DeliveryLimit))
+    guard.suspect_wait_s = 0.3
+    release = threading.Event()
+    ran: list[str] = []
+
+    @dramatiq.actor(broker=broker.broker, queue_name=broker.queue_name)
+    def hold(name: str) -> None:
+        if name == "holder":
+            release.wait(30)
+        ran.append(name)
+
+    suspect = hold.message("suspect")
+    broker.database.transaction(
+        lambda cur: cur.execute(
+            "INSERT INTO geotasks.message_deliveries (message_id, attempt) VALUES (%s, 0)",
+            (suspect.message_id,),
+        )
+    )
+    hold.send("holder")
+    start_worker()
+    wait_until(lambda: delivery_counts(broker) == 2, what="the holder running")
+
+    # When the suspect arrives while the holder still runs
+    broker.broker.enqueue(suspect)
+
+    # Then it runs beside the holder once its wait is over, rather than stalling the process
+    wait_until(lambda: ran == ["suspect"], what="the suspect run beside the holder")
+    release.set()
+    wait_until(lambda: ran == ["suspect", "holder"], what="the holder done")
+    assert broker.dead_letters() == 0
+
+
+def test_a_graceful_stop_does_not_count_the_deliveries_it_interrupts(broker: Broker) -> None:
+    # Given a job running on a worker
+    release = threading.Event()
+
+    @dramatiq.actor(broker=broker.broker, queue_name=broker.queue_name)
+    def long_job() -> None:
+        release.wait(30)
+
+    worker = dramatiq.Worker(broker.broker, worker_timeout=100, worker_threads=2)
+    worker.start()
+    try:
+        long_job.send()
+        wait_until(lambda: delivery_counts(broker) == 1, what="the job running")
+    finally:
+        # When the worker is stopped (SIGTERM) before the job finishes
+        worker.stop(timeout=200)
+    try:
+        # Then the interrupted delivery is not counted as one that killed its worker
+        assert delivery_total(broker) == 0
+    finally:
+        release.set()
+        wait_until(
+            lambda: not any(thread.is_alive() for thread in worker.workers),
+            what="the interrupted job's thread done",
+        )
+        time.sleep(2 * CLEAR_INTERVAL_S)  # Its count's clearing, before the database goes.
+
+
+def delivery_total(broker: Broker) -> int:
+    """Unfinished deliveries the poison guard counts, over every message."""
+    return int(
+        broker.database.transaction(
+            lambda cur: (
+                cur.execute("SELECT coalesce(sum(deliveries), 0) FROM geotasks.message_deliveries"),
                 cur.fetchone()[0],
             )[1]
         )

@@ -22,7 +22,7 @@ from geotasks.postgres.listener import get_listener
 from geotasks.postgres.pool import Database
 from tests.waiting import wait_until
 
-from .conftest import MAX_DELIVERIES, Broker
+from .conftest import Broker
 
 pytestmark = pytest.mark.parametrize("broker_kind", ["postgres"])
 
@@ -198,7 +198,7 @@ def test_messages_of_a_dead_consumer_are_redelivered_or_dead_lettered_past_the_l
         str(dead),
     )
     fresh = insert_claimed(broker, dead, redeliveries=0)
-    poisoned = insert_claimed(broker, dead, redeliveries=MAX_DELIVERIES)
+    poisoned = insert_claimed(broker, dead, redeliveries=postgres(broker).max_deliveries)
 
     # When a live worker process starts consuming (its first heartbeat looks for the dead)
     consumer = postgres(broker).consume(broker.queue_name, prefetch=1, timeout=100)
@@ -214,7 +214,7 @@ def test_messages_of_a_dead_consumer_are_redelivered_or_dead_lettered_past_the_l
         broker.database, "SELECT message_id, error FROM geotasks.broker_dead_letters"
     )
     assert message_id == poisoned
-    assert f"redelivered {MAX_DELIVERIES + 1} times" in error
+    assert f"redelivered {postgres(broker).max_deliveries + 1} times" in error
     assert query(broker.database, "SELECT count(*) FROM geotasks.broker_consumers") == [(1,)]
 
 
