@@ -126,16 +126,18 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         )
     if scheme in {"redis", "rediss"}:
         try:
-            from dramatiq.brokers.redis import RedisBroker
+            from .redis_broker import RedisBroker
         except ImportError as exc:
             raise ConfigurationError(
                 "GEOTASKS_BROKER_URL names a Redis broker, but the redis client is not "
                 "installed: pip install 'geotasks[redis]'"
             ) from exc
-        return RedisBroker(  # type: ignore[no-untyped-call]
+        return RedisBroker(
             url=url,
             middleware=middleware,
             heartbeat_timeout=settings.broker_heartbeat_timeout_s * 1000,
+            # A dead worker's messages are back within 1.25 heartbeat timeouts.
+            maintenance_interval_s=settings.broker_heartbeat_timeout_s / 4,
         )
     if scheme in {"amqp", "amqps"}:
         try:

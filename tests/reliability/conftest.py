@@ -24,7 +24,7 @@ from typing import Any
 import dramatiq
 import pytest
 import redis
-from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
+from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name, xq_name
 from dramatiq.message import Message
 from psycopg2 import sql
@@ -48,8 +48,6 @@ MAX_DELIVERIES = 2
 #: Heartbeat timeout of the Postgres and Redis brokers, seconds: short, so that the messages a
 #: killed worker held return soon.
 HEARTBEAT_TIMEOUT_S = 2
-#: How often the client runs the Redis broker's maintenance, in seconds (see ``client_broker``).
-REDIS_MAINTENANCE_INTERVAL_S = 0.5
 
 
 def worker_environment(**overrides: str) -> dict[str, str]:
@@ -336,9 +334,9 @@ def queue_name() -> str:
 def client_broker(geotasks_env: str, broker_url: str, queue_name: str) -> Iterator[dramatiq.Broker]:
     """The sending side, with geotasks' middleware, on the test's own queue.
 
-    Dramatiq's Redis broker hands the messages of a dead worker back to their queue only in the
-    maintenance that one command in a thousand runs, by chance; on the test's private Redis,
-    the client runs it every :data:`REDIS_MAINTENANCE_INTERVAL_S`, as a busy fleet would.
+    On Redis, the messages of a dead worker come back through the maintenance the surviving
+    workers run every quarter of the heartbeat timeout (:mod:`geotasks.redis_broker`); the
+    client does nothing to help.
     """
     broker = build_broker(
         Settings(
@@ -348,26 +346,13 @@ def client_broker(geotasks_env: str, broker_url: str, queue_name: str) -> Iterat
         )
     )
     broker.declare_queue(queue_name)
-    stop = threading.Event()
-    if broker_url.startswith("redis"):
-        broker.maintenance_chance = MAINTENANCE_SCALE
-        threading.Thread(
-            target=_run_redis_maintenance, args=(broker, queue_name, stop), daemon=True
-        ).start()
     try:
         yield broker
     finally:
-        stop.set()
         if broker_url.startswith("amqp"):
             for queue in (queue_name, dq_name(queue_name), xq_name(queue_name)):
                 broker.channel.queue_delete(queue)
         broker.close()
-
-
-def _run_redis_maintenance(broker: Any, queue_name: str, stop: threading.Event) -> None:
-    while not stop.wait(REDIS_MAINTENANCE_INTERVAL_S):
-        with contextlib.suppress(redis.RedisError):
-            broker.do_qsize(queue_name)
 
 
 def dead_letters(broker: dramatiq.Broker, queue_name: str, database_url: str) -> int:
