@@ -6,7 +6,6 @@ import sys
 
 import pytest
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -27,6 +26,7 @@ from geotasks.middleware.rate_limit import RateLimit
 from geotasks.middleware.results import Results
 from geotasks.postgres.broker import PostgresBroker
 from geotasks.postgres.results import PostgresBackend
+from geotasks.redis_broker import RedisBroker
 from geotasks.settings import Settings
 
 DATABASE_URL = "postgresql://app@db.example/geotasks"
@@ -94,6 +94,20 @@ def test_the_postgres_broker_gets_the_heartbeat_and_delivery_settings() -> None:
     assert broker.max_deliveries == 7
 
 
+def test_the_redis_broker_runs_maintenance_every_quarter_heartbeat() -> None:
+    # Given a Redis broker whose workers count as dead after 8 s without a heartbeat
+    settings = Settings(
+        database_url=DATABASE_URL,
+        broker_url="redis://cache.example/0",
+        broker_heartbeat_timeout_s=8,
+    )
+    # When it is built, Then it hands a dead worker's messages back at least every 2 s
+    broker = build_broker(settings)
+    assert isinstance(broker, RedisBroker)
+    assert broker.heartbeat_timeout == 8000
+    assert broker.maintenance_interval_s == 2
+
+
 @pytest.mark.parametrize(
     ("module", "url", "extra"),
     [
@@ -104,8 +118,9 @@ def test_the_postgres_broker_gets_the_heartbeat_and_delivery_settings() -> None:
 def test_a_missing_client_library_names_the_extra_to_install(
     monkeypatch: pytest.MonkeyPatch, module: str, url: str, extra: str
 ) -> None:
-    # Given a broker whose client library cannot be imported
+    # Given a broker whose client library cannot be imported (nor geotasks' module using it)
     monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.delitem(sys.modules, "geotasks.redis_broker", raising=False)
 
     # When it is built, Then the error says what to install
     with pytest.raises(ConfigurationError, match=extra.replace("[", r"\[").replace("]", r"\]")):
