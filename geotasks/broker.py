@@ -75,14 +75,17 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
       list[Middleware]: fresh instances, for one broker.
     """
     result_ttl_ms = settings.result_ttl_s * 1000
+    job_status = JobStatus(store=JobStore(database), result_ttl_ms=result_ttl_ms)
     return [
-        DeliveryLimit(database, max_deliveries=settings.max_deliveries),
+        # Its count carries STARTED too, in one round trip, when nothing in between may hold
+        # the message back.
+        DeliveryLimit(database, max_deliveries=settings.max_deliveries, job_status=job_status),
         # periodiq's skip of late ticks comes before de-duplication: a copy skipped as late
         # must not claim a tick that another scheduler's on-time copy can still run.
         PeriodiqMiddleware(skip_delay=settings.periodic_skip_delay_s),
         PeriodicDeduplication(database),
         RateLimit.from_settings(settings),
-        JobStatus(store=JobStore(database), result_ttl_ms=result_ttl_ms),
+        job_status,
         # Dramatiq's default middleware, in Dramatiq's order.
         AgeLimit(),
         TimeLimit(),
@@ -112,7 +115,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     if scheme in POSTGRES_SCHEMES:
         from .postgres.broker import PostgresBroker
 
-        return PostgresBroker(
+        broker = PostgresBroker(
             database=get_database(
                 url,
                 max_connections=settings.pool_max_connections,
@@ -124,6 +127,11 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             # in if it was not given the chance.
             max_deliveries=most_deaths_before_rejection(settings.max_deliveries),
         )
+        job_status = next(m for m in middleware if isinstance(m, JobStatus))
+        if job_status.store.database is broker.database:
+            # PENDING goes in the enqueue's round trip and commit.
+            broker.send_with_enqueue(job_status.record_with_enqueue)
+        return broker
     if scheme in {"redis", "rediss"}:
         try:
             from .redis_broker import RedisBroker

@@ -52,8 +52,10 @@ from psycopg2.extensions import cursor as Cursor
 
 from ..errors import DatabaseError, GeotasksError
 from ..postgres.broker import PostgresBroker
-from ..postgres.pool import Database
+from ..postgres.job_status import JobState
+from ..postgres.pool import Database, PreparedStatement, execute_prepared
 from ..postgres.queries import load_queries
+from .job_status import JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,15 @@ class _Delivery:
     @property
     def key(self) -> dict[str, Any]:
         return {"message_id": self.message_id, "attempt": self.attempt}
+
+
+#: Parameters of the delivery count that records no STARTED.
+_NO_START: dict[str, Any] = {
+    "start": False,
+    "actor_name": None,
+    "queue_name": None,
+    "sent_at_ms": None,
+}
 
 
 class _Gate:
@@ -160,6 +171,9 @@ class DeliveryLimit(Middleware):
         rejected. Can be set per actor and per message with the ``max_deliveries`` option.
       suspect_wait_s: Longest a suspect waits for the other messages of its process to finish
         before it runs beside them.
+      job_status: The job-status middleware, on the same database: the count then records its
+        STARTED too, in the same statement, when nothing between the two may hold the message
+        back and no earlier delivery died.
     """
 
     def __init__(
@@ -168,11 +182,16 @@ class DeliveryLimit(Middleware):
         *,
         max_deliveries: int = 5,
         suspect_wait_s: float = SUSPECT_WAIT_S,
+        job_status: JobStatus | None = None,
     ) -> None:
         self.database = database
+        self.job_status = job_status
         self.max_deliveries = max_deliveries
         self.suspect_wait_s = suspect_wait_s
         self._queries = load_queries("deliveries")
+        self._record_statement = PreparedStatement(
+            "geotasks_record_delivery", self._queries["record_delivery"]
+        )
         self._gate = _Gate()
         self._local = threading.local()
         # Worker threads of the Dramatiq workers running in this process.
@@ -211,7 +230,7 @@ class DeliveryLimit(Middleware):
             restart = (delivery.message_id, delivery.attempt) in self._finished
             self._finished.discard((delivery.message_id, delivery.attempt))
         deliveries, solo_deliveries = self._record(
-            {**delivery.key, "restart": restart, "solo": alone}
+            broker, message, {**delivery.key, "restart": restart, "solo": int(alone)}
         )
         delivery.solo = alone
         with self._running_lock:
@@ -314,13 +333,25 @@ class DeliveryLimit(Middleware):
         # Kept for _forget: the ack or nack of this delivery comes after the message left.
         self._local.finished = delivery
 
-    def _record(self, key: dict[str, Any]) -> tuple[int, int]:
-        def work(cur: Cursor) -> tuple[int, int]:
-            cur.execute(self._queries["record_delivery"], key)
-            row = cur.fetchone()
-            return (int(row[0]), int(row[1])) if row else (1, int(key["solo"]))
+    def _record(
+        self, broker: Broker, message: MessageProxy, key: dict[str, Any]
+    ) -> tuple[int, int]:
+        job_status = self.job_status
+        start = job_status.start_params(broker, message, self) if job_status else None
+        relax = self._queries["relax_commit"] + "\n"
+        params = {**key, **(start or _NO_START)}
 
-        return self.database.transaction(work, single_statement=True)
+        def work(cur: Cursor) -> tuple[Any, ...]:
+            execute_prepared(cur, self._record_statement, params, prefix=relax)
+            row = cur.fetchone()
+            if row is None:
+                raise AssertionError(f"no delivery count returned for {message.message_id}")
+            return tuple(row)
+
+        row = self.database.transaction(work, single_statement=True)
+        if job_status is not None and row[2]:
+            job_status.started_early(message, JobState(row[3]))
+        return int(row[0]), int(row[1])
 
     def _forget(self, broker: Broker, message: MessageProxy) -> None:
         # Only the thread that ran the delivery finishes it; an ack from elsewhere (a message

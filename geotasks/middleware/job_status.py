@@ -20,15 +20,18 @@ arrive in any order.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
+from periodiq import PeriodiqMiddleware
+from psycopg2.extensions import cursor as Cursor
 
 from ..postgres.job_status import JobState, JobStore, RunningJob, running_job, set_running_job
 from ..postgres.results import describe_exception
@@ -41,6 +44,31 @@ THROTTLED_UNTIL_OPTION = "throttled_until_ms"
 #: Shortest interval between two progress writes of one job, in seconds (the last one, with
 #: ``done == total``, is always written).
 PROGRESS_INTERVAL_S = 0.5
+
+
+#: STARTED recorded by the poison guard's statement for this thread's delivery:
+#: ``(message id, attempt, status after it)``; read once by ``before_process_message``.
+_started_early: contextvars.ContextVar[tuple[str, int, JobState] | None] = contextvars.ContextVar(
+    "geotasks_started_early", default=None
+)
+
+
+#: Id of the message whose state the Postgres broker's enqueue statement carried, in this thread.
+_recorded_with_enqueue: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "geotasks_recorded_with_enqueue", default=None
+)
+
+
+class HoldsBack(Protocol):
+    """The ``holds_back`` method of a middleware that may skip a delivery, or re-enqueue it for
+    later, before it starts.
+
+    Between the poison guard and ``JobStatus``, such a middleware says per message whether it
+    might: STARTED then waits for its own hook instead of riding on the guard's statement. A
+    middleware in between without the method is assumed to hold back every message.
+    """
+
+    def __call__(self, broker: Broker, message: MessageProxy) -> bool: ...
 
 
 def mark_throttled(message: Message[Any] | MessageProxy, start_at_ms: int) -> None:
@@ -79,26 +107,119 @@ class JobStatus(Middleware):
         return {"result_ttl"}
 
     def after_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
-        """Record PENDING, RETRYING or THROTTLED for a message just put on a queue."""
-        attempt = message.options.get("retries", 0)
-        throttled_until_ms = message.options.get(THROTTLED_UNTIL_OPTION)
-        if throttled_until_ms is not None:
-            status, next_at_ms = JobState.THROTTLED, throttled_until_ms
-        else:
-            status = JobState.RETRYING if attempt > 0 else JobState.PENDING
-            next_at_ms = message.options.get("eta") if delay else None
+        """Record PENDING, RETRYING or THROTTLED for a message just put on a queue.
+
+        Nothing is left to write when the Postgres broker sent it with its enqueue statement
+        (see :meth:`record_with_enqueue`).
+        """
+        recorded = _recorded_with_enqueue.get()
+        _recorded_with_enqueue.set(None)
+        if recorded == message.message_id:
+            return
+        status, next_at_ms = self._enqueued_state(message, delay)
         self.store.transition(
             message.message_id,
             actor_name=message.actor_name,
             queue_name=q_name(message.queue_name),
             status=status,
-            attempt=attempt,
+            attempt=message.options.get("retries", 0),
             sent_at_ms=message.message_timestamp,
             next_at_ms=next_at_ms,
         )
 
+    def record_with_enqueue(
+        self, cursor: Cursor, message: Message[Any], delay: int | None, enqueue: bytes
+    ) -> bool:
+        """Send the Postgres broker's enqueue statement, then the message's state, in one round
+        trip and one durable commit: the message is never on its queue with no status.
+
+        Give it to :meth:`~geotasks.postgres.broker.PostgresBroker.send_with_enqueue` of a
+        broker on this store's database.
+
+        Returns:
+          bool: ``True``: both were sent.
+        """
+        status, next_at_ms = self._enqueued_state(message, delay)
+        self.store.apply(
+            cursor,
+            message.message_id,
+            actor_name=message.actor_name,
+            queue_name=q_name(message.queue_name),
+            status=status,
+            attempt=message.options.get("retries", 0),
+            sent_at_ms=message.message_timestamp,
+            next_at_ms=next_at_ms,
+            preceded_by=enqueue,
+            durable=True,
+        )
+        _recorded_with_enqueue.set(message.message_id)
+        return True
+
+    @staticmethod
+    def _enqueued_state(message: Message[Any], delay: int | None) -> tuple[JobState, int | None]:
+        """The state of a message just enqueued, and when it is due (ms since the epoch)."""
+        throttled_until_ms = message.options.get(THROTTLED_UNTIL_OPTION)
+        if throttled_until_ms is not None:
+            return JobState.THROTTLED, throttled_until_ms
+        retried = message.options.get("retries", 0) > 0
+        status = JobState.RETRYING if retried else JobState.PENDING
+        return status, message.options.get("eta") if delay else None
+
+    def start_params(
+        self, broker: Broker, message: MessageProxy, guard: Middleware
+    ) -> dict[str, Any] | None:
+        """What the poison guard needs to record STARTED in its own statement, or ``None``.
+
+        ``None`` when a middleware between the guard and this one may still hold the message
+        back: STARTED then waits for :meth:`before_process_message`. Otherwise the guard
+        records STARTED with its count (unless the delivery is a suspect, which may have to wait
+        for its process) and reports what became of it with :meth:`started_early`.
+
+        Parameters:
+          guard: The poison guard, which comes before this middleware.
+
+        Returns:
+          dict[str, Any] | None: ``start`` (true), ``actor_name``, ``queue_name`` and
+          ``sent_at_ms``.
+        """
+        if not self._may_start_early(broker, message, guard):
+            return None
+        return {
+            "start": True,
+            "actor_name": message.actor_name,
+            "queue_name": q_name(message.queue_name),
+            "sent_at_ms": message.message_timestamp,
+        }
+
+    def started_early(self, message: MessageProxy, status: JobState) -> None:
+        """Note the job's status after the poison guard recorded STARTED (see
+        :meth:`start_params`); ``before_process_message`` then writes nothing."""
+        _started_early.set((message.message_id, message.options.get("retries", 0), status))
+
+    def _may_start_early(self, broker: Broker, message: MessageProxy, guard: Middleware) -> bool:
+        middleware = broker.middleware
+        try:
+            guard_at, self_at = middleware.index(guard), middleware.index(self)
+        except ValueError:
+            return False
+        if guard_at > self_at:
+            return False
+        for other in middleware[guard_at + 1 : self_at]:
+            if isinstance(other, PeriodiqMiddleware):
+                # It only skips late ticks of periodic actors.
+                if "scheduled_at" in message.options:
+                    return False
+                continue
+            holds_back: HoldsBack | None = getattr(other, "holds_back", None)
+            if holds_back is None or holds_back(broker, message):
+                return False
+        return True
+
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         """Record STARTED, or skip the message when its job was cancelled.
+
+        The poison guard may have recorded STARTED already, in its own statement (see
+        :meth:`start_params`).
 
         Raises:
           SkipMessage: when the job is CANCELLED.
@@ -107,15 +228,20 @@ class JobStatus(Middleware):
         # re-enqueues it and that must read RETRYING.
         message.options.pop(THROTTLED_UNTIL_OPTION, None)
         attempt = message.options.get("retries", 0)
-        outcome = self.store.transition(
-            message.message_id,
-            actor_name=message.actor_name,
-            queue_name=q_name(message.queue_name),
-            status=JobState.STARTED,
-            attempt=attempt,
-            sent_at_ms=message.message_timestamp,
-        )
-        if outcome.status is JobState.CANCELLED:
+        early = _started_early.get()
+        _started_early.set(None)
+        if early is not None and early[:2] == (message.message_id, attempt):
+            status = early[2]
+        else:
+            status = self.store.transition(
+                message.message_id,
+                actor_name=message.actor_name,
+                queue_name=q_name(message.queue_name),
+                status=JobState.STARTED,
+                attempt=attempt,
+                sent_at_ms=message.message_timestamp,
+            ).status
+        if status is JobState.CANCELLED:
             logger.info("Skipping message %s: its job was cancelled", message.message_id)
             raise SkipMessage(f"job {message.message_id} was cancelled")
         set_running_job(
@@ -146,7 +272,7 @@ class JobStatus(Middleware):
         set_running_job(None)
         if exception is not None or message.failed:
             return
-        if running is not None and running.success_recorded:
+        if running is not None and (running.success_recorded or running.result_not_stored):
             return
         self._finish(broker, message, JobState.SUCCESS)
 

@@ -163,6 +163,10 @@ class PeriodicDeduplication(Middleware):
         self.ticks = TickStore(database)
         self.early_tolerance_s = early_tolerance_s
 
+    def holds_back(self, broker: Broker, message: MessageProxy) -> bool:
+        """Whether ``message`` is a tick of a periodic actor (a duplicate of it is skipped)."""
+        return "scheduled_at" in message.options
+
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         """Claim the message's tick, or raise :class:`SkipMessage` if another message owns it."""
         raw_stamp = message.options.get("scheduled_at")

@@ -279,6 +279,10 @@ class RateLimit(Middleware):
         for message_id in message_ids:
             self._release(message_id)
 
+    def holds_back(self, broker: Broker, message: MessageProxy) -> bool:
+        """Whether a limit applies to ``message`` (it may then be re-enqueued to start later)."""
+        return self._limits(broker, message).any
+
     def _limits(self, broker: Broker, message: MessageProxy | Message[Any]) -> Limits:
         try:
             actor = broker.get_actor(message.actor_name)

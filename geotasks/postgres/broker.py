@@ -44,12 +44,16 @@ from psycopg2.extensions import cursor as Cursor
 
 from ..errors import BrokerUnavailable, DatabaseError, DatabaseUnavailable, MessageEncodingError
 from .listener import get_listener
-from .pool import Database
+from .pool import Database, PreparedStatement, bind_prepared, execute_prepared
 from .queries import load_queries
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+#: Sends a new message's enqueue statement with one of its own (see
+#: :meth:`PostgresBroker.send_with_enqueue`): ``(cursor, message, delay_ms, enqueue) -> sent``.
+EnqueueCompanion = Callable[[Cursor, Message[Any], int | None, bytes], bool]
 
 #: The doorbell: ``NOTIFY`` channel whose payload is the name of a queue that got messages.
 NOTIFY_CHANNEL = "geotasks_queue"
@@ -99,6 +103,9 @@ class PostgresBroker(Broker):
         self.max_deliveries = max_deliveries
         self.queues: set[str] = set()
         self._queries = load_queries("broker")
+        # On the path of every message: prepared once per connection.
+        self._enqueue = PreparedStatement("geotasks_broker_enqueue", self._queries["enqueue"])
+        self._ack = PreparedStatement("geotasks_broker_ack", self._queries["ack"])
         self._lock = threading.Lock()
         self._consumer_id: uuid.UUID | None = None
         self._consumer_pid = 0
@@ -106,6 +113,21 @@ class PostgresBroker(Broker):
         # Deliveries this process holds, claimed but not yet acked, rejected or released.
         self._held: set[int] = set()
         self._processing = threading.local()
+        self._enqueue_companion: EnqueueCompanion | None = None
+
+    def send_with_enqueue(self, companion: EnqueueCompanion | None) -> None:
+        """Have ``companion`` send each new message's enqueue statement with a statement of its
+        own, in one round trip and one transaction (``None``: enqueue alone again).
+
+        A message re-enqueued while this process works on it goes with its ack instead, alone.
+
+        Parameters:
+          companion: Called with an autocommit cursor on this broker's database, the message
+            (as the ``after_enqueue`` hooks then see it), its delay in ms, and the bound enqueue
+            statement; returns whether it sent the statement (if not, the broker does). The
+            job-status middleware records PENDING this way.
+        """
+        self._enqueue_companion = companion
 
     @property
     def consumer_id(self) -> uuid.UUID | None:
@@ -195,9 +217,15 @@ class PostgresBroker(Broker):
         if processing is not None and processing.message_id == message.message_id:
             processing.reenqueued.append(params)
         else:
-            self._run(
-                lambda cur: cur.execute(self._queries["enqueue"], params), single_statement=True
-            )
+            companion = self._enqueue_companion
+
+            def send(cur: Cursor) -> None:
+                if companion is None or not companion(
+                    cur, message, delay, bind_prepared(cur, self._enqueue, params)
+                ):
+                    execute_prepared(cur, self._enqueue, params)
+
+            self._run(send, single_statement=True)
         self.emit_after("enqueue", message, delay)
         return message
 
@@ -392,15 +420,18 @@ class PostgresBroker(Broker):
             "consumer_id": str(consumer_id),
             "message_id": message.message_id,
         }
-        if message.failed:
-            query = self._queries["dead_letter"]
+        failed = message.failed
+        if failed:
             params.update(actor_name=message.actor_name, error=describe_failure(message))
-        else:
-            query = self._queries["ack"]
         reenqueued = list(message.reenqueued)
 
         def work(cur: Cursor) -> bool:
-            cur.execute(query, params)
+            if failed:
+                cur.execute(self._queries["dead_letter"], params)
+            else:
+                execute_prepared(
+                    cur, self._ack, params, prefix=self._queries["relax_commit"] + "\n"
+                )
             if cur.rowcount != 1:
                 return False
             for enqueue_params in reenqueued:

@@ -315,6 +315,8 @@ class RunningJob:
 
     Attributes:
       success_recorded: Set once SUCCESS was written with the result.
+      result_not_stored: Set when the result could not be stored: the message runs again (the
+        store was away) or fails (the result cannot be stored); there is no SUCCESS to record.
     """
 
     store: JobStore
@@ -324,6 +326,7 @@ class RunningJob:
     attempt: int
     sent_at_ms: int | None
     success_recorded: bool = False
+    result_not_stored: bool = False
     last_progress_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -341,6 +344,42 @@ def running_job() -> RunningJob | None:
 def set_running_job(job: RunningJob | None) -> None:
     """Announce (or, with ``None``, clear) the job this thread runs; for ``JobStatus``."""
     _running.set(job)
+
+
+def _transition_params(
+    message_id: str,
+    *,
+    actor_name: str,
+    queue_name: str,
+    status: JobState,
+    attempt: int,
+    sent_at_ms: int | None = None,
+    next_at_ms: int | None = None,
+    ttl_ms: int | None = None,
+    error: JobError | None = None,
+) -> dict[str, Any]:
+    if status in (JobState.UNKNOWN, JobState.EXPIRED, JobState.CANCELLED):
+        raise ValueError(f"{status} is not recorded by a transition")
+    return {
+        "message_id": message_id,
+        "actor_name": actor_name,
+        "queue_name": queue_name,
+        "status": str(status),
+        "attempt": attempt,
+        "sent_at_ms": sent_at_ms,
+        "next_at_ms": next_at_ms,
+        "ttl_ms": ttl_ms,
+        "error_type": error.type_name if error is not None else None,
+        "error_message": error.message if error is not None else None,
+    }
+
+
+def _as_literal_sql(bound: bytes) -> str:
+    """A statement bound already (``cursor.mogrify``), to send beside one with parameters.
+
+    Its own ``%`` signs must reach Postgres as they are, so they are doubled.
+    """
+    return bound.decode().replace("%", "%%")
 
 
 class JobStore:
@@ -421,33 +460,33 @@ class JobStore:
         ttl_ms: int | None = None,
         error: JobError | None = None,
         preceded_by: bytes | None = None,
+        durable: bool = False,
     ) -> Transition:
         """Like :meth:`transition`, inside the caller's transaction (``cursor``).
 
         Parameters:
           preceded_by: A statement with its parameters bound (``cursor.mogrify``) sent ahead of
             the transition in the same string: one round trip, and on an autocommit connection
-            one implicit transaction, for both. It commits as durably as ``status`` does.
+            one implicit transaction, for both. It commits as durably as ``status`` does, unless
+            ``durable``.
+          durable: Commit waiting for the WAL flush even for a state that a later one
+            supersedes (whose commit alone need not wait).
         """
-        if status in (JobState.UNKNOWN, JobState.EXPIRED, JobState.CANCELLED):
-            raise ValueError(f"{status} is not recorded by a transition")
-        params = {
-            "message_id": message_id,
-            "actor_name": actor_name,
-            "queue_name": queue_name,
-            "status": str(status),
-            "attempt": attempt,
-            "sent_at_ms": sent_at_ms,
-            "next_at_ms": next_at_ms,
-            "ttl_ms": ttl_ms,
-            "error_type": error.type_name if error is not None else None,
-            "error_message": error.message if error is not None else None,
-        }
+        params = _transition_params(
+            message_id,
+            actor_name=actor_name,
+            queue_name=queue_name,
+            status=status,
+            attempt=attempt,
+            sent_at_ms=sent_at_ms,
+            next_at_ms=next_at_ms,
+            ttl_ms=ttl_ms,
+            error=error,
+        )
         # Sent with the statement in one round trip: psycopg2 returns the last one's rows.
-        prefix = "" if status.finished else self._queries["relax_commit"] + "\n"
+        prefix = "" if status.finished or durable else self._queries["relax_commit"] + "\n"
         if preceded_by is not None:
-            # Bound already: its own % signs must reach Postgres as they are.
-            prefix = preceded_by.decode().replace("%", "%%") + "\n" + prefix
+            prefix = _as_literal_sql(preceded_by) + ";\n" + prefix
         execute_prepared(cursor, self._transition, params, prefix=prefix)
         row = cursor.fetchone()
         if row is None:

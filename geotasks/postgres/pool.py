@@ -113,6 +113,22 @@ def execute_prepared(
     cursor.execute(prefix + statement.execute, params)
 
 
+def bind_prepared(cursor: Cursor, statement: PreparedStatement, params: Mapping[str, Any]) -> bytes:
+    """Return ``statement`` bound to ``params``, to send beside others in one string.
+
+    On a connection of the pool that is ``EXECUTE name(…)``, after preparing the statement
+    there if it was not yet (one extra round trip, once per connection); on another
+    connection, the query itself.
+    """
+    prepared: set[str] | None = getattr(cursor.connection, "prepared", None)
+    if prepared is None:
+        return cursor.mogrify(statement.query, params)
+    if statement.name not in prepared:
+        cursor.execute(statement.prepare)
+        prepared.add(statement.name)
+    return cursor.mogrify(statement.execute, params)
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***``, for messages and logs."""
     scheme, sep, rest = url.partition("://")

@@ -33,7 +33,7 @@ from ..errors import DatabaseError, JobFailed, ResultExpired
 from ..geo.result import GeoJSONResult
 from .job_status import FINISHED_CHANNEL, JobError, JobState, JobStore, running_job
 from .listener import get_listener
-from .pool import Database
+from .pool import Database, PreparedStatement, bind_prepared, execute_prepared
 from .queries import load_queries
 
 logger = logging.getLogger(__name__)
@@ -115,6 +115,12 @@ class PostgresBackend(ResultBackend):
         self.chunk_bytes = chunk_bytes
         self.spool_dir = spool_dir
         self._queries = load_queries("results")
+        # On the path of every job: prepared once per connection (planning a statement costs
+        # Postgres as much as running it).
+        self._store_statement = PreparedStatement("geotasks_result_store", self._queries["store"])
+        self._header_statement = PreparedStatement(
+            "geotasks_result_header", self._queries["header"]
+        )
 
     def build_message_key(self, message: Message[Any]) -> str:
         """Return the message id: an application needs nothing else to find a result."""
@@ -265,11 +271,10 @@ class PostgresBackend(ResultBackend):
         def write_inline(cursor: Cursor) -> None:
             # The header and SUCCESS go in one string: one round trip, one implicit
             # transaction, so the result is durable before the status says SUCCESS.
-            store = cursor.mogrify(self._queries["store"], params)
             if finishing is None:
-                cursor.execute(store)
+                execute_prepared(cursor, self._store_statement, params)
             else:
-                finish(cursor, preceded_by=store)
+                finish(cursor, preceded_by=bind_prepared(cursor, self._store_statement, params))
 
         def write_chunked(cursor: Cursor) -> None:
             cursor.execute(self._queries["store"], params)
@@ -301,7 +306,7 @@ class PostgresBackend(ResultBackend):
         """Return the header of an unexpired result, or ``None`` when there is none."""
 
         def work(cursor: Cursor) -> StoredResult | None:
-            cursor.execute(self._queries["header"], {"message_id": message_id})
+            execute_prepared(cursor, self._header_statement, {"message_id": message_id})
             row = cursor.fetchone()
             if row is None:
                 return None

@@ -8,6 +8,11 @@
 -- again (a lost ack leaves the row claimed by a live worker that no longer holds it; the worker
 -- releases such rows after RELEASE_UNKNOWN_AFTER_S). At least once, as with every broker.
 
+-- name: relax_commit
+-- Sent ahead of the prepared statements that do not wait for the WAL flush (a prepared
+-- statement is one statement only).
+SET LOCAL synchronous_commit TO off;
+
 -- name: enqueue
 -- One statement: the row and its doorbell are committed together.
 WITH inserted AS (
@@ -51,10 +56,11 @@ WHERE queue_name = %(queue_name)s AND consumer_id IS NULL AND available_at > now
 
 -- name: ack
 -- Also clears the poison guard's count (geotasks/middleware/deliveries.py): the message finished
--- its delivery, so no earlier delivery of it counts as a kill any more. The DELETE of the message
--- comes last, for its row count.
-SET LOCAL synchronous_commit TO off;
-DELETE FROM geotasks.message_deliveries WHERE message_id = %(message_id)s;
+-- its delivery, so no earlier delivery of it counts as a kill any more. One statement (it is
+-- prepared, and sent after relax_commit); its row count is the message's.
+WITH forgotten AS (
+    DELETE FROM geotasks.message_deliveries WHERE message_id = %(message_id)s
+)
 DELETE FROM geotasks.broker_messages
 WHERE delivery_id = %(delivery_id)s AND consumer_id = %(consumer_id)s;
 

@@ -3,20 +3,67 @@
 -- visible once committed; only a crash of the database server itself could lose it, and then
 -- the guard merely counts a few crashes fewer.
 
--- name: record_delivery
--- `restart`: this process finished the previous delivery but has not cleared its count yet.
--- `solo`: this delivery runs alone in its process (a process with one worker thread).
--- Returns the counts with this delivery included.
+-- name: relax_commit
+-- Sent ahead of record_delivery, a prepared statement (which is one statement only).
 SET LOCAL synchronous_commit TO off;
-INSERT INTO geotasks.message_deliveries AS d (message_id, attempt, solo_deliveries)
-VALUES (%(message_id)s, %(attempt)s, %(solo)s::integer)
-ON CONFLICT (message_id, attempt)
-DO UPDATE SET
-    deliveries = CASE WHEN %(restart)s THEN 1 ELSE d.deliveries + 1 END,
-    solo_deliveries = CASE WHEN %(restart)s THEN 0 ELSE d.solo_deliveries END
-        + %(solo)s::integer,
-    last_delivered_at = now()
-RETURNING d.deliveries, d.solo_deliveries;
+
+-- name: record_delivery
+-- Counts a delivery. `restart`: this process finished the previous delivery but has not cleared
+-- its count yet. `solo`: this delivery runs alone in its process (a process with one worker
+-- thread).
+-- With `start`, it also records the job's STARTED when no earlier delivery of this attempt died
+-- (a suspect may still wait for its process to itself: its own hook records STARTED once it
+-- starts). The STARTED part is the `transition` of sql/job_status.sql for STARTED, spelt out;
+-- tests/integration/test_started_with_the_count.py keeps the two in step.
+-- Returns the counts with this delivery included, whether STARTED was attempted here, and the
+-- job's status afterwards.
+WITH counted AS (
+    INSERT INTO geotasks.message_deliveries AS d (message_id, attempt, solo_deliveries)
+    VALUES (%(message_id)s, %(attempt)s, %(solo)s::integer)
+    ON CONFLICT (message_id, attempt)
+    DO UPDATE SET
+        deliveries = CASE WHEN %(restart)s THEN 1 ELSE d.deliveries + 1 END,
+        solo_deliveries = CASE WHEN %(restart)s THEN 0 ELSE d.solo_deliveries END
+            + %(solo)s::integer,
+        last_delivered_at = now()
+    RETURNING d.deliveries, d.solo_deliveries
+),
+started AS (
+    INSERT INTO geotasks.job AS j (
+        message_id, actor_name, queue_name, status, attempt, runs, pending_at, started_at
+    )
+    SELECT
+        %(message_id)s, %(actor_name)s, %(queue_name)s, 'STARTED', %(attempt)s, 1,
+        to_timestamp(%(sent_at_ms)s / 1000.0), now()
+    FROM counted
+    WHERE %(start)s AND counted.deliveries = 1
+    ON CONFLICT (message_id) DO UPDATE SET
+        status = excluded.status,
+        attempt = excluded.attempt,
+        runs = j.runs + 1,
+        updated_at = now(),
+        pending_at = coalesce(j.pending_at, excluded.pending_at),
+        started_at = excluded.started_at,
+        finished_at = NULL,
+        next_at = NULL,
+        expires_at = NULL,
+        error_type = NULL,
+        error_message = NULL,
+        progress_done = NULL,
+        progress_total = NULL,
+        progress_at = NULL
+    WHERE geotasks.job_transition_allowed(j.status, j.attempt, excluded.status, excluded.attempt)
+    RETURNING j.status
+)
+SELECT
+    c.deliveries,
+    c.solo_deliveries,
+    %(start)s AND c.deliveries = 1,
+    coalesce(
+        (SELECT status FROM started),
+        (SELECT status FROM geotasks.job WHERE message_id = %(message_id)s)
+    )
+FROM counted c;
 
 -- name: record_solo
 -- A suspect got its process to itself: this delivery, already counted, now runs alone.

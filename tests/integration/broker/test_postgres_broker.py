@@ -17,6 +17,7 @@ from dramatiq.message import get_encoder, set_encoder
 from dramatiq.middleware import Middleware
 
 from geotasks.errors import MessageEncodingError
+from geotasks.middleware.job_status import JobStatus
 from geotasks.postgres.broker import NOTIFY_CHANNEL, PostgresBroker, PostgresMessage
 from geotasks.postgres.listener import get_listener
 from geotasks.postgres.pool import Database
@@ -331,3 +332,42 @@ def test_a_message_whose_encoding_is_not_text_is_refused(broker: Broker) -> None
             noop.send()
     finally:
         set_encoder(previous)
+
+
+def test_pending_is_committed_with_the_enqueue_and_in_its_round_trip(
+    broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the Postgres broker with geotasks' middleware, and a record of the status writes
+    # that JobStatus sends on their own
+    noop = declare_noop(broker)
+    job_status = next(m for m in broker.broker.middleware if isinstance(m, JobStatus))
+    own_writes: list[str] = []
+    transition = job_status.store.transition
+
+    def recording(message_id: str, **kwargs: Any) -> Any:
+        own_writes.append(str(kwargs["status"]))
+        return transition(message_id, **kwargs)
+
+    monkeypatch.setattr(job_status.store, "transition", recording)
+
+    # When a message is sent, and another one with a delay
+    sent = noop.send()
+    delayed = noop.send_with_options(delay=60_000)
+
+    # Then each is on its queue and PENDING (the delayed one with its due time), recorded by
+    # the enqueue's own statement
+    assert own_writes == []
+    for message in (sent, delayed):
+        [(status, queued)] = query(
+            broker.database,
+            "SELECT j.status, (SELECT count(*) FROM geotasks.broker_messages m"
+            " WHERE m.message_id = j.message_id) FROM geotasks.job j WHERE j.message_id = %s",
+            message.message_id,
+        )
+        assert (status, queued) == ("PENDING", 1)
+    [(next_at,)] = query(
+        broker.database,
+        "SELECT next_at FROM geotasks.job WHERE message_id = %s",
+        delayed.message_id,
+    )
+    assert next_at is not None
