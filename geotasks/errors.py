@@ -92,6 +92,11 @@ class ResultNotStored(GeotasksError):
     """Raised when a job succeeded but its actor does not store results."""
 
 
+class ResultNotStorable(GeotasksError):
+    """The error of a job whose actor returned what cannot be stored (a value JSON cannot hold):
+    the job fails with it, once."""
+
+
 class ResultTooLarge(GeotasksError):
     """Raised when ``job.result`` would parse more than ``GEOTASKS_RESULT_PARSE_MAX_BYTES``."""
 

@@ -1,18 +1,35 @@
-"""``Results``: Dramatiq's results middleware, minus storing ``None`` for skipped messages.
+"""``Results``: Dramatiq's results middleware, minus storing ``None`` for skipped messages, and
+never losing a result to a database that is away.
 
 Dramatiq stores ``None`` as the result of a message that a middleware skipped. For geotasks a
 skip is not an outcome: a throttled message is re-enqueued and will produce the real result
 later, and a cancelled one has none. So nothing is stored for a skip; failures are stored (by
 :class:`~geotasks.postgres.results.PostgresBackend`) with their type, message and traceback.
+
+Dramatiq logs and swallows what an ``after_process_message`` hook raises, then acks the
+message: a result that could not be stored because Postgres was away for longer than the pool's
+retries would be lost, its job reading SUCCESS without a result (or STARTED for ever). Such a
+transient failure is handed to Dramatiq's ``Retries`` instead, as if the actor had raised it:
+the message runs again later (or, past its retries, fails with that error). A result that
+cannot be stored at all (a value JSON cannot hold) fails the message at once with
+:class:`~geotasks.errors.ResultNotStorable`, where Dramatiq would have recorded a success
+without a result.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import dramatiq.results
 from dramatiq.broker import Broker, MessageProxy
+from dramatiq.middleware import Retries
 from dramatiq.results import ResultBackend
+
+from ..errors import ResultNotStorable, TransientError
+from ..postgres.job_status import running_job
+
+logger = logging.getLogger(__name__)
 
 #: Logger of Dramatiq's worker threads.
 _WORKER_LOGGER = "dramatiq.worker.WorkerThread"
@@ -49,9 +66,56 @@ class Results(dramatiq.results.Results):
         super().__init__(  # type: ignore[no-untyped-call]
             backend=backend, store_results=store_results, result_ttl=result_ttl
         )
-        logger = logging.getLogger(_WORKER_LOGGER)
-        if _filter not in logger.filters:
-            logger.addFilter(_filter)
+        worker_logger = logging.getLogger(_WORKER_LOGGER)
+        if _filter not in worker_logger.filters:
+            worker_logger.addFilter(_filter)
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Store the result; when the store is away, have the message run again, and when the
+        result cannot be stored at all, fail the message with the reason."""
+        try:
+            super().after_process_message(  # type: ignore[no-untyped-call]
+                broker, message, result=result, exception=exception
+            )
+        except TransientError as error:
+            retries = next((m for m in broker.middleware if isinstance(m, Retries)), None)
+            logger.warning(
+                "Could not store the result of message %s (%s): %s; %s",
+                message.message_id,
+                message.actor_name,
+                error,
+                "it runs again" if retries else "it is lost (no Retries middleware)",
+            )
+            if retries is None:
+                return
+            _withhold_success(message)
+            message.stuff_exception(error)
+            retries.after_process_message(broker, message, exception=error)  # type: ignore[no-untyped-call]
+        except Exception as error:
+            # Anything else (a value the encoder cannot hold): the job fails, once, saying why,
+            # instead of reading SUCCESS with no result.
+            failure = ResultNotStorable(
+                f"the result of {message.actor_name} could not be stored: {error}"
+            )
+            failure.__cause__ = error
+            logger.error("Message %s failed: %s", message.message_id, failure)
+            _withhold_success(message)
+            message.stuff_exception(failure)
+            message.fail()
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         """Store nothing: a skipped message has no result (a failed one is stored on nack)."""
+
+
+def _withhold_success(message: MessageProxy) -> None:
+    """Tell ``JobStatus`` that this delivery's result was not stored: no SUCCESS to record."""
+    running = running_job()
+    if running is not None and running.message_id == message.message_id:
+        running.result_not_stored = True

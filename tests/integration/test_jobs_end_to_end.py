@@ -27,6 +27,7 @@ REGISTRY = Registry(
         ActorSpec("add_numbers", "default", (Parameter("x"), Parameter("y"))),
         ActorSpec("points", "geo", (Parameter("count"),)),
         ActorSpec("fail_on", "default", (Parameter("name"),)),
+        ActorSpec("returns_a_set", "default", ()),
     ]
 )
 
@@ -134,6 +135,25 @@ def test_a_failure_carries_type_message_and_traceback(stack: Stack) -> None:
     assert job.error.type_name == "ValueError"
     assert "in fail_on" in job.error.traceback
     assert job.info().error is not None
+
+
+def test_a_result_that_cannot_be_stored_fails_the_job_with_the_reason(stack: Stack) -> None:
+    # Given an actor that returns what JSON cannot hold
+    stack.actor(lambda: {1, 2}, actor_name="returns_a_set")
+
+    # When it runs
+    with stack.worker():
+        job = submit(stack, "returns_a_set")
+        with pytest.raises(JobFailed) as excinfo:
+            job.get(timeout=10)
+
+    # Then the job failed once, saying why, rather than reading SUCCESS with no result
+    failure = excinfo.value
+    assert failure.type_name == "ResultNotStorable"
+    assert "returns_a_set" in failure.error_message
+    assert "set is not JSON serializable" in failure.error_message
+    info = job.info()
+    assert (info.status, info.runs) == (S.FAILURE, 1)
 
 
 def test_a_large_result_is_refused_by_result_and_points_to_streaming(

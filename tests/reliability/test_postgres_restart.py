@@ -115,3 +115,53 @@ def test_a_postgres_restart_mid_run_loses_nothing(
         close_listeners(database.url)
         database.close()
         release_connections(url)
+
+
+def test_a_result_that_finds_postgres_away_is_stored_once_it_is_back(
+    embedded: tuple[EmbeddedPostgres, str], tmp_path: Path, redis_url: str
+) -> None:
+    # Given a job on the Redis broker (which stays up) whose results and status live in the
+    # private Postgres, running
+    server, url = embedded
+    queue_name = f"reliability-{uuid.uuid4().hex[:12]}"
+    env = worker_environment(
+        GEOTASKS_DATABASE_URL=url,
+        GEOTASKS_BROKER_URL=redis_url,
+        GEOTASKS_TEST_QUEUE=queue_name,
+        GEOTASKS_TEST_TIME_LIMIT_MS="60000",
+    )
+    worker = WorkerProcess(
+        env,
+        tmp_path / "worker.log",
+        modules=("geotasks.worker", "tests.reliability.poison_actors"),
+        arguments=("-p", "1", "-t", "2", "-Q", queue_name),
+    )
+    broker = build_broker(Settings(database_url=url, broker_url=redis_url))
+    database = Database(url, max_connections=2)
+    try:
+        message: Message[Any] = Message(
+            queue_name=queue_name, actor_name="sleep_for", args=(2.0,), kwargs={}, options={}
+        )
+        job = Job.from_message(broker.enqueue(message), database=database)
+        wait_until(
+            lambda: statuses(database).get(job.id) == "STARTED", WORKER_TIMEOUT_S, "the job started"
+        )
+
+        # When Postgres stops before the job ends, and stays away longer than the pool retries
+        # (about 3 s), then starts again
+        server.stop()
+        time.sleep(6)
+        assert server.start() == url
+
+        # Then the job ran again and its result is there: not acked with its result lost
+        assert job.get(timeout=WORKER_TIMEOUT_S) == "woke up"
+        info = job.info()
+        assert (info.status.value, info.attempt, info.runs) == ("SUCCESS", 1, 2)
+        assert "Could not store the result of message" in worker.log()
+        assert worker.alive(), worker.log()
+    finally:
+        worker.stop()
+        broker.close()
+        close_listeners(database.url)
+        database.close()
+        release_connections(url)
