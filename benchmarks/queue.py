@@ -16,8 +16,8 @@ Celery and stock Dramatiq store results in Redis; the geotasks rows run geotasks
 middleware stack: the poison guard, job status and the Postgres results store (a blocking get
 woken by NOTIFY), whatever the broker. The row "PG broker + Redis results" runs the
 Postgres broker and the poison guard with stock Dramatiq's middleware and Redis results: the
-broker's own cost. On a machine shared with other work, ``--repeat`` keeps each figure's best
-run.
+broker's own cost. On a machine shared with other work, ``--repeat`` runs that many rounds of
+every configuration, interleaved, and keeps each figure's best run.
 
 Servers: PostgreSQL, Redis and RabbitMQ on 127.0.0.1 (override with ``GEOTASKS_TEST_*_URL``).
 A fresh database, Redis keys and RabbitMQ queues, all unique to the run, are created and deleted
@@ -231,16 +231,13 @@ def worker_process(config: Config, namespace: str, queue: str, database_url: str
                 process.wait()
 
 
-def measure_best(
-    config: Config, jobs: int, round_trips: int, database_url: str, repeat: int
-) -> Row:
-    """Measure ``repeat`` times, each with a fresh worker; keep the best of each figure.
+def best_of(label: str, runs: list[Row]) -> Row:
+    """Each figure's best over ``runs`` of one configuration.
 
     On a machine shared with other work, the best run is the one least disturbed by it.
     """
-    runs = [measure(config, jobs, round_trips, database_url) for _ in range(repeat)]
     return Row(
-        config.label,
+        label,
         max(run.jobs_per_s for run in runs),
         min(run.p50_ms for run in runs),
         min(run.p99_ms for run in runs),
@@ -394,18 +391,20 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated configurations: " + ", ".join(c.name for c in CONFIGS),
     )
     args = parser.parse_args(argv)
-    rows = []
+    configs = [config for config in CONFIGS if config.name in args.only]
+    runs: dict[str, list[Row]] = {config.name: [] for config in configs}
     with fresh_database() as database_url:
-        for config in CONFIGS:
-            if config.name in args.only:
-                print(f"measuring {config.label} ...", flush=True)
-                rows.append(
-                    measure_best(config, args.jobs, args.round_trips, database_url, args.repeat)
-                )
+        # Round after round of every configuration, each run with a fresh worker: a slow spell
+        # of the machine then falls on several configurations, not on all runs of one.
+        for round_number in range(1, args.repeat + 1):
+            for config in configs:
+                print(f"round {round_number}: measuring {config.label} ...", flush=True)
+                runs[config.name].append(measure(config, args.jobs, args.round_trips, database_url))
         from geotasks.postgres.listener import close_listeners
 
         # Before the database is dropped, or the listener reconnects and warns.
         close_listeners()
+    rows = [best_of(config.label, runs[config.name]) for config in configs]
     print_table(rows, args.jobs, args.round_trips, args.repeat)
     return 0
 
