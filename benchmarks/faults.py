@@ -2,9 +2,9 @@
 
 Run it from the repository root as a module::
 
-    python -m benchmarks.faults [--geo-jobs 1000] [--kills 4] [--load-jobs 10000] [--only postgres]
+    python -m benchmarks.faults [--geo-jobs 1000] [--kills 4] [--load-jobs 10000] [--only redis]
 
-For each broker (geotasks' Postgres broker, RabbitMQ), on a queue unique to the run:
+For each broker (geotasks' Postgres broker, RabbitMQ, Redis), on a queue unique to the run:
 
 - kills: ``--geo-jobs`` ``shapefile_to_geojson`` jobs on ``naturalearth_cities`` (``limit=5``);
   one worker process (2 threads) is SIGKILLed ``--kills`` times during the run and restarted
@@ -17,9 +17,10 @@ For each broker (geotasks' Postgres broker, RabbitMQ), on a queue unique to the 
   accounted for (SUCCESS, or FAILURE for the bad ones), none stuck; jobs/s from the first send
   to the last final state.
 
-Servers: PostgreSQL and RabbitMQ on 127.0.0.1 (override with ``GEOTASKS_TEST_*_URL``). A
-database unique to the run is created and dropped afterwards; the run's RabbitMQ queues are
-deleted.
+Servers: PostgreSQL, RabbitMQ and Redis on 127.0.0.1 (override with ``GEOTASKS_TEST_*_URL``).
+A database unique to the run is created and dropped afterwards; the run's RabbitMQ queues and
+Redis keys are deleted. On Redis, a killed worker's messages come back through the broker's
+maintenance, within 1.25 heartbeat timeouts.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from geotasks.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 RABBITMQ_URL = os.environ.get("GEOTASKS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+REDIS_URL = os.environ.get("GEOTASKS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 #: Longest one phase (kills or load) of one broker may take, in seconds.
 PHASE_TIMEOUT_S = 600
 #: Heartbeat timeout of the Postgres broker, seconds: short, so a killed worker's claims return.
@@ -286,6 +288,11 @@ def cleanup(broker: dramatiq.Broker, queue: str, broker_url: str) -> None:
     if broker_url.startswith("amqp"):
         for name in (queue, dq_name(queue), xq_name(queue)):
             broker.channel.queue_delete(name)  # type: ignore[attr-defined]
+    if broker_url.startswith("redis"):
+        client = broker.client  # type: ignore[attr-defined]
+        keys = list(client.scan_iter(f"{broker.namespace}:{queue}*"))  # type: ignore[attr-defined]
+        if keys:
+            client.delete(*keys)
     broker.close()
 
 
@@ -309,14 +316,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--geo-jobs", type=int, default=1000)
     parser.add_argument("--kills", type=int, default=4)
     parser.add_argument("--load-jobs", type=int, default=10_000)
-    parser.add_argument("--only", default="postgres,rabbitmq")
+    parser.add_argument("--only", default="postgres,rabbitmq,redis")
     options = parser.parse_args(argv)
     rows: list[Row] = []
     with bench_database("faults") as database_url, tempfile.TemporaryDirectory() as scratch:
         logs = Path(scratch)
         base = {k: v for k, v in os.environ.items() if not k.startswith("GEOTASKS_")}
         base["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), base.get("PYTHONPATH")]))
-        for name, broker_url in (("postgres", database_url), ("rabbitmq", RABBITMQ_URL)):
+        brokers = (("postgres", database_url), ("rabbitmq", RABBITMQ_URL), ("redis", REDIS_URL))
+        for name, broker_url in brokers:
             if name not in options.only.split(","):
                 continue
             env = {
