@@ -16,12 +16,12 @@ deployment, busy or not. Maintenance is part of the command's Lua script; with n
 it costs a sorted-set range query.
 
 It also rings a **doorbell**. Dramatiq's Redis consumer polls: when its queue is empty it sleeps
-with a back-off that grows to a second, so a job sent to an idle worker waits for the end of
-that sleep (7 to 8 ms at the median when jobs come one after another, up to a second after a
-pause). Here, sending a message also pushes to a per-queue doorbell list, and a consumer that
-finds its queue empty blocks on that list (``BLPOP``, at most ``doorbell_wait_s``) before it
-falls back to Dramatiq's sleep: it wakes as soon as a message is sent. The ring goes in the
-send's own round trip (a pipeline).
+with a back-off that grows to a random 0.5 to 1 s, so a job sent to an idle worker waits for the
+end of that sleep (7 to 8 ms at the median when jobs come one after another, up to a second
+after a pause). Here, sending a message also pushes to a per-queue doorbell list, and a consumer
+that found its queue empty twice in a row blocks on that list (``BLPOP``, at most
+``doorbell_wait_s``) instead: it wakes as soon as a message is sent. The ring goes in the send's
+own round trip (a pipeline).
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ class RedisBroker(DramatiqRedisBroker):
 class _DoorbellConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer, whose sleep on an empty queue that has a doorbell stays at its
     shortest (a few ms): its fetch has waited on the doorbell already. (Dramatiq's back-off grows
-    to a second, during which a message rings no one.) A delay queue keeps Dramatiq's back-off.
+    to 0.5 to 1 s, during which a message rings no one.) A delay queue keeps Dramatiq's back-off.
     """
 
     def __init__(self, broker: RedisBroker, queue_name: str, prefetch: int, timeout: int) -> None:
