@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
 
 import psycopg2
@@ -70,7 +71,7 @@ class PreparedStatement:
     name: str
     query: str
 
-    @property
+    @cached_property
     def prepare(self) -> str:
         """``PREPARE name AS …`` with positional parameters (no psycopg2 placeholders left)."""
         positions: dict[str, int] = {}
@@ -81,9 +82,11 @@ class PreparedStatement:
         body = _NAMED_PARAMETER.sub(position, self.query).replace("%%", "%")
         return f"PREPARE {self.name} AS {body}"
 
-    @property
+    @cached_property
     def execute(self) -> str:
-        """``EXECUTE name(%(a)s, …)``, parameters in the order ``prepare`` numbered them."""
+        """``EXECUTE name(%(a)s, …)``, parameters in the order ``prepare`` numbered them.
+
+        Built once: it is on the path of every job."""
         names = list(dict.fromkeys(_NAMED_PARAMETER.findall(self.query)))
         return f"EXECUTE {self.name}({', '.join(f'%({n})s' for n in names)})"
 
