@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import dramatiq
 import pytest
+import redis
 from dramatiq.common import dq_name, xq_name
 
 from geotasks.broker import build_broker
@@ -157,3 +158,15 @@ def start_worker(broker: Broker) -> Iterator[Callable[..., dramatiq.Worker]]:
     finally:
         for worker in workers:
             worker.stop(timeout=10_000)
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    """A Redis key namespace of the test's own, deleted afterwards."""
+    name = f"geotasks-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{name}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

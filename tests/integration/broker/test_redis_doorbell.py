@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
 import pytest
-import redis
 from dramatiq.brokers.redis import RedisBroker as DramatiqRedisBroker
 
 from geotasks.redis_broker import RedisBroker
@@ -20,18 +17,6 @@ IDLE_S = 1.2
 SENDS = 4
 #: How soon a job starts after its send on a worker that waits on the doorbell.
 WAKES_WITHIN_S = 0.1
-
-
-@pytest.fixture
-def namespace(redis_url: str) -> Iterator[str]:
-    """A Redis key namespace of the test's own, deleted afterwards."""
-    name = f"geotasks-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{name}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def start_delays_s(broker: dramatiq.Broker) -> list[float]:

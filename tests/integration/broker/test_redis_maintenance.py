@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
@@ -16,18 +14,6 @@ from dramatiq.message import Message
 from geotasks.redis_broker import RedisBroker
 
 HEARTBEAT_TIMEOUT_MS = 500
-
-
-@pytest.fixture
-def namespace(redis_url: str) -> Iterator[str]:
-    """A Redis key namespace of the test's own, deleted afterwards."""
-    name = f"geotasks-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(f"{name}*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def _dead_worker_holding_a_message(redis_url: str, namespace: str, queue: str) -> str:
