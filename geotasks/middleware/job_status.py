@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 import time
 from typing import Any, Protocol
 
@@ -100,6 +101,11 @@ class JobStatus(Middleware):
     def __init__(self, *, store: JobStore, result_ttl_ms: int) -> None:
         self.store = store
         self.result_ttl_ms = result_ttl_ms
+        # The attempt each delivery in this process ran as, by ``id()`` of its MessageProxy
+        # (which is not hashable): Retries counts the next attempt in the message before it
+        # decides not to retry, and the FAILURE recorded on nack names the attempt that ran.
+        self._ran_as: dict[int, tuple[str, int]] = {}
+        self._ran_as_lock = threading.Lock()
 
     @property
     def actor_options(self) -> set[str]:
@@ -228,6 +234,8 @@ class JobStatus(Middleware):
         # re-enqueues it and that must read RETRYING.
         message.options.pop(THROTTLED_UNTIL_OPTION, None)
         attempt = message.options.get("retries", 0)
+        with self._ran_as_lock:
+            self._ran_as[id(message)] = (message.message_id, attempt)
         early = _started_early.get()
         _started_early.set(None)
         if early is not None and early[:2] == (message.message_id, attempt):
@@ -283,25 +291,47 @@ class JobStatus(Middleware):
             return
         self._finish(broker, message, JobState.SKIPPED)
 
+    def after_ack(self, broker: Broker, message: MessageProxy) -> None:
+        """Forget the attempt the delivery ran as: it is finished."""
+        self._attempt_that_ran(message)
+
     def after_nack(self, broker: Broker, message: MessageProxy) -> None:
-        """Record FAILURE with what the actor raised: the message is finished."""
+        """Record FAILURE with what the actor raised: the message is finished.
+
+        The attempt recorded is the one that ran, not the next one that Retries counted in the
+        message before it decided against retrying.
+        """
         exception = message._exception
         error = (
             describe_exception(exception)
             if exception is not None
             else describe_exception(Exception("unknown"))
         )
-        self._finish(broker, message, JobState.FAILURE, error=error)
+        self._finish(
+            broker, message, JobState.FAILURE, error=error, attempt=self._attempt_that_ran(message)
+        )
+
+    def _attempt_that_ran(self, message: MessageProxy) -> int | None:
+        """The attempt this delivery ran as (``None`` if it never started here); forgets it."""
+        with self._ran_as_lock:
+            ran = self._ran_as.pop(id(message), None)
+        return ran[1] if ran is not None and ran[0] == message.message_id else None
 
     def _finish(
-        self, broker: Broker, message: MessageProxy, status: JobState, **kwargs: Any
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        status: JobState,
+        *,
+        attempt: int | None = None,
+        **kwargs: Any,
     ) -> None:
         self.store.transition(
             message.message_id,
             actor_name=message.actor_name,
             queue_name=q_name(message.queue_name),
             status=status,
-            attempt=message.options.get("retries", 0),
+            attempt=message.options.get("retries", 0) if attempt is None else attempt,
             sent_at_ms=message.message_timestamp,
             ttl_ms=self._result_ttl_ms(broker, message),
             **kwargs,

@@ -15,7 +15,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.message import Message
 from dramatiq.middleware import SkipMessage
 
-from geotasks.errors import JobNotFound, JobSkipped, ResultExpired
+from geotasks.errors import JobFailed, JobNotFound, JobSkipped, ResultExpired
 from geotasks.jobs import Job
 from geotasks.middleware.job_status import JobStatus, mark_throttled
 from geotasks.postgres.job_status import JobState, JobStore, transition_allowed
@@ -372,3 +372,22 @@ def test_status_through_a_worker_records_a_retry(stack: Stack) -> None:
     assert info.started_at is not None
     assert info.finished_at is not None
     assert info.pending_at <= info.retrying_at <= info.started_at <= info.finished_at
+
+
+@pytest.mark.parametrize("max_retries", [0, 1])
+def test_a_failure_records_the_attempt_that_ran(stack: Stack, max_retries: int) -> None:
+    # Given an actor that always fails with an error it does not list in `throws`
+    @stack.actor(max_retries=max_retries, min_backoff=10, max_backoff=10)
+    def always_fails() -> None:
+        raise ValueError("no such layer")
+
+    # When it runs on a worker until Retries gives up
+    with stack.worker():
+        job = stack.job(always_fails.send().message_id)
+        with pytest.raises(JobFailed):
+            job.get(timeout=10)
+
+    # Then its FAILURE names the last attempt that ran, not the next one Retries counted
+    # before it decided against retrying
+    info = job.info()
+    assert (info.status, info.attempt, info.runs) == (S.FAILURE, max_retries, max_retries + 1)
