@@ -24,6 +24,7 @@ import contextvars
 import logging
 import threading
 import time
+import weakref
 from typing import Any, Protocol
 
 from dramatiq.broker import Broker, MessageProxy
@@ -102,9 +103,10 @@ class JobStatus(Middleware):
         self.store = store
         self.result_ttl_ms = result_ttl_ms
         # The attempt each delivery in this process ran as, by ``id()`` of its MessageProxy
-        # (which is not hashable): Retries counts the next attempt in the message before it
+        # (which is not hashable), with a weak reference that tells a live proxy from a dead
+        # one whose id was reused: Retries counts the next attempt in the message before it
         # decides not to retry, and the FAILURE recorded on nack names the attempt that ran.
-        self._ran_as: dict[int, tuple[str, int]] = {}
+        self._ran_as: dict[int, tuple[weakref.ref[MessageProxy], int]] = {}
         self._ran_as_lock = threading.Lock()
 
     @property
@@ -235,7 +237,7 @@ class JobStatus(Middleware):
         message.options.pop(THROTTLED_UNTIL_OPTION, None)
         attempt = message.options.get("retries", 0)
         with self._ran_as_lock:
-            self._ran_as[id(message)] = (message.message_id, attempt)
+            self._ran_as[id(message)] = (weakref.ref(message), attempt)
         early = _started_early.get()
         _started_early.set(None)
         if early is not None and early[:2] == (message.message_id, attempt):
@@ -315,7 +317,7 @@ class JobStatus(Middleware):
         """The attempt this delivery ran as (``None`` if it never started here); forgets it."""
         with self._ran_as_lock:
             ran = self._ran_as.pop(id(message), None)
-        return ran[1] if ran is not None and ran[0] == message.message_id else None
+        return ran[1] if ran is not None and ran[0]() is message else None
 
     def _finish(
         self,
