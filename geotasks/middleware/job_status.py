@@ -124,16 +124,7 @@ class JobStatus(Middleware):
         _recorded_with_enqueue.set(None)
         if recorded == message.message_id:
             return
-        status, next_at_ms = self._enqueued_state(message, delay)
-        self.store.transition(
-            message.message_id,
-            actor_name=message.actor_name,
-            queue_name=q_name(message.queue_name),
-            status=status,
-            attempt=message.options.get("retries", 0),
-            sent_at_ms=message.message_timestamp,
-            next_at_ms=next_at_ms,
-        )
+        self.store.transition(message.message_id, **self._enqueued_state(message, delay))
 
     def record_with_enqueue(
         self, cursor: Cursor, message: Message[Any], delay: int | None, enqueue: bytes
@@ -147,16 +138,10 @@ class JobStatus(Middleware):
         Returns:
           bool: ``True``: both were sent.
         """
-        status, next_at_ms = self._enqueued_state(message, delay)
         self.store.apply(
             cursor,
             message.message_id,
-            actor_name=message.actor_name,
-            queue_name=q_name(message.queue_name),
-            status=status,
-            attempt=message.options.get("retries", 0),
-            sent_at_ms=message.message_timestamp,
-            next_at_ms=next_at_ms,
+            **self._enqueued_state(message, delay),
             preceded_by=enqueue,
             durable=True,
         )
@@ -164,14 +149,24 @@ class JobStatus(Middleware):
         return True
 
     @staticmethod
-    def _enqueued_state(message: Message[Any], delay: int | None) -> tuple[JobState, int | None]:
-        """The state of a message just enqueued, and when it is due (ms since the epoch)."""
+    def _enqueued_state(message: Message[Any], delay: int | None) -> dict[str, Any]:
+        """The transition of a message just enqueued: its state, attempt, and when it is due
+        (``next_at_ms``, ms since the epoch)."""
+        attempt = message.options.get("retries", 0)
         throttled_until_ms = message.options.get(THROTTLED_UNTIL_OPTION)
         if throttled_until_ms is not None:
-            return JobState.THROTTLED, throttled_until_ms
-        retried = message.options.get("retries", 0) > 0
-        status = JobState.RETRYING if retried else JobState.PENDING
-        return status, message.options.get("eta") if delay else None
+            status, next_at_ms = JobState.THROTTLED, throttled_until_ms
+        else:
+            status = JobState.RETRYING if attempt > 0 else JobState.PENDING
+            next_at_ms = message.options.get("eta") if delay else None
+        return {
+            "actor_name": message.actor_name,
+            "queue_name": q_name(message.queue_name),
+            "status": status,
+            "attempt": attempt,
+            "sent_at_ms": message.message_timestamp,
+            "next_at_ms": next_at_ms,
+        }
 
     def start_params(
         self, broker: Broker, message: MessageProxy, guard: Middleware
