@@ -192,6 +192,7 @@ class DeliveryLimit(Middleware):
         self._record_statement = PreparedStatement(
             "geotasks_record_delivery", self._queries["record_delivery"]
         )
+        self._relax_commit = self._queries["relax_commit"] + "\n"
         self._gate = _Gate()
         self._local = threading.local()
         # Worker threads of the Dramatiq workers running in this process.
@@ -338,11 +339,10 @@ class DeliveryLimit(Middleware):
     ) -> tuple[int, int]:
         job_status = self.job_status
         start = job_status.start_params(broker, message, self) if job_status else None
-        relax = self._queries["relax_commit"] + "\n"
         params = {**key, **(start or _NO_START)}
 
         def work(cur: Cursor) -> tuple[Any, ...]:
-            execute_prepared(cur, self._record_statement, params, prefix=relax)
+            execute_prepared(cur, self._record_statement, params, prefix=self._relax_commit)
             row = cur.fetchone()
             if row is None:
                 raise AssertionError(f"no delivery count returned for {message.message_id}")

@@ -106,6 +106,7 @@ class PostgresBroker(Broker):
         # On the path of every message: prepared once per connection.
         self._enqueue = PreparedStatement("geotasks_broker_enqueue", self._queries["enqueue"])
         self._ack = PreparedStatement("geotasks_broker_ack", self._queries["ack"])
+        self._relax_commit = self._queries["relax_commit"] + "\n"
         self._lock = threading.Lock()
         self._consumer_id: uuid.UUID | None = None
         self._consumer_pid = 0
@@ -429,9 +430,7 @@ class PostgresBroker(Broker):
             if failed:
                 cur.execute(self._queries["dead_letter"], params)
             else:
-                execute_prepared(
-                    cur, self._ack, params, prefix=self._queries["relax_commit"] + "\n"
-                )
+                execute_prepared(cur, self._ack, params, prefix=self._relax_commit)
             if cur.rowcount != 1:
                 return False
             for enqueue_params in reenqueued:

@@ -346,42 +346,6 @@ def set_running_job(job: RunningJob | None) -> None:
     _running.set(job)
 
 
-def _transition_params(
-    message_id: str,
-    *,
-    actor_name: str,
-    queue_name: str,
-    status: JobState,
-    attempt: int,
-    sent_at_ms: int | None = None,
-    next_at_ms: int | None = None,
-    ttl_ms: int | None = None,
-    error: JobError | None = None,
-) -> dict[str, Any]:
-    if status in (JobState.UNKNOWN, JobState.EXPIRED, JobState.CANCELLED):
-        raise ValueError(f"{status} is not recorded by a transition")
-    return {
-        "message_id": message_id,
-        "actor_name": actor_name,
-        "queue_name": queue_name,
-        "status": str(status),
-        "attempt": attempt,
-        "sent_at_ms": sent_at_ms,
-        "next_at_ms": next_at_ms,
-        "ttl_ms": ttl_ms,
-        "error_type": error.type_name if error is not None else None,
-        "error_message": error.message if error is not None else None,
-    }
-
-
-def _as_literal_sql(bound: bytes) -> str:
-    """A statement bound already (``cursor.mogrify``), to send beside one with parameters.
-
-    Its own ``%`` signs must reach Postgres as they are, so they are doubled.
-    """
-    return bound.decode().replace("%", "%%")
-
-
 class JobStore:
     """Reads and writes ``geotasks.job`` through a connection pool.
 
@@ -472,21 +436,25 @@ class JobStore:
           durable: Commit waiting for the WAL flush even for a state that a later one
             supersedes (whose commit alone need not wait).
         """
-        params = _transition_params(
-            message_id,
-            actor_name=actor_name,
-            queue_name=queue_name,
-            status=status,
-            attempt=attempt,
-            sent_at_ms=sent_at_ms,
-            next_at_ms=next_at_ms,
-            ttl_ms=ttl_ms,
-            error=error,
-        )
+        if status in (JobState.UNKNOWN, JobState.EXPIRED, JobState.CANCELLED):
+            raise ValueError(f"{status} is not recorded by a transition")
+        params = {
+            "message_id": message_id,
+            "actor_name": actor_name,
+            "queue_name": queue_name,
+            "status": str(status),
+            "attempt": attempt,
+            "sent_at_ms": sent_at_ms,
+            "next_at_ms": next_at_ms,
+            "ttl_ms": ttl_ms,
+            "error_type": error.type_name if error is not None else None,
+            "error_message": error.message if error is not None else None,
+        }
         # Sent with the statement in one round trip: psycopg2 returns the last one's rows.
         prefix = "" if status.finished or durable else self._queries["relax_commit"] + "\n"
         if preceded_by is not None:
-            prefix = _as_literal_sql(preceded_by) + ";\n" + prefix
+            # Bound already: its own % signs must reach Postgres as they are.
+            prefix = preceded_by.decode().replace("%", "%%") + ";\n" + prefix
         execute_prepared(cursor, self._transition, params, prefix=prefix)
         row = cursor.fetchone()
         if row is None:
