@@ -3,7 +3,9 @@
 Generates (once, cached in ``benchmarks/data/``, which git ignores) a polygon shapefile in
 EPSG:4326 and the same polygons in EPSG:3857, then runs each tool in its own subprocess and
 prints one table: wall seconds, peak RSS (from ``wait4``), output size, and the ratio of wall
-time to ogr2ogr's on the same input. ogr2ogr is skipped when it is not installed.
+time to ogr2ogr's on the same input. ogr2ogr is skipped when it is not installed. geotasks runs
+twice: in one process, and split between its process and a helper process
+(``GEOTASKS_GEO_READ_PROCESSES=2``, the default), whose peak RSS is shown beside its own.
 
     python -m benchmarks.geojson               # 200,000 polygons, about 99 MB
     python -m benchmarks.geojson --features 20000
@@ -38,14 +40,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = 42
 
 GEOTASKS = """
-import sys
+import logging, sys
 from pathlib import Path
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
 name, data_dir, out_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-limits = GeoLimits(max_features=10**8)
+helper_rss_mb = []
+class Helpers(logging.Handler):
+    def emit(self, record):
+        helper_rss_mb.append(getattr(record, "helper_peak_rss_mb", 0.0))
+logging.getLogger("geotasks.geo.parallel").addHandler(Helpers(logging.INFO))
+logging.getLogger("geotasks.geo.parallel").setLevel(logging.INFO)
+limits = GeoLimits(max_features=10**8, max_read_processes=int(sys.argv[4]))
 result = shapefile_to_geojson(name, data_dir=data_dir, limits=limits, tmp_dir=out_dir)
-print(result.size_bytes)
+print(result.size_bytes, *helper_rss_mb)
 result.close()
 """
 
@@ -79,6 +87,8 @@ class Run:
     wall_s: float
     peak_rss_mb: float
     output_mb: float
+    #: Peak RSS of each helper process (geotasks split between processes).
+    helper_rss_mb: tuple[float, ...] = ()
 
 
 def main() -> None:
@@ -118,8 +128,10 @@ def main() -> None:
                 target = out / f"{shp.stem}.ogr.json"
                 command = ["ogr2ogr", "-f", "GeoJSON", "-lco", "RFC7946=YES", str(target), str(shp)]
                 tools.append(("ogr2ogr -lco RFC7946=YES", command, target))
-            command = [sys.executable, "-c", GEOTASKS, shp.stem, str(shp.parent), str(out)]
-            tools.append(("geotasks shapefile_to_geojson", command, None))
+            for processes in (1, 2):
+                command = [sys.executable, "-c", GEOTASKS, shp.stem, str(shp.parent), str(out)]
+                label = "process" if processes == 1 else "processes"
+                tools.append((f"geotasks, {processes} {label}", [*command, str(processes)], None))
             if not args.skip_naive:
                 target = out / f"{shp.stem}.naive.json"
                 command = [sys.executable, "-c", NAIVE, str(shp), str(target)]
@@ -207,8 +219,11 @@ def measure(case: str, tool: str, command: list[str], output: Path | None) -> Ru
     stdout = process.stdout.read() if process.stdout else b""
     if status != 0:
         raise SystemExit(f"{tool} failed on {case} (status {status})")
-    size = output.stat().st_size if output is not None else int(stdout.split()[-1])
-    run = Run(case, tool, wall_s, usage.ru_maxrss / 1024, size / 1e6)
+    # ogr2ogr writes a file; geotasks prints its size, then each helper's peak RSS.
+    printed = stdout.split()
+    size = output.stat().st_size if output is not None else int(printed[0])
+    helpers = tuple(float(value) for value in printed[1:]) if output is None else ()
+    run = Run(case, tool, wall_s, usage.ru_maxrss / 1024, size / 1e6, helpers)
     print(f"  {case:<24} {tool:<32} {wall_s:7.2f} s", file=sys.stderr)
     return run
 
@@ -221,10 +236,12 @@ def print_table(runs: list[Run], count: int) -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for run in runs:
         ratio = f"{run.wall_s / reference[run.case]:.2f}" if run.case in reference else "n/a"
+        rss = " + ".join(f"{mb:.0f}" for mb in (run.peak_rss_mb, *run.helper_rss_mb))
         print(
-            f"| {run.case} | {run.tool} | {run.wall_s:.2f} | {run.peak_rss_mb:.0f} | "
+            f"| {run.case} | {run.tool} | {run.wall_s:.2f} | {rss} | "
             f"{run.output_mb:.0f} | {ratio} |"
         )
+    print("\nPeak RSS of a split run: the job's process + each helper process.")
 
 
 if __name__ == "__main__":

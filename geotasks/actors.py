@@ -48,6 +48,7 @@ def geo_limits(settings: Settings) -> GeoLimits:
         max_vertices=settings.max_vertices,
         max_zip_members=settings.max_zip_members,
         max_zip_bytes=settings.max_zip_bytes,
+        max_read_processes=settings.geo_read_processes,
     )
 
 

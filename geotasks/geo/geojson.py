@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import orjson
@@ -29,6 +29,18 @@ _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _HEAD = b'{"type":"FeatureCollection","features":['
 _FEATURE = b'{"type":"Feature"'
 _FEATURE_ID = b'{"type":"Feature","id":'
+#: Bytes copied at a time by :meth:`FeatureCollectionWriter.append_fragment`.
+_COPY_BYTES = 1024 * 1024
+
+#: A collection's bounds: west, south, east, north.
+Bounds = tuple[float, float, float, float]
+
+
+class ByteSink(Protocol):
+    """Where a writer's bytes go: a :class:`GeoJSONResult`, or a binary file."""
+
+    def write(self, data: bytes, /) -> Any:
+        """Append ``data``."""
 
 
 def check_precision(precision: object) -> int:
@@ -60,30 +72,77 @@ class FeatureCollectionWriter:
     :meth:`close` once to finish the document. Geometries must be in WGS84 lon/lat already,
     within -180..180 (see :mod:`geotasks.geo.antimeridian`).
 
+    A *fragment* writer writes features only, comma-separated, with neither the document's
+    head nor its tail: the part of a collection that another process rendered, which the
+    collection's own writer then takes in with :meth:`append_fragment`.
+
     Parameters:
       result: Where the bytes go.
       precision: Decimal places kept in coordinates.
       write_bbox: Add the collection's ``bbox`` member.
+      fragment: Write features only (see above); :meth:`close` then writes nothing.
 
     Raises:
       InputError: If ``precision`` is out of range.
     """
 
     def __init__(
-        self, result: GeoJSONResult, *, precision: int = 7, write_bbox: bool = False
+        self,
+        result: GeoJSONResult | ByteSink,
+        *,
+        precision: int = 7,
+        write_bbox: bool = False,
+        fragment: bool = False,
     ) -> None:
         self._result = result
         self._precision = check_precision(precision)
         self._write_bbox = write_bbox
         self._bounds = [math.inf, math.inf, -math.inf, -math.inf]
         self._count = 0
-        self._closed = False
-        result.write(_HEAD)
+        self._closed = fragment
+        if not fragment:
+            result.write(_HEAD)
 
     @property
     def count(self) -> int:
         """Features written so far."""
         return self._count
+
+    @property
+    def precision(self) -> int:
+        """Decimal places kept in coordinates."""
+        return self._precision
+
+    @property
+    def write_bbox(self) -> bool:
+        """Whether the collection gets a ``bbox`` member."""
+        return self._write_bbox
+
+    @property
+    def bounds(self) -> Bounds | None:
+        """The bounds of what was written so far (when ``write_bbox``), or ``None``."""
+        if not math.isfinite(self._bounds[0]):
+            return None
+        west, south, east, north = self._bounds
+        return west, south, east, north
+
+    def append_fragment(self, fragment: BinaryIO, count: int, bounds: Bounds | None) -> None:
+        """Append the features a fragment writer wrote (see the class), copied as they are.
+
+        Parameters:
+          fragment: The fragment's bytes, read to their end.
+          count: How many features it holds.
+          bounds: Their bounds, as the fragment writer's :attr:`bounds` gave them.
+        """
+        if not count:
+            return
+        if self._count:
+            self._result.write(b",")
+        while data := fragment.read(_COPY_BYTES):
+            self._result.write(data)
+        self._count += count
+        if bounds is not None:
+            self._extend_bounds(np.array(bounds[0::2]), np.array(bounds[1::2]))
 
     def write_batch(
         self,

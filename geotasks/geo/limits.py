@@ -30,6 +30,9 @@ class GeoLimits:
         byte; real shapefiles compress far less).
       max_where_chars: Longest accepted ``where`` attribute filter.
       max_clip_vertices: Most vertices in a caller's clip geometry.
+      max_read_processes: Most processes that write one dataset's GeoJSON, the job's own
+        included: a large shapefile is split between them (see
+        :mod:`geotasks.geo.parallel`). 1 keeps every job in its own process.
 
     Raises:
       ConfigurationError: If a limit is not a positive integer.
@@ -42,6 +45,7 @@ class GeoLimits:
     max_zip_ratio: int = 1_000
     max_where_chars: int = 4_000
     max_clip_vertices: int = 100_000
+    max_read_processes: int = 1
 
     def __post_init__(self) -> None:
         for field in fields(self):

@@ -28,6 +28,7 @@ from geotasks.geo.bbox import bbox_polygon, parse_bbox
 from geotasks.geo.geojson import FeatureCollectionWriter, check_precision
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.metric import LocalProjection
+from geotasks.geo.parallel import write_layer_split
 from geotasks.geo.reading import Layer, Source, open_layer
 from geotasks.geo.result import GeoJSONResult
 from geotasks.geo.streaming import (
@@ -35,7 +36,6 @@ from geotasks.geo.streaming import (
     checked_shape,
     make_polygonal_valid,
     read_batches,
-    write_layer,
 )
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,9 @@ def shapefile_to_geojson(
         writer,
         result,
     ):
-        write_layer(opened, writer, limits=limits, repair=repair, limit=limit)
+        write_layer_split(
+            opened, writer, limits=limits, repair=repair, limit=limit, tmp_dir=tmp_dir
+        )
     return result
 
 

@@ -11,7 +11,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,30 @@ PATH_DRIVERS = ("ESRI Shapefile", "GeoJSON", "GeoJSONSeq")
 Source = str | Path
 
 
+@dataclass(frozen=True)
+class LayerFile:
+    """What opens a layer's file again, in this process or another: a GDAL path and options.
+
+    Parameters:
+      gdal_path: The path GDAL opens (a local file, or a ``/vsizip/`` path inside a zip).
+      options: Keyword arguments of ``fiona.open`` (driver, encoding, fields to read).
+    """
+
+    gdal_path: str
+    options: dict[str, Any]
+
+    @property
+    def seekable(self) -> bool:
+        """Whether feature ``n`` can be reached without reading those before it.
+
+        True of a plain shapefile (its ``.shx`` gives every record's offset); not of one
+        inside a zip, whose compressed stream is read from its start to reach any offset.
+        """
+        return not self.gdal_path.startswith("/vsi") and self.options.get("driver") == (
+            "ESRI Shapefile"
+        )
+
+
 @dataclass
 class Layer:
     """An opened dataset layer, ready to stream.
@@ -49,6 +73,7 @@ class Layer:
         shapefile, whose shape type fixes it).
       select_fields: Properties each feature must be cut down to by the reader of
         :meth:`features`, or ``None`` when the features carry exactly :attr:`fields`.
+      file: How to open the layer's file again (see :func:`reopen_layer`).
     """
 
     label: str
@@ -57,16 +82,28 @@ class Layer:
     feature_count: int
     uniform_dims: bool
     select_fields: list[str] | None
+    file: LayerFile
     _collection: Any = field(repr=False)
     _filter: dict[str, Any] = field(repr=False)
     _limits: GeoLimits = field(repr=False)
     _matches_nothing: bool = field(repr=False, default=False)
 
-    def features(self, limit: int | None = None) -> Iterator[Any]:
+    @property
+    def filtered(self) -> bool:
+        """Whether a ``where`` or ``bbox`` filter picks the features to read."""
+        return bool(self._filter) or self._matches_nothing
+
+    def detached(self) -> Layer:
+        """A copy without the open file, which pickles: for :func:`reopen_layer` elsewhere."""
+        return replace(self, _collection=None)
+
+    def features(self, limit: int | None = None, *, start: int = 0) -> Iterator[Any]:
         """Yield the layer's features (fiona ``Feature`` objects), filtered, in file order.
 
         Parameters:
           limit: Stop after this many features.
+          start: Skip the layer's first ``start`` features (an unfiltered layer only: GDAL
+            seeks to them in a shapefile instead of reading them).
 
         Returns:
           An iterator of features whose geometry is in :attr:`source_crs` (or ``None``).
@@ -85,9 +122,13 @@ class Layer:
                 f"{self.label} has {self.feature_count} features, more than the limit of "
                 f"{max_features}; narrow it with bbox=, where= or limit="
             )
+        if start and self._filter:
+            raise ValueError("start= cannot skip features of a filtered layer")
         try:
             if self._filter:
                 iterator = self._collection.filter(**self._filter)
+            elif start:
+                iterator = self._collection.filter(start, None)
             else:
                 iterator = iter(self._collection)
             for count, feature in enumerate(iterator, start=1):
@@ -186,6 +227,7 @@ def open_layer(
             feature_count=count,
             uniform_dims=info is not None,
             select_fields=select,
+            file=LayerFile(gdal_path, _open_options(info, open_options)),
             _collection=collection,
             _filter=filters,
             _limits=limits,
@@ -234,14 +276,43 @@ def _locate(
     return info.gdal_path, label, info
 
 
-def _open(gdal_path: str, label: str, info: ShapefileInfo | None, options: dict[str, Any]) -> Any:
+@contextmanager
+def reopen_layer(detached: Layer) -> Iterator[Layer]:
+    """Open a :meth:`Layer.detached` layer's file again (in a helper process, say).
+
+    The name, CRS and filters were resolved when the layer was first opened; only the file is
+    opened here. The caller must keep that first layer open meanwhile: it owns any temporary
+    copy the file path points into.
+
+    Returns:
+      A context manager yielding the layer, with its file open.
+
+    Raises:
+      InputError: If the file can no longer be opened.
+    """
+    collection = _fiona_open(detached.file, detached.label)
+    try:
+        yield replace(detached, _collection=collection)
+    finally:
+        collection.close()
+
+
+def _open_options(info: ShapefileInfo | None, options: dict[str, Any]) -> dict[str, Any]:
     kwargs = dict(options)
     if info is None:
         kwargs["enabled_drivers"] = list(PATH_DRIVERS)
     else:
         kwargs["driver"] = "ESRI Shapefile"
+    return kwargs
+
+
+def _open(gdal_path: str, label: str, info: ShapefileInfo | None, options: dict[str, Any]) -> Any:
+    return _fiona_open(LayerFile(gdal_path, _open_options(info, options)), label)
+
+
+def _fiona_open(file: LayerFile, label: str) -> Any:
     try:
-        return fiona.open(gdal_path, **kwargs)
+        return fiona.open(file.gdal_path, **file.options)
     except FionaError as exc:
         raise InputError(f"{label} cannot be opened as a vector dataset: {exc}") from exc
 

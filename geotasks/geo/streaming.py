@@ -13,7 +13,7 @@ batch's text is written once its check has come back clean.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -70,7 +70,12 @@ class LonLatBatch:
 
 
 def read_batches(
-    layer: Layer, *, limits: GeoLimits, limit: int | None, properties_as_json: bool = False
+    layer: Layer,
+    *,
+    limits: GeoLimits,
+    limit: int | None,
+    properties_as_json: bool = False,
+    start: int = 0,
 ) -> Iterator[LonLatBatch]:
     """Stream a layer as lon/lat batches.
 
@@ -80,6 +85,7 @@ def read_batches(
       limit: Stop after this many features.
       properties_as_json: Encode each feature's properties as JSON as soon as it is read
         (for GeoJSON output: no dict outlives its feature, which spares the garbage collector).
+      start: Skip the first ``start`` features of an unfiltered layer.
 
     Returns:
       An iterator of batches.
@@ -96,7 +102,7 @@ def read_batches(
     check_every = not layer.uniform_dims
     select = layer.select_fields
     add = builder.add
-    for feature in layer.features(limit):
+    for feature in layer.features(limit, start=start):
         geometry = feature.geometry
         if check_every or not builder.dims:
             dims = builder.dims_of(geometry)
@@ -129,8 +135,11 @@ def write_layer(
     limits: GeoLimits,
     repair: bool,
     limit: int | None,
+    start: int = 0,
+    between_batches: Callable[[], None] | None = None,
 ) -> None:
-    """Write every feature of ``layer`` as GeoJSON (the whole of ``shapefile_to_geojson``).
+    """Write the features of ``layer`` as GeoJSON, in one process (see also
+    :func:`geotasks.geo.parallel.write_layer_split`).
 
     Parameters:
       layer: The opened layer.
@@ -138,6 +147,8 @@ def write_layer(
       limits: Feature and vertex limits.
       repair: Make invalid polygons valid (keeping polygonal parts) instead of failing.
       limit: Stop after this many features.
+      start: Skip the first ``start`` features of an unfiltered layer.
+      between_batches: Called after each batch is read; what it raises stops the writing.
 
     Raises:
       InputError: If a polygon is invalid and ``repair`` is false, or the data is bad.
@@ -145,8 +156,12 @@ def write_layer(
     label = layer.label
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geotasks-validity") as pool:
         pending: _Rendered | None = None
-        batches = read_batches(layer, limits=limits, limit=limit, properties_as_json=True)
+        batches = read_batches(
+            layer, limits=limits, limit=limit, properties_as_json=True, start=start
+        )
         for chunk in batches:
+            if between_batches is not None:
+                between_batches()
             # Everything that reads the coordinates comes before rendering, which rounds them
             # in place: the polygons to check, the split of features crossing ±180, and (if
             # invalid polygons are to be repaired) a copy.

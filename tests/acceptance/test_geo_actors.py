@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -21,10 +22,16 @@ SAMPLE_DATA = ROOT / "sample_data"
 @pytest.fixture
 def worker(geotasks_env: str, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     """A worker process on the test database, serving the geo queue."""
+    with _worker(geotasks_env, SAMPLE_DATA, tmp_path / "tmp") as process:
+        yield process
+
+
+@contextlib.contextmanager
+def _worker(database_url: str, data_dir: Path, tmp_dir: Path) -> Iterator[subprocess.Popen[str]]:
     env = clean_environment(
-        GEOTASKS_DATABASE_URL=geotasks_env,
-        GEOTASKS_DATA_DIR=str(SAMPLE_DATA),
-        GEOTASKS_TMP_DIR=str(tmp_path / "tmp"),
+        GEOTASKS_DATABASE_URL=database_url,
+        GEOTASKS_DATA_DIR=str(data_dir),
+        GEOTASKS_TMP_DIR=str(tmp_dir),
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "dramatiq", "geotasks.worker", "-p", "1", "-t", "2", "-Q", "geo"],
@@ -140,3 +147,36 @@ def test_a_direct_call_runs_synchronously_and_returns_the_same_result_type(
     )
     assert output.returncode == 0, output.stderr
     assert output.stdout.split() == ["GeoJSONResult", "application/geo+json", "5", "['name']"]
+
+
+def test_a_large_shapefile_is_split_between_the_worker_and_a_helper_process(
+    geotasks_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a plain shapefile large enough to be split (50,000 features a process)
+    import fiona
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    count = 100_001
+    schema = {"geometry": "Point", "properties": {"n": "int"}}
+    with fiona.open(data_dir / "points.shp", "w", driver="ESRI Shapefile", schema=schema,
+                    crs="EPSG:3857") as sink:  # fmt: skip
+        sink.writerecords(
+            {"geometry": {"type": "Point", "coordinates": (n * 10.0, n * 5.0)},
+             "properties": {"n": n}}
+            for n in range(count)
+        )  # fmt: skip
+    monkeypatch.setenv("GEOTASKS_DATA_DIR", str(data_dir))
+    get_settings.cache_clear()
+
+    # When a worker (default settings: 2 read processes) converts it
+    with _worker(geotasks_env, data_dir, tmp_path / "tmp") as process:
+        collection = geotasks.submit("shapefile_to_geojson", "points").get(timeout=120)
+        process.send_signal(signal.SIGTERM)
+        log, _ = process.communicate(timeout=30)
+
+    # Then every feature is there once, in file order, and a helper process wrote the second half
+    features = collection["features"]
+    assert [f["id"] for f in features] == list(range(count))
+    assert [f["properties"]["n"] for f in features[49_999:50_002]] == [49_999, 50_000, 50_001]
+    assert "a helper process wrote features 50000 to 100000" in log
