@@ -1,20 +1,32 @@
 """Group commit: the writes of threads that are ready together share one statement and commit,
-and a lone write goes at once."""
+a lone write goes at once, and every job reads as if its rows had been written one by one."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+import dramatiq
+import dramatiq.broker
 import psycopg2
 import pytest
+from dramatiq.broker import Broker, MessageProxy
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.message import Message
 
+from geotasks.broker import build_middleware
 from geotasks.errors import DatabaseError, DatabaseUnavailable, TransientError
+from geotasks.middleware.deliveries import DeliveryLimit
 from geotasks.postgres.group_commit import GroupCommit
+from geotasks.postgres.job_status import JobState, JobStore, RunningJob, set_running_job
 from geotasks.postgres.pool import Database
+from geotasks.postgres.results import PostgresBackend
+from geotasks.settings import Settings
 from tests.waiting import wait_until
 
 SENT_AT_MS = 1_795_000_000_000
@@ -241,3 +253,307 @@ def test_when_postgres_is_unreachable_every_writer_of_the_statement_gets_a_trans
         assert isinstance(outcome, TransientError)
     assert len({id(outcome) for outcome in outcomes[1:]}) == 3
     assert (group.single_statements, group.batch_statements) == (1, 1)
+
+
+# The poison guard's counts and STARTED --------------------------------------------------------
+
+
+@pytest.fixture
+def broker(database: Database, settings: Settings) -> Iterator[Broker]:
+    broker = StubBroker(middleware=build_middleware(settings, database))
+    previous = dramatiq.broker.global_broker
+    dramatiq.set_broker(broker)
+
+    @dramatiq.actor(broker=broker)
+    def plain() -> None: ...
+
+    try:
+        yield broker
+    finally:
+        dramatiq.broker.global_broker = previous
+        broker.close()
+
+
+def middleware_of(broker: Broker, kind: type[Any]) -> Any:
+    return next(m for m in broker.middleware if isinstance(m, kind))
+
+
+#: Histories a job may have when a worker starts it: (state, attempt) written before.
+HISTORIES: dict[str, list[tuple[JobState, int]]] = {
+    "no-row": [],
+    "pending": [(JobState.PENDING, 0)],
+    "throttled": [(JobState.PENDING, 0), (JobState.THROTTLED, 0)],
+    "retrying": [(JobState.PENDING, 0), (JobState.STARTED, 0), (JobState.RETRYING, 1)],
+    "finished": [(JobState.PENDING, 0), (JobState.STARTED, 0), (JobState.SUCCESS, 0)],
+}
+
+JOB_COLUMNS = (
+    "status, attempt, runs, actor_name, queue_name, error_type, error_message, progress_done,"
+    " pending_at IS NULL, throttled_at IS NULL, retrying_at IS NULL, started_at IS NULL,"
+    " finished_at IS NULL, next_at IS NULL, expires_at IS NULL, progress_at IS NULL"
+)
+
+
+def give_history(store: JobStore, message_id: str, history: list[tuple[JobState, int]]) -> None:
+    for status, attempt in history:
+        store.transition(
+            message_id,
+            actor_name="plain",
+            queue_name="default",
+            status=status,
+            attempt=attempt,
+            sent_at_ms=SENT_AT_MS,
+            next_at_ms=SENT_AT_MS if status is JobState.RETRYING else None,
+            ttl_ms=TTL_MS,
+        )
+
+
+def job_row(database: Database, message_id: str) -> tuple[Any, ...] | None:
+    def read(cur: Any) -> tuple[Any, ...] | None:
+        cur.execute(f"SELECT {JOB_COLUMNS} FROM geotasks.job WHERE message_id = %s", [message_id])
+        row = cur.fetchone()
+        return tuple(row) if row is not None else None
+
+    return database.transaction(read)
+
+
+def deliveries_row(database: Database, message_id: str) -> tuple[Any, ...] | None:
+    def read(cur: Any) -> tuple[Any, ...] | None:
+        cur.execute(
+            "SELECT attempt, deliveries, solo_deliveries FROM geotasks.message_deliveries"
+            " WHERE message_id = %s",
+            [message_id],
+        )
+        row = cur.fetchone()
+        return tuple(row) if row is not None else None
+
+    return database.transaction(read)
+
+
+def delivery(message_id: str, attempt: int) -> MessageProxy:
+    return MessageProxy(
+        Message(
+            "default",
+            "plain",
+            (),
+            {},
+            {"retries": attempt},
+            message_id=message_id,
+            message_timestamp=SENT_AT_MS,
+        )
+    )
+
+
+def start(broker: Broker, message: MessageProxy) -> None:
+    """Run the before-hooks of a delivery, as a worker thread does before the actor."""
+    broker.emit_before("process_message", message)
+    set_running_job(None)
+
+
+def test_deliveries_counted_together_leave_every_job_as_one_by_one(
+    broker: Broker, database: Database, database_url: str
+) -> None:
+    # Given jobs with every history, twice: one copy to start alone, one to start together
+    guard = middleware_of(broker, DeliveryLimit)
+    store = JobStore(database)
+    names = list(HISTORIES)
+    alone = {name: str(uuid.uuid4()) for name in names}
+    together = {name: str(uuid.uuid4()) for name in names}
+    for name, history in HISTORIES.items():
+        give_history(store, alone[name], history)
+        give_history(store, together[name], history)
+    attempt = {name: history[-1][1] if history else 0 for name, history in HISTORIES.items()}
+
+    # When the first copies are delivered one by one, and the second ones all at once
+    for name in names:
+        start(broker, delivery(alone[name], attempt[name]))
+    assert guard._records.batch_statements == 0
+    write_together(
+        database_url,
+        "geotasks.message_deliveries",
+        guard._records,
+        lambda: start(broker, delivery(str(uuid.uuid4()), 0)),
+        [
+            lambda name=name: start(broker, delivery(together[name], attempt[name]))
+            for name in names
+        ],
+    )
+
+    # Then the second copies were counted (and started) in one statement, one transaction,
+    # and read like the first ones
+    assert guard._records.batch_statements == 1
+    assert (
+        transactions_of(
+            database, "geotasks.message_deliveries", "message_id", list(together.values())
+        )
+        == 1
+    )
+    for name in names:
+        assert deliveries_row(database, together[name]) == deliveries_row(database, alone[name])
+        assert job_row(database, together[name]) == job_row(database, alone[name]), name
+    assert job_row(database, together["pending"])[:3] == (JobState.STARTED, 0, 1)
+    assert job_row(database, together["finished"])[0] == JobState.SUCCESS
+
+
+# Results with SUCCESS ------------------------------------------------------------------------
+
+
+def finish(backend: PostgresBackend, store: JobStore, message_id: str, attempt: int) -> None:
+    """Store a result as a worker thread that ran the job does: with the job's SUCCESS."""
+    set_running_job(RunningJob(store, message_id, "plain", "default", attempt, SENT_AT_MS))
+    try:
+        message = Message("default", "plain", (), {}, {}, message_id=message_id)
+        backend.store_result(message, {"id": message_id, "attempt": attempt}, TTL_MS)
+    finally:
+        set_running_job(None)
+
+
+def result_row(database: Database, message_id: str) -> tuple[Any, ...] | None:
+    def read(cur: Any) -> tuple[Any, ...] | None:
+        cur.execute(
+            "SELECT kind, media_type, size_bytes, chunk_bytes, encode(data, 'escape'),"
+            " error_type, error_message, error_traceback,"
+            " expires_at - stored_at BETWEEN interval '59 s' AND interval '61 s'"
+            " FROM geotasks.result WHERE message_id = %s",
+            [message_id],
+        )
+        row = cur.fetchone()
+        return tuple(row) if row is not None else None
+
+    return database.transaction(read)
+
+
+#: Histories a job may have when its result is stored: (state, attempt) written before.
+RESULT_HISTORIES: dict[str, list[tuple[JobState, int]]] = {
+    "no-row": [],
+    "never-pending": [(JobState.STARTED, 0)],
+    "started": [(JobState.PENDING, 0), (JobState.STARTED, 0)],
+    "retried": [
+        (JobState.PENDING, 0),
+        (JobState.STARTED, 0),
+        (JobState.RETRYING, 1),
+        (JobState.STARTED, 1),
+    ],
+    "not-started": [(JobState.PENDING, 0)],
+    "finished": [(JobState.PENDING, 0), (JobState.STARTED, 0), (JobState.SUCCESS, 0)],
+    "failed": [(JobState.PENDING, 0), (JobState.STARTED, 0), (JobState.FAILURE, 0)],
+}
+
+
+def test_results_stored_together_leave_every_job_and_result_as_one_by_one(
+    database: Database, database_url: str, tmp_path: Path, listeners_closed: None
+) -> None:
+    # Given jobs with every history, started, twice: one copy to finish alone, one together
+    backend = PostgresBackend(database=database, spool_dir=tmp_path)
+    store = JobStore(database)
+    histories = RESULT_HISTORIES
+    alone = {name: str(uuid.uuid4()) for name in histories}
+    together = {name: str(uuid.uuid4()) for name in histories}
+    attempt = {name: history[-1][1] if history else 0 for name, history in histories.items()}
+    for name, history in histories.items():
+        give_history(store, alone[name], history)
+        give_history(store, together[name], history)
+
+    # And a client blocked on each result of the second copies
+    woken: dict[str, Any] = {}
+
+    def wait_for(message_id: str) -> None:
+        woken[message_id] = backend.wait(message_id, timeout_s=30)
+
+    waiters = [threading.Thread(target=wait_for, args=(mid,)) for mid in together.values()]
+    for waiter in waiters:
+        waiter.start()
+
+    # When the first copies finish one by one, and the second ones all at once
+    for name in histories:
+        finish(backend, store, alone[name], attempt[name])
+    assert backend._successes.batch_statements == 0
+    write_together(
+        database_url,
+        "geotasks.result",
+        backend._successes,
+        lambda: finish(backend, store, str(uuid.uuid4()), 0),
+        [
+            lambda name=name: finish(backend, store, together[name], attempt[name])
+            for name in histories
+        ],
+    )
+
+    # Then the second copies' results and statuses committed in one statement and transaction
+    assert backend._successes.batch_statements == 1
+    ids = list(together.values())
+    assert transactions_of(database, "geotasks.result", "message_id", ids) == 1
+    # And every job and result reads like its twin's
+    for name in histories:
+        expected = result_row(database, alone[name])
+        assert expected is not None
+        assert result_row(database, together[name]) == (
+            *expected[:4],
+            expected[4].replace(alone[name], together[name]),
+            *expected[5:],
+        ), name
+        assert job_row(database, together[name]) == job_row(database, alone[name]), name
+    assert job_row(database, together["started"])[0] == JobState.SUCCESS
+    assert job_row(database, together["failed"])[0] == JobState.FAILURE
+    # And every blocked client was woken by the statement's notifications
+    for waiter in waiters:
+        waiter.join(timeout=30)
+    assert all(woken[message_id] is not None for message_id in ids)
+
+
+def test_a_result_too_large_to_share_a_statement_is_stored_alone(
+    database: Database, tmp_path: Path, listeners_closed: None
+) -> None:
+    # Given a result larger than a shared statement takes
+    backend = PostgresBackend(database=database, spool_dir=tmp_path)
+    store = JobStore(database)
+    message_id = str(uuid.uuid4())
+    give_history(store, message_id, [(JobState.PENDING, 0), (JobState.STARTED, 0)])
+    set_running_job(RunningJob(store, message_id, "plain", "default", 0, SENT_AT_MS))
+    try:
+        message = Message("default", "plain", (), {}, {}, message_id=message_id)
+        backend.store_result(message, "x" * 100_000, TTL_MS)
+    finally:
+        set_running_job(None)
+
+    # Then it went without the group commit, with SUCCESS, and reads back whole
+    assert backend._successes.single_statements == 0
+    assert job_row(database, message_id)[0] == JobState.SUCCESS
+    assert backend.get_result(message) == "x" * 100_000
+
+
+def test_a_busy_worker_shares_statements_and_every_job_ends_with_its_result(
+    database: Database, settings: Settings, listeners_closed: None
+) -> None:
+    # Given a worker with 8 threads and the whole geotasks middleware stack
+    broker = StubBroker(middleware=build_middleware(settings, database))
+    previous = dramatiq.broker.global_broker
+    dramatiq.set_broker(broker)
+    broker.emit_after("process_boot")
+
+    @dramatiq.actor(broker=broker, store_results=True, max_retries=0)
+    def double(n: int) -> int:
+        return 2 * n
+
+    try:
+        # When it runs 300 jobs
+        messages = [double.send(n) for n in range(300)]
+        worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=8)
+        worker.start()
+        try:
+            results = [message.get_result(block=True, timeout=30_000) for message in messages]
+        finally:
+            worker.stop(timeout=10_000)
+    finally:
+        dramatiq.broker.global_broker = previous
+        broker.close()
+
+    # Then every job succeeded with its own result
+    assert results == [2 * n for n in range(300)]
+    store = JobStore(database)
+    assert {store.get(m.message_id).status for m in messages} == {JobState.SUCCESS}
+    # And the writers' statements add up: every count and every result went in one of them
+    guard = middleware_of(broker, DeliveryLimit)
+    backend = broker.get_results_backend()  # type: ignore[attr-defined]
+    for group in (guard._records, backend._successes):
+        assert group.single_statements + group.batch_statements <= 300
