@@ -33,6 +33,7 @@ from ..postgres.job_status import running_job
 
 logger = logging.getLogger(__name__)
 
+
 @functools.lru_cache(maxsize=128)
 def _has_results_middleware(broker: Broker) -> bool:
     """Dramatiq's ``has_results_middleware`` (cached per broker too), which also recognises a
