@@ -29,12 +29,13 @@ The attempt is Dramatiq's ``retries`` option, so a retry (a new attempt of the s
 starts from zero, and a throttled message re-enqueued under the same attempt is not counted
 against it, since it finished its delivery.
 
-Only recording is on the way of every message (a suspect pays a second round trip once it has
-its process to itself). Finished deliveries are cleared in batches, a fraction of a second
-later, one statement for many (and on the Postgres broker, in the database the guard uses, by
-the broker's own ack statement). A worker killed in that fraction of a second leaves the counts
-of deliveries that did finish: a throttled message among them counts one delivery too many.
-That is the price of one round trip per message instead of two.
+Only recording is on the way of every message (a suspect pays a second round trip once it has its
+process to itself), and the counts of deliveries that start at the same time in one process share a
+statement (:mod:`geotasks.postgres.group_commit`). Finished deliveries are cleared in batches, a
+fraction of a second later, one statement for many (and on the Postgres broker, in the database the
+guard uses, by the broker's own ack statement). A worker killed in that fraction of a second leaves
+the counts of deliveries that did finish: a throttled message among them counts one delivery too
+many. That is the price of one round trip per message instead of two.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +54,7 @@ from psycopg2.extensions import cursor as Cursor
 
 from ..errors import DatabaseError, GeotasksError
 from ..postgres.broker import PostgresBroker
+from ..postgres.group_commit import GroupCommit
 from ..postgres.job_status import JobState
 from ..postgres.pool import Database, PreparedStatement, execute_prepared
 from ..postgres.queries import load_queries
@@ -108,6 +111,17 @@ _NO_START: dict[str, Any] = {
     "actor_name": None,
     "queue_name": None,
     "sent_at_ms": None,
+}
+
+#: The arrays of ``record_deliveries``, by the parameter of ``record_delivery`` each collects.
+_RECORD_ARRAYS = {
+    "message_ids": "message_id",
+    "attempts": "attempt",
+    "solo": "solo",
+    "start": "start",
+    "actor_names": "actor_name",
+    "queue_names": "queue_name",
+    "sent_at_ms": "sent_at_ms",
 }
 
 
@@ -192,7 +206,17 @@ class DeliveryLimit(Middleware):
         self._record_statement = PreparedStatement(
             "geotasks_record_delivery", self._queries["record_delivery"]
         )
+        self._record_many_statement = PreparedStatement(
+            "geotasks_record_deliveries", self._queries["record_deliveries"]
+        )
         self._relax_commit = self._queries["relax_commit"] + "\n"
+        # The counts of worker threads that start messages at the same time share a statement.
+        self._records: GroupCommit[dict[str, Any], tuple[Any, ...]] = GroupCommit(
+            database,
+            write_one=self._record_one,
+            write_many=self._record_many,
+            key=lambda params: params["message_id"],
+        )
         self._gate = _Gate()
         self._local = threading.local()
         # Worker threads of the Dramatiq workers running in this process.
@@ -340,18 +364,32 @@ class DeliveryLimit(Middleware):
         job_status = self.job_status
         start = job_status.start_params(broker, message, self) if job_status else None
         params = {**key, **(start or _NO_START)}
-
-        def work(cur: Cursor) -> tuple[Any, ...]:
-            execute_prepared(cur, self._record_statement, params, prefix=self._relax_commit)
-            row = cur.fetchone()
-            if row is None:
-                raise AssertionError(f"no delivery count returned for {message.message_id}")
-            return tuple(row)
-
-        row = self.database.transaction(work, single_statement=True)
+        if params["restart"]:
+            # Rare (a throttled message back in the process that ran it): the batch
+            # statement has no restart.
+            row = self.database.transaction(
+                lambda cur: self._record_one(cur, params), single_statement=True
+            )
+        else:
+            row = self._records.write(params)
         if job_status is not None and row[2]:
             job_status.started_early(message, JobState(row[3]))
         return int(row[0]), int(row[1])
+
+    def _record_one(self, cur: Cursor, params: dict[str, Any]) -> tuple[Any, ...]:
+        execute_prepared(cur, self._record_statement, params, prefix=self._relax_commit)
+        row = cur.fetchone()
+        if row is None:
+            raise AssertionError(f"no delivery count returned for {params['message_id']}")
+        return tuple(row)
+
+    def _record_many(self, cur: Cursor, many: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        arrays = {
+            array: [params[name] for params in many] for array, name in _RECORD_ARRAYS.items()
+        }
+        execute_prepared(cur, self._record_many_statement, arrays, prefix=self._relax_commit)
+        rows = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
+        return [rows[params["message_id"]] for params in many]
 
     def _forget(self, broker: Broker, message: MessageProxy) -> None:
         # Only the thread that ran the delivery finishes it; an ack from elsewhere (a message

@@ -18,10 +18,12 @@ without a result.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 import dramatiq.results
+import dramatiq.worker
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.middleware import Retries
 from dramatiq.results import ResultBackend
@@ -31,22 +33,17 @@ from ..postgres.job_status import running_job
 
 logger = logging.getLogger(__name__)
 
-#: Logger of Dramatiq's worker threads.
-_WORKER_LOGGER = "dramatiq.worker.WorkerThread"
 
+@functools.lru_cache(maxsize=128)
+def _has_results_middleware(broker: Broker) -> bool:
+    """Dramatiq's ``has_results_middleware`` (cached per broker too), which also recognises a
+    subclass of ``Results``.
 
-class _DiscardedResultWarningFilter(logging.Filter):
-    """Drops the worker's "you haven't added the Results middleware" warning.
-
-    Dramatiq's worker looks for its Results middleware with ``type(m) is Results``, so with a
-    subclass installed it warns, wrongly, that every returned value is discarded.
+    Dramatiq's worker looks for its Results middleware with ``type(m) is Results`` after every
+    job that returned a value, so with a subclass installed it would log a warning, wrongly,
+    that the value was discarded, for every job (a filter dropping it still paid for the record).
     """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "haven't added the Results middleware" not in str(record.msg)
-
-
-_filter = _DiscardedResultWarningFilter()
+    return any(isinstance(m, dramatiq.results.Results) for m in broker.middleware)
 
 
 class Results(dramatiq.results.Results):
@@ -66,9 +63,7 @@ class Results(dramatiq.results.Results):
         super().__init__(  # type: ignore[no-untyped-call]
             backend=backend, store_results=store_results, result_ttl=result_ttl
         )
-        worker_logger = logging.getLogger(_WORKER_LOGGER)
-        if _filter not in worker_logger.filters:
-            worker_logger.addFilter(_filter)
+        dramatiq.worker.has_results_middleware = _has_results_middleware
 
     def after_process_message(
         self,

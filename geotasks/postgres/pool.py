@@ -54,6 +54,8 @@ class PooledConnection(psycopg2.extensions.connection):
 
 
 _NAMED_PARAMETER = re.compile(r"%\((\w+)\)s")
+#: A parameter cast to an array type, such as ``%(ids)s::text[]``.
+_ARRAY_PARAMETER = re.compile(r"%\((\w+)\)s(::\w+\[\])")
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,13 @@ class PreparedStatement:
     def execute(self) -> str:
         """``EXECUTE name(%(a)s, …)``, parameters in the order ``prepare`` numbered them.
 
-        Built once: it is on the path of every job."""
+        A parameter the query casts to an array type is cast the same here: psycopg2 sends a
+        list of ``None`` as ``ARRAY[NULL]``, a ``text[]``, which Postgres will not coerce to
+        another array type. Built once: it is on the path of every job."""
         names = list(dict.fromkeys(_NAMED_PARAMETER.findall(self.query)))
-        return f"EXECUTE {self.name}({', '.join(f'%({n})s' for n in names)})"
+        casts = dict(reversed(_ARRAY_PARAMETER.findall(self.query)))
+        arguments = ", ".join(f"%({name})s{casts.get(name, '')}" for name in names)
+        return f"EXECUTE {self.name}({arguments})"
 
 
 def execute_prepared(

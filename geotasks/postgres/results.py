@@ -6,7 +6,9 @@ side ever holds more than a chunk or two in memory. A
 :class:`~geotasks.geo.result.GeoJSONResult` is stored as the bytes it holds, never re-encoded;
 other values go through the Dramatiq encoder. A failure stores the exception's type, message and
 traceback. A blocking get registers with the process's LISTEN connection, checks the table, and
-sleeps until the storing transaction's NOTIFY (payload: the message id) wakes it.
+sleeps until the storing transaction's NOTIFY (payload: the message id) wakes it. A worker
+thread stores the small result of the job it ran together with the job's SUCCESS, and those of
+threads that finish at the same time share one statement (:mod:`geotasks.postgres.group_commit`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import struct
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +33,15 @@ from psycopg2.extensions import cursor as Cursor
 
 from ..errors import DatabaseError, JobFailed, ResultExpired
 from ..geo.result import GeoJSONResult
-from .job_status import FINISHED_CHANNEL, JobError, JobState, JobStore, running_job
+from .group_commit import GroupCommit
+from .job_status import (
+    FINISHED_CHANNEL,
+    JobError,
+    JobState,
+    JobStore,
+    RunningJob,
+    running_job,
+)
 from .listener import get_listener
 from .pool import Database, PreparedStatement, bind_prepared, execute_prepared
 from .queries import load_queries
@@ -46,6 +56,9 @@ MAX_TRACEBACK_CHARS = 64 * 1024
 READ_BUFFER_BYTES = 64 * 1024
 #: Bytes psycopg2 moves per read or write of a COPY.
 COPY_BUFFER_BYTES = 256 * 1024
+#: Largest result, in bytes, that shares a statement with the results of other worker threads
+#: (group commit); a larger one costs more than a statement's fixed cost and goes alone.
+GROUP_MAX_BYTES = 64 * 1024
 
 #: ``kind`` of a result: a value encoded by the Dramatiq encoder.
 VALUE = "value"
@@ -75,6 +88,23 @@ class StoredResult:
     error: JobError | None = None
     chunk_bytes: int | None = field(default=None, repr=False)
     inline: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class _Success:
+    """An inline result of the job a worker thread ran, to store with the job's SUCCESS.
+
+    Attributes:
+      params: The parameters of the ``store`` query.
+      job: The job, as ``JobStatus`` announced it.
+    """
+
+    params: dict[str, Any]
+    job: RunningJob
+
+    @property
+    def message_id(self) -> str:
+        return str(self.params["message_id"])
 
 
 @dataclass(frozen=True)
@@ -120,6 +150,17 @@ class PostgresBackend(ResultBackend):
         self._store_statement = PreparedStatement("geotasks_result_store", self._queries["store"])
         self._header_statement = PreparedStatement(
             "geotasks_result_header", self._queries["header"]
+        )
+        self._successes_statement = PreparedStatement(
+            "geotasks_result_store_successes", self._queries["store_successes"]
+        )
+        # The results (and SUCCESS) of worker threads that finish at the same time share a
+        # statement and a commit.
+        self._successes: GroupCommit[_Success, None] = GroupCommit(
+            database,
+            write_one=self._store_success,
+            write_many=self._store_successes,
+            key=lambda success: success.message_id,
         )
 
     def build_message_key(self, message: Message[Any]) -> str:
@@ -254,7 +295,7 @@ class PostgresBackend(ResultBackend):
             "ttl_ms": ttl_ms,
         }
 
-        def finish(cursor: Cursor, preceded_by: bytes | None = None) -> None:
+        def finish(cursor: Cursor) -> None:
             if finishing is not None:
                 finishing.store.apply(
                     cursor,
@@ -265,16 +306,7 @@ class PostgresBackend(ResultBackend):
                     attempt=finishing.attempt,
                     sent_at_ms=finishing.sent_at_ms,
                     ttl_ms=ttl_ms,
-                    preceded_by=preceded_by,
                 )
-
-        def write_inline(cursor: Cursor) -> None:
-            # The header and SUCCESS go in one string: one round trip, one implicit
-            # transaction, so the result is durable before the status says SUCCESS.
-            if finishing is None:
-                execute_prepared(cursor, self._store_statement, params)
-            else:
-                finish(cursor, preceded_by=bind_prepared(cursor, self._store_statement, params))
 
         def write_chunked(cursor: Cursor) -> None:
             cursor.execute(self._queries["store"], params)
@@ -288,8 +320,19 @@ class PostgresBackend(ResultBackend):
             finish(cursor)
 
         started = time.monotonic()
-        if inline:
-            self.database.transaction(write_inline, single_statement=True)
+        if inline and finishing is not None:
+            success = _Success(params, finishing)
+            if size_bytes <= GROUP_MAX_BYTES:
+                self._successes.write(success)
+            else:
+                self.database.transaction(
+                    lambda cursor: self._store_success(cursor, success), single_statement=True
+                )
+        elif inline:
+            self.database.transaction(
+                lambda cursor: execute_prepared(cursor, self._store_statement, params),
+                single_statement=True,
+            )
         else:
             self.database.transaction(write_chunked)
         if finishing is not None:
@@ -301,6 +344,36 @@ class PostgresBackend(ResultBackend):
             size_bytes,
             time.monotonic() - started,
         )
+
+    def _store_success(self, cursor: Cursor, success: _Success) -> None:
+        # The header and SUCCESS go in one string: one round trip, one implicit transaction,
+        # so the result is durable before the status says SUCCESS.
+        job = success.job
+        job.store.apply(
+            cursor,
+            success.message_id,
+            actor_name=job.actor_name,
+            queue_name=job.queue_name,
+            status=JobState.SUCCESS,
+            attempt=job.attempt,
+            sent_at_ms=job.sent_at_ms,
+            ttl_ms=success.params["ttl_ms"],
+            preceded_by=bind_prepared(cursor, self._store_statement, success.params),
+        )
+
+    def _store_successes(self, cursor: Cursor, many: Sequence[_Success]) -> list[None]:
+        arrays = {
+            array: [success.params[name] for success in many]
+            for array, name in _SUCCESS_RESULT_ARRAYS.items()
+        } | {
+            array: [getattr(success.job, name) for success in many]
+            for array, name in _SUCCESS_JOB_ARRAYS.items()
+        }
+        execute_prepared(cursor, self._successes_statement, arrays)
+        for message_id, status, applied in cursor.fetchall():
+            if not applied:
+                logger.debug("Job %s: SUCCESS refused, status stays %s", message_id, status)
+        return [None] * len(many)
 
     def header(self, message_id: str) -> StoredResult | None:
         """Return the header of an unexpired result, or ``None`` when there is none."""
@@ -404,6 +477,24 @@ class PostgresBackend(ResultBackend):
                 f"the result of job {stored.message_id} expired or was replaced while being read"
             )
         return data
+
+
+#: The arrays of ``store_successes`` from the ``store`` query's parameters, by parameter.
+_SUCCESS_RESULT_ARRAYS = {
+    "message_ids": "message_id",
+    "kinds": "kind",
+    "media_types": "media_type",
+    "size_bytes": "size_bytes",
+    "data": "data",
+    "ttl_ms": "ttl_ms",
+}
+#: The arrays of ``store_successes`` from the running job, by attribute.
+_SUCCESS_JOB_ARRAYS = {
+    "actor_names": "actor_name",
+    "queue_names": "queue_name",
+    "attempts": "attempt",
+    "sent_at_ms": "sent_at_ms",
+}
 
 
 def _exact_chunks(pieces: Iterator[bytes], chunk_bytes: int) -> Iterator[bytes]:

@@ -89,3 +89,65 @@ SET LOCAL synchronous_commit TO off;
 DELETE FROM geotasks.message_deliveries AS d
 USING unnest(%(message_ids)s::text[], %(attempts)s::integer[]) AS finished(message_id, attempt)
 WHERE d.message_id = finished.message_id AND d.attempt = finished.attempt;
+
+-- name: record_deliveries
+-- record_delivery for several deliveries at once (group commit: the worker threads of a process
+-- that are ready together), none of them a `restart`, no two with the same message id: arrays
+-- with one element per delivery. Each row of the result is record_delivery's row, after the
+-- message id; tests/integration/test_group_commit.py keeps the two in step.
+WITH delivery AS (
+    SELECT *
+    FROM unnest(
+        %(message_ids)s::text[], %(attempts)s::integer[], %(solo)s::integer[],
+        %(start)s::boolean[], %(actor_names)s::text[], %(queue_names)s::text[],
+        %(sent_at_ms)s::bigint[]
+    ) AS t (message_id, attempt, solo, start, actor_name, queue_name, sent_at_ms)
+),
+counted AS (
+    INSERT INTO geotasks.message_deliveries AS d (message_id, attempt, solo_deliveries)
+    SELECT message_id, attempt, solo FROM delivery
+    ON CONFLICT (message_id, attempt)
+    DO UPDATE SET
+        deliveries = d.deliveries + 1,
+        solo_deliveries = d.solo_deliveries + excluded.solo_deliveries,
+        last_delivered_at = now()
+    RETURNING d.message_id, d.attempt, d.deliveries, d.solo_deliveries
+),
+started AS (
+    INSERT INTO geotasks.job AS j (
+        message_id, actor_name, queue_name, status, attempt, runs, pending_at, started_at
+    )
+    SELECT
+        t.message_id, t.actor_name, t.queue_name, 'STARTED', t.attempt, 1,
+        to_timestamp(t.sent_at_ms / 1000.0), now()
+    FROM delivery t
+    JOIN counted c USING (message_id, attempt)
+    WHERE t.start AND c.deliveries = 1
+    ON CONFLICT (message_id) DO UPDATE SET
+        status = excluded.status,
+        attempt = excluded.attempt,
+        runs = j.runs + 1,
+        updated_at = now(),
+        pending_at = coalesce(j.pending_at, excluded.pending_at),
+        started_at = excluded.started_at,
+        finished_at = NULL,
+        next_at = NULL,
+        expires_at = NULL,
+        error_type = NULL,
+        error_message = NULL,
+        progress_done = NULL,
+        progress_total = NULL,
+        progress_at = NULL
+    WHERE geotasks.job_transition_allowed(j.status, j.attempt, excluded.status, excluded.attempt)
+    RETURNING j.message_id, j.status
+)
+SELECT
+    t.message_id,
+    c.deliveries,
+    c.solo_deliveries,
+    t.start AND c.deliveries = 1,
+    coalesce(s.status, j.status)
+FROM delivery t
+JOIN counted c USING (message_id, attempt)
+LEFT JOIN started s USING (message_id)
+LEFT JOIN geotasks.job j USING (message_id);

@@ -62,3 +62,81 @@ WHERE message_id IN (
     LIMIT %(batch_size)s
     FOR UPDATE SKIP LOCKED
 );
+
+-- name: store_successes
+-- For several jobs at once (group commit: the worker threads of a process that are ready
+-- together), no two with the same message id: `store` of an inline result followed by the
+-- `transition` of sql/job_status.sql to SUCCESS, spelt out for arrays with one element per
+-- job, in one statement. The results and the statuses commit together, durably, so no status
+-- says SUCCESS before its result is stored. Rings the doorbell of each message id (once: Postgres
+-- folds a transaction's identical notifications). Returns, per job, its message id, its status
+-- afterwards (NULL when another transaction inserted its row while this one waited) and whether
+-- SUCCESS was applied.
+-- tests/integration/test_group_commit.py keeps this in step with `store` and `transition`.
+WITH success AS (
+    SELECT *
+    FROM unnest(
+        %(message_ids)s::text[], %(kinds)s::text[], %(media_types)s::text[],
+        %(size_bytes)s::bigint[], %(data)s::bytea[], %(ttl_ms)s::bigint[],
+        %(actor_names)s::text[], %(queue_names)s::text[], %(attempts)s::integer[],
+        %(sent_at_ms)s::bigint[]
+    ) AS t (
+        message_id, kind, media_type, size_bytes, data, ttl_ms,
+        actor_name, queue_name, attempt, sent_at_ms
+    )
+),
+old_chunks AS (
+    DELETE FROM geotasks.result_chunk c USING success s WHERE c.message_id = s.message_id
+),
+stored AS (
+    INSERT INTO geotasks.result AS r (
+        message_id, kind, media_type, size_bytes, chunk_bytes, data,
+        error_type, error_message, error_traceback, expires_at
+    )
+    SELECT
+        message_id, kind, media_type, size_bytes, NULL, data, NULL, NULL, NULL,
+        now() + make_interval(secs => ttl_ms / 1000.0)
+    FROM success
+    ON CONFLICT (message_id) DO UPDATE SET
+        kind = excluded.kind,
+        media_type = excluded.media_type,
+        size_bytes = excluded.size_bytes,
+        chunk_bytes = excluded.chunk_bytes,
+        data = excluded.data,
+        error_type = excluded.error_type,
+        error_message = excluded.error_message,
+        error_traceback = excluded.error_traceback,
+        stored_at = now(),
+        expires_at = excluded.expires_at
+    RETURNING pg_notify('geotasks_result', r.message_id)
+),
+applied AS (
+    INSERT INTO geotasks.job AS j (
+        message_id, actor_name, queue_name, status, attempt, runs,
+        pending_at, finished_at, expires_at
+    )
+    SELECT
+        message_id, actor_name, queue_name, 'SUCCESS', attempt, 0,
+        to_timestamp(sent_at_ms / 1000.0), now(),
+        now() + make_interval(secs => ttl_ms / 1000.0)
+    FROM success
+    ON CONFLICT (message_id) DO UPDATE SET
+        status = excluded.status,
+        attempt = excluded.attempt,
+        runs = j.runs + excluded.runs,
+        updated_at = now(),
+        pending_at = coalesce(j.pending_at, excluded.pending_at),
+        finished_at = excluded.finished_at,
+        next_at = NULL,
+        expires_at = excluded.expires_at,
+        error_type = NULL,
+        error_message = NULL
+    WHERE geotasks.job_transition_allowed(j.status, j.attempt, excluded.status, excluded.attempt)
+    RETURNING j.message_id, j.status
+)
+-- Referencing `stored` is what makes Postgres evaluate it.
+SELECT s.message_id, coalesce(a.status, j.status), a.status IS NOT NULL
+FROM success s
+LEFT JOIN applied a USING (message_id)
+LEFT JOIN geotasks.job j USING (message_id)
+WHERE (SELECT count(*) FROM stored) >= 0;
