@@ -25,7 +25,7 @@ from typing import Any
 import dramatiq.results
 import dramatiq.worker
 from dramatiq.broker import Broker, MessageProxy
-from dramatiq.middleware import Retries
+from dramatiq.middleware import Retries, ShutdownNotifications, TimeLimit
 from dramatiq.results import ResultBackend
 
 from ..errors import ResultNotStorable, TransientError
@@ -75,6 +75,7 @@ class Results(dramatiq.results.Results):
     ) -> None:
         """Store the result; when the store is away, have the message run again, and when the
         result cannot be stored at all, fail the message with the reason."""
+        _stop_interruptions(broker, message)
         try:
             super().after_process_message(  # type: ignore[no-untyped-call]
                 broker, message, result=result, exception=exception
@@ -107,6 +108,21 @@ class Results(dramatiq.results.Results):
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         """Store nothing: a skipped message has no result (a failed one is stored on nack)."""
+
+
+def _stop_interruptions(broker: Broker, message: MessageProxy) -> None:
+    """Disarm, for this thread, what raises exceptions into it: the actor is done.
+
+    Dramatiq's time limit and shutdown notifications raise an exception into a worker thread
+    wherever it is, and are disarmed by their own ``after_process_message``, which runs after
+    this middleware's (after hooks run in reverse order). Storing the result must not be cut in
+    two: a result half stored is retried, and a thread interrupted while it carries the results
+    of other threads (group commit) makes them write again. Both hooks only forget the thread;
+    running them twice is harmless.
+    """
+    for middleware in broker.middleware:
+        if isinstance(middleware, TimeLimit | ShutdownNotifications):
+            middleware.after_process_message(broker, message)  # type: ignore[no-untyped-call]
 
 
 def _withhold_success(message: MessageProxy) -> None:

@@ -44,7 +44,7 @@ MAX_BATCH = 64
 class _Waiter(Generic[RequestT, OutcomeT]):
     """One thread's write, and how it came out."""
 
-    __slots__ = ("_wake", "alone", "error", "lead", "outcome", "request")
+    __slots__ = ("_wake", "alone", "error", "lead", "outcome", "request", "settled")
 
     def __init__(self, request: RequestT) -> None:
         self.request = request
@@ -54,6 +54,8 @@ class _Waiter(Generic[RequestT, OutcomeT]):
         self.lead = False
         #: Set when its batch was rejected: it writes its row again, alone.
         self.alone = False
+        #: Set once the leader of its batch has given it its outcome, error, or ``alone``.
+        self.settled = False
         # A lock held from birth is the cheapest way to park a thread until someone wakes it.
         self._wake = threading.Lock()
         self._wake.acquire()
@@ -128,16 +130,22 @@ class GroupCommit(Generic[RequestT, OutcomeT]):
             # A child of fork() inherits the parent's queue but none of its threads.
             self._reset()
         waiter: _Waiter[RequestT, OutcomeT] = _Waiter(request)
-        with self._lock:
-            if self._busy:
-                self._queue.append(waiter)
-            else:
-                self._busy = True
-                waiter.lead = True
-        if not waiter.lead:
-            waiter.sleep()
-        if waiter.lead:
-            self._lead(waiter)
+        try:
+            with self._lock:
+                if self._busy:
+                    self._queue.append(waiter)
+                else:
+                    waiter.lead = True
+                    self._busy = True
+            if not waiter.lead:
+                waiter.sleep()
+            if waiter.lead:
+                self._lead(waiter)
+        except BaseException:
+            # An exception raised into this thread from outside (Dramatiq's time limit or
+            # shutdown notification) must not leave the writers queued behind it asleep.
+            self._leave(waiter)
+            raise
         if waiter.alone:
             return self._write_alone(waiter.request)
         if waiter.error is not None:
@@ -151,23 +159,43 @@ class GroupCommit(Generic[RequestT, OutcomeT]):
         for Postgres than a batch of one), still holding the lead so that writers arriving
         meanwhile queue up for the next statement.
         """
-        batch = self._take_batch(leader)
+        batch = [leader]
         try:
+            batch = self._take_batch(leader)
             if len(batch) == 1:
                 leader.outcome = self._write_alone(leader.request)
             else:
                 self._send(batch)
         finally:
-            with self._lock:
-                successor = self._queue.popleft() if self._queue else None
-                if successor is None:
-                    self._busy = False
             for waiter in batch:
                 if waiter is not leader:
+                    # A leader interrupted before its statement came back cannot say whether
+                    # the rows were written: each writes its own again (the writes are upserts).
+                    waiter.alone = waiter.alone or not waiter.settled
                     waiter.wake()
-            if successor is not None:
+            self._pass_lead(leader)
+
+    def _pass_lead(self, leader: _Waiter[RequestT, OutcomeT]) -> None:
+        """Hand the lead to the first writer queued, or free it."""
+        with self._lock:
+            if not leader.lead:
+                return
+            leader.lead = False
+            successor = self._queue.popleft() if self._queue else None
+            if successor is None:
+                self._busy = False
+            else:
                 successor.lead = True
-                successor.wake()
+        if successor is not None:
+            successor.wake()
+
+    def _leave(self, waiter: _Waiter[RequestT, OutcomeT]) -> None:
+        """Take a writer interrupted by an exception out of the queue, or pass on its lead."""
+        with self._lock:
+            if waiter in self._queue:
+                self._queue.remove(waiter)
+                return
+        self._pass_lead(waiter)
 
     def _take_batch(self, leader: _Waiter[RequestT, OutcomeT]) -> list[_Waiter[RequestT, OutcomeT]]:
         batch = [leader]
@@ -194,7 +222,7 @@ class GroupCommit(Generic[RequestT, OutcomeT]):
             )
         except DatabaseUnavailable as exc:
             for waiter in batch:
-                waiter.error = exc
+                waiter.error, waiter.settled = exc, True
             return
         except DatabaseError as exc:
             logger.warning(
@@ -203,14 +231,10 @@ class GroupCommit(Generic[RequestT, OutcomeT]):
                 exc,
             )
             for waiter in batch:
-                waiter.alone = True
+                waiter.alone, waiter.settled = True, True
             return
-        except BaseException as exc:
-            for waiter in batch:
-                waiter.error = exc
-            raise
         for waiter, outcome in zip(batch, outcomes, strict=True):
-            waiter.outcome = outcome
+            waiter.outcome, waiter.settled = outcome, True
 
     def _write_alone(self, request: RequestT) -> OutcomeT:
         with self._lock:

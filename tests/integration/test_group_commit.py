@@ -18,6 +18,7 @@ import pytest
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.message import Message
+from dramatiq.middleware.threading import raise_thread_exception
 
 from geotasks.broker import build_middleware
 from geotasks.errors import DatabaseError, DatabaseUnavailable, TransientError
@@ -557,3 +558,102 @@ def test_a_busy_worker_shares_statements_and_every_job_ends_with_its_result(
     backend = broker.get_results_backend()  # type: ignore[attr-defined]
     for group in (guard._records, backend._successes):
         assert group.single_statements + group.batch_statements <= 300
+
+
+# Exceptions raised into a writer's thread (Dramatiq's time limit and shutdown notifications) -
+
+
+class Interrupted(BaseException):
+    """What Dramatiq raises into a worker thread (its Interrupt is a BaseException too)."""
+
+
+class Recorder:
+    """A group commit whose statements the test holds back, recording who wrote what."""
+
+    def __init__(self, database: Database) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.interrupt_batches = False
+        self.alone: list[str] = []
+        self.together: list[list[str]] = []
+        self.group: GroupCommit[str, str] = GroupCommit(
+            database, write_one=self._write_one, write_many=self._write_many, key=lambda r: r
+        )
+        self.outcomes: dict[str, Any] = {}
+        self.threads: dict[str, threading.Thread] = {}
+
+    def _write_one(self, cur: Any, request: str) -> str:
+        if request == "held":
+            self.entered.set()
+            assert self.release.wait(30)
+        cur.execute("SELECT %s", [request])
+        self.alone.append(request)
+        return request
+
+    def _write_many(self, cur: Any, requests: Sequence[str]) -> list[str]:
+        cur.execute("SELECT %s", [list(requests)])
+        if self.interrupt_batches:
+            raise Interrupted
+        self.together.append(list(requests))
+        return list(requests)
+
+    def start(self, request: str) -> None:
+        def run() -> None:
+            try:
+                self.outcomes[request] = self.group.write(request)
+            except Interrupted as exc:
+                self.outcomes[request] = exc
+
+        self.threads[request] = threading.Thread(target=run, daemon=True)
+        self.threads[request].start()
+
+    def queue_behind_a_held_write(self, requests: Sequence[str]) -> None:
+        self.start("held")
+        assert self.entered.wait(30)
+        for count, request in enumerate(requests, start=1):
+            self.start(request)
+            wait_until(
+                lambda queued=count: self.group.waiting == queued, what=f"{request} queues up"
+            )
+
+    def finish(self) -> None:
+        self.release.set()
+        for thread in self.threads.values():
+            thread.join(timeout=30)
+            assert not thread.is_alive(), "a writer was left asleep"
+
+
+def test_a_writer_interrupted_as_it_takes_the_lead_passes_it_on(database: Database) -> None:
+    # Given two writes queued behind one in flight, the first of them interrupted while asleep
+    recorder = Recorder(database)
+    recorder.queue_behind_a_held_write(["second", "third"])
+    raise_thread_exception(recorder.threads["second"].ident, Interrupted)
+
+    # When the write in flight ends (the lead goes to "second", which wakes into its exception)
+    recorder.finish()
+
+    # Then "second" fails alone, "third" is written, and the next write goes at once
+    assert isinstance(recorder.outcomes["second"], Interrupted)
+    assert recorder.outcomes["third"] == "third"
+    assert recorder.group.write("fourth") == "fourth"
+    assert recorder.alone == ["held", "third", "fourth"]
+
+
+def test_a_leader_interrupted_during_its_statement_leaves_each_row_to_its_own_writer(
+    database: Database,
+) -> None:
+    # Given three writes queued behind one in flight, whose shared statement will be interrupted
+    recorder = Recorder(database)
+    recorder.queue_behind_a_held_write(["a", "b", "c"])
+    recorder.interrupt_batches = True
+
+    # When the write in flight ends and "a" sends the statement of a, b and c
+    recorder.finish()
+
+    # Then "a" fails with the interruption; b and c, not interrupted, write their own rows
+    assert isinstance(recorder.outcomes["a"], Interrupted)
+    assert (recorder.outcomes["b"], recorder.outcomes["c"]) == ("b", "c")
+    assert sorted(recorder.alone) == ["b", "c", "held"]
+    assert recorder.together == []
+    recorder.interrupt_batches = False
+    assert recorder.group.write("d") == "d"

@@ -134,9 +134,8 @@ applied AS (
     WHERE geotasks.job_transition_allowed(j.status, j.attempt, excluded.status, excluded.attempt)
     RETURNING j.message_id, j.status
 )
--- Referencing `stored` is what makes Postgres evaluate it.
+-- `stored` runs to completion, NOTIFYs included, unreferenced: a data-modifying WITH always does.
 SELECT s.message_id, coalesce(a.status, j.status), a.status IS NOT NULL
 FROM success s
 LEFT JOIN applied a USING (message_id)
-LEFT JOIN geotasks.job j USING (message_id)
-WHERE (SELECT count(*) FROM stored) >= 0;
+LEFT JOIN geotasks.job j USING (message_id);
