@@ -67,7 +67,8 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 @dataclass(frozen=True)
 class FeatureRange:
-    """Features ``start`` (included) to ``stop`` (excluded) of a layer, in file order."""
+    """Records ``start`` (included) to ``stop`` (excluded) of a shapefile: its features whose
+    ids (record numbers) lie in that range."""
 
     start: int
     stop: int
@@ -109,22 +110,24 @@ class _Abandoned(Exception):
 
 
 def plan_ranges(layer: Layer, *, limits: GeoLimits, limit: int | None) -> list[FeatureRange]:
-    """Split the features to write into one range per process (one range: no split).
+    """Split the records to write into one range per process (one range: no split).
 
     Parameters:
       layer: The opened layer.
       limits: How many processes may read (the job's own included), and how many features.
-      limit: The caller's feature limit, if any.
+      limit: The caller's feature limit, if any: such a layer is read in one process (the
+        first ``limit`` features are not the first ``limit`` records when some are deleted).
 
     Returns:
-      Consecutive ranges covering the features to write, the job's own process's first.
+      Consecutive ranges covering the records, the job's own process's first.
     """
-    total = layer.feature_count if limit is None else min(limit, layer.feature_count)
+    total = layer.feature_count
     splittable = (
         layer.file.seekable
         and not layer.filtered
+        and limit is None
         # Past the feature limit, the job's own read fails at once: no helper is started.
-        and layer.feature_count <= limits.max_features
+        and total <= limits.max_features
     )
     count = min(limits.max_read_processes, total // MIN_FEATURES_PER_PROCESS) if splittable else 1
     if count <= 1:
@@ -178,7 +181,7 @@ def write_layer_split(
                 str(folder / f"range-{index}.json"),
             )
             helpers.append(stack.enter_context(_helper(task)))
-        write_layer(layer, writer, limits=limits, repair=repair, limit=ranges[0].stop)
+        write_layer(layer, writer, limits=limits, repair=repair, limit=None, stop=ranges[0].stop)
         for helper in helpers:
             done = helper.wait()
             with open(helper.task.path, "rb") as fragment:
@@ -306,8 +309,9 @@ def _render_range(task: _RangeTask, wanted: Callable[[], bool]) -> _RangeDone | 
                 writer,
                 limits=task.limits,
                 repair=task.repair,
-                limit=task.features.stop - task.features.start,
+                limit=None,
                 start=task.features.start,
+                stop=task.features.stop,
                 between_batches=check_wanted,
             )
     except _Abandoned:

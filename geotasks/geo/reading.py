@@ -97,13 +97,17 @@ class Layer:
         """A copy without the open file, which pickles: for :func:`reopen_layer` elsewhere."""
         return replace(self, _collection=None)
 
-    def features(self, limit: int | None = None, *, start: int = 0) -> Iterator[Any]:
+    def features(
+        self, limit: int | None = None, *, start: int = 0, stop: int | None = None
+    ) -> Iterator[Any]:
         """Yield the layer's features (fiona ``Feature`` objects), filtered, in file order.
 
         Parameters:
           limit: Stop after this many features.
-          start: Skip the layer's first ``start`` features (an unfiltered layer only: GDAL
-            seeks to them in a shapefile instead of reading them).
+          start: Begin at record ``start`` of an unfiltered shapefile (GDAL seeks to it).
+          stop: End before record ``stop`` of an unfiltered shapefile. Records, not features:
+            a record marked deleted in the ``.dbf`` is no feature, so counting features from
+            ``start`` would overrun ``stop`` by the deleted records in between.
 
         Returns:
           An iterator of features whose geometry is in :attr:`source_crs` (or ``None``).
@@ -122,8 +126,8 @@ class Layer:
                 f"{self.label} has {self.feature_count} features, more than the limit of "
                 f"{max_features}; narrow it with bbox=, where= or limit="
             )
-        if start and self._filter:
-            raise ValueError("start= cannot skip features of a filtered layer")
+        if (start or stop is not None) and self._filter:
+            raise ValueError("start= and stop= cannot pick records of a filtered layer")
         try:
             if self._filter:
                 iterator = self._collection.filter(**self._filter)
@@ -132,6 +136,8 @@ class Layer:
             else:
                 iterator = iter(self._collection)
             for count, feature in enumerate(iterator, start=1):
+                if stop is not None and int(feature.id) >= stop:
+                    return
                 if count > max_features:
                     raise InputError(
                         f"{self.label} has more than {max_features} features; narrow it with "

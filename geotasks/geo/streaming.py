@@ -76,6 +76,7 @@ def read_batches(
     limit: int | None,
     properties_as_json: bool = False,
     start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[LonLatBatch]:
     """Stream a layer as lon/lat batches.
 
@@ -85,7 +86,8 @@ def read_batches(
       limit: Stop after this many features.
       properties_as_json: Encode each feature's properties as JSON as soon as it is read
         (for GeoJSON output: no dict outlives its feature, which spares the garbage collector).
-      start: Skip the first ``start`` features of an unfiltered layer.
+      start: Begin at record ``start`` of an unfiltered shapefile.
+      stop: End before record ``stop`` of an unfiltered shapefile.
 
     Returns:
       An iterator of batches.
@@ -102,7 +104,7 @@ def read_batches(
     check_every = not layer.uniform_dims
     select = layer.select_fields
     add = builder.add
-    for feature in layer.features(limit, start=start):
+    for feature in layer.features(limit, start=start, stop=stop):
         geometry = feature.geometry
         if check_every or not builder.dims:
             dims = builder.dims_of(geometry)
@@ -136,6 +138,7 @@ def write_layer(
     repair: bool,
     limit: int | None,
     start: int = 0,
+    stop: int | None = None,
     between_batches: Callable[[], None] | None = None,
 ) -> None:
     """Write the features of ``layer`` as GeoJSON, in one process (see also
@@ -147,7 +150,8 @@ def write_layer(
       limits: Feature and vertex limits.
       repair: Make invalid polygons valid (keeping polygonal parts) instead of failing.
       limit: Stop after this many features.
-      start: Skip the first ``start`` features of an unfiltered layer.
+      start: Begin at record ``start`` of an unfiltered shapefile.
+      stop: End before record ``stop`` of an unfiltered shapefile.
       between_batches: Called after each batch is read; what it raises stops the writing.
 
     Raises:
@@ -157,7 +161,7 @@ def write_layer(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geotasks-validity") as pool:
         pending: _Rendered | None = None
         batches = read_batches(
-            layer, limits=limits, limit=limit, properties_as_json=True, start=start
+            layer, limits=limits, limit=limit, properties_as_json=True, start=start, stop=stop
         )
         for chunk in batches:
             if between_batches is not None:

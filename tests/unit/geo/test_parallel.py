@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -95,7 +96,26 @@ def test_a_split_read_writes_the_same_document_as_one_process(
     assert _helpers_running() == []
 
 
-def test_a_split_read_stops_at_the_limit(data_dir: Path, cells: Path) -> None:
+def test_records_marked_deleted_are_left_out_once_whichever_process_reads_them(
+    data_dir: Path, cells: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given records 950 to 1,049 marked deleted in the .dbf, across the first split at 1,000
+    dbf = bytearray(cells.with_suffix(".dbf").read_bytes())
+    header_bytes, record_bytes = struct.unpack_from("<HH", dbf, 8)
+    for record in range(950, 1_050):
+        dbf[header_bytes + record * record_bytes] = ord("*")
+    cells.with_suffix(".dbf").write_bytes(bytes(dbf))
+
+    with caplog.at_level(logging.INFO, logger=parallel.__name__):
+        split = _convert(data_dir, "cells", 3)
+
+    assert "a helper process wrote features" in caplog.text
+    assert split == _convert(data_dir, "cells", 1)
+    ids = [feature["id"] for feature in document(GeoJSONResult.from_bytes(split))["features"]]
+    assert ids == [*range(950), *range(1_050, FEATURES)]
+
+
+def test_a_limit_is_read_in_one_process(data_dir: Path, cells: Path) -> None:
     split = _convert(data_dir, "cells", 2, limit=1_700)
 
     assert split == _convert(data_dir, "cells", 1, limit=1_700)
@@ -118,8 +138,8 @@ def test_a_split_read_stops_at_the_limit(data_dir: Path, cells: Path) -> None:
                 (2_500, 3_000),
             ],
         ),
-        ({"limit": 999}, 3, [(0, 999)]),
-        ({"limit": 1_001}, 3, [(0, 500), (500, 1_001)]),
+        # The first n features are not the first n records when some are deleted.
+        ({"limit": 2_000}, 3, [(0, 3_000)]),
         ({"where": "name = 'ñ1'"}, 3, [(0, 3_000)]),
         ({"bbox": [0, 0, 1, 1]}, 3, [(0, 3_000)]),
         # Past the feature limit the job's own read fails at once, so no helper is started.
