@@ -2,7 +2,7 @@
 
 Reading a shapefile with fiona holds the GIL: one process renders at most one core's worth of
 features. A shapefile's ``.shx`` gives every record's offset, so a helper process can open the
-same file, seek to feature ``n`` and render the features from there on while the job's own
+same file, seek to record ``n`` and render the features from there on while the job's own
 process renders those before; the job's process then appends each helper's text, in order, to
 the document. The output is byte for byte what one process would write.
 
@@ -13,8 +13,8 @@ spawn would import the caller's ``__main__`` again in the helper (running an ung
 a second time). A helper stops when its job's process goes away (killed, or past its time
 limit) or stops waiting, and a helper that crashes fails its job as bad input would.
 
-A layer is split only when that can pay: an unfiltered, plain (not zipped) shapefile with at
-least :data:`MIN_FEATURES_PER_PROCESS` features per process.
+A layer is split only when that can pay: an unfiltered, plain (not zipped) shapefile read
+without ``limit=``, with at least :data:`MIN_FEATURES_PER_PROCESS` features per process.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ class _Helper:
 
     def _died(self) -> Exception:
         code = self.process.returncode or 0
-        if code < 0 and signal.Signals(-code) in _CRASH_SIGNALS:
+        if code < 0 and -code in _CRASH_SIGNALS:
             features = self.task.features
             return InputError(
                 f"{self.task.layer.label}: reading features {features.start} to "
