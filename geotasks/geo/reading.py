@@ -201,7 +201,8 @@ def open_layer(
                 encoding, cpg_text=info.cpg_text, dbf_header=info.dbf_header, sample=info.dbf_sample
             )
             logger.debug("%s: reading attributes as %s", label, open_options["encoding"])
-        collection = _open(gdal_path, label, info, open_options)
+        file = _layer_file(gdal_path, info, open_options)
+        collection = _fiona_open(file, label)
         stack.callback(collection.close)
         available = list(collection.schema["properties"])
         select = None
@@ -214,7 +215,8 @@ def open_layer(
         elif wanted_fields is not None:
             collection.close()
             open_options["include_fields"] = wanted_fields
-            collection = _open(gdal_path, label, info, open_options)
+            file = _layer_file(gdal_path, info, open_options)
+            collection = _fiona_open(file, label)
             stack.callback(collection.close)
         count = len(collection)
         bounds = tuple(collection.bounds) if count else None
@@ -233,7 +235,7 @@ def open_layer(
             feature_count=count,
             uniform_dims=info is not None,
             select_fields=select,
-            file=LayerFile(gdal_path, _open_options(info, open_options)),
+            file=file,
             _collection=collection,
             _filter=filters,
             _limits=limits,
@@ -303,17 +305,13 @@ def reopen_layer(detached: Layer) -> Iterator[Layer]:
         collection.close()
 
 
-def _open_options(info: ShapefileInfo | None, options: dict[str, Any]) -> dict[str, Any]:
+def _layer_file(gdal_path: str, info: ShapefileInfo | None, options: dict[str, Any]) -> LayerFile:
     kwargs = dict(options)
     if info is None:
         kwargs["enabled_drivers"] = list(PATH_DRIVERS)
     else:
         kwargs["driver"] = "ESRI Shapefile"
-    return kwargs
-
-
-def _open(gdal_path: str, label: str, info: ShapefileInfo | None, options: dict[str, Any]) -> Any:
-    return _fiona_open(LayerFile(gdal_path, _open_options(info, options)), label)
+    return LayerFile(gdal_path, kwargs)
 
 
 def _fiona_open(file: LayerFile, label: str) -> Any:
