@@ -1,14 +1,19 @@
 """Background geoprocessing for GIS applications, on Dramatiq workers with Postgres.
 
-The client API is importable from a web application without fiona, shapely or pyproj:
+An application declares its own actors, and sends work by name from processes that cannot
+import them; none of it loads fiona, shapely or pyproj:
 
 >>> import geotasks
+>>> @geotasks.actor(rate_limit="4/m")
+... def get_shps(name: str) -> list[Polygon]: ...
+>>> job = get_shps.submit("parcels")
 >>> job = geotasks.submit("shapefile_to_geojson", "parcels")
 >>> job.get(timeout=60)
 """
 
 from __future__ import annotations
 
+from .declaration import Actor, actor
 from .errors import (
     ActorNotRegistered,
     GeotasksError,
@@ -27,6 +32,7 @@ from .middleware.job_status import progress
 from .postgres.job_status import JobError, JobInfo, JobState, Progress
 
 __all__ = [
+    "Actor",
     "ActorNotRegistered",
     "GeotasksError",
     "InputError",
@@ -43,6 +49,7 @@ __all__ = [
     "ResultExpired",
     "ResultNotStored",
     "ResultTooLarge",
+    "actor",
     "progress",
     "submit",
     "submit_with_options",
