@@ -23,16 +23,16 @@ LOST_RETENTION_S = 86_400
 
 
 @dataclass(frozen=True)
-class WorkerProcess:
-    """One registered process, as the database last heard of it.
+class Registration:
+    """What a process says about itself when it registers and at every heartbeat.
 
     Attributes:
       role: ``worker`` or ``scheduler``.
-      processes: Processes of the same instance (same host and parent process), itself included.
-      lost: Its heartbeat is older than the heartbeat timeout.
+      parent_pid: The process that started it: processes of one host and parent are one
+        worker instance (``dramatiq -p N``).
     """
 
-    worker_id: str
+    worker_id: uuid.UUID
     role: str
     hostname: str
     pid: int
@@ -40,6 +40,17 @@ class WorkerProcess:
     queues: tuple[str, ...]
     threads: int
     version: str
+
+
+@dataclass(frozen=True)
+class WorkerProcess(Registration):
+    """One registered process, as the database last heard of it.
+
+    Attributes:
+      processes: Processes of the same instance (same host and parent process), itself included.
+      lost: Its heartbeat is older than the heartbeat timeout.
+    """
+
     started_at: datetime
     heartbeat_at: datetime
     jobs_in_flight: int
@@ -57,7 +68,7 @@ class WorkerProcess:
         (worker_id, role, hostname, pid, parent_pid, queues, threads, version, started_at,
          heartbeat_at, jobs_in_flight, lost, processes) = row  # fmt: skip
         return cls(
-            worker_id=str(worker_id),
+            worker_id=uuid.UUID(str(worker_id)),
             role=role,
             hostname=hostname,
             pid=pid,
@@ -71,20 +82,6 @@ class WorkerProcess:
             lost=lost,
             processes=int(processes),
         )
-
-
-@dataclass(frozen=True)
-class Registration:
-    """What a process says about itself when it registers and at every heartbeat."""
-
-    worker_id: uuid.UUID
-    role: str
-    hostname: str
-    pid: int
-    parent_pid: int
-    queues: tuple[str, ...]
-    threads: int
-    version: str
 
 
 class WorkerStore:
