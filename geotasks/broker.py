@@ -15,6 +15,7 @@ does, to a RabbitMQ on localhost.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from urllib.parse import urlsplit
 
@@ -132,11 +133,14 @@ def known_actor_options() -> frozenset[str]:
 
     ``@geotasks.actor`` checks options with this when it declares an actor, so that a typo
     fails at import, not at the first send. Each middleware's ``actor_options`` is a constant
-    set, read from an instance that was never initialised.
+    set, a class attribute or a property read from an instance that was never initialised.
     """
     options: set[str] = set()
     for middleware_type in MIDDLEWARE_TYPES:
-        options |= middleware_type.actor_options.fget(object.__new__(middleware_type))  # type: ignore[attr-defined]
+        declared = inspect.getattr_static(middleware_type, "actor_options")
+        if isinstance(declared, property):
+            declared = declared.fget(object.__new__(middleware_type))  # type: ignore[misc]
+        options |= set(declared)
     return frozenset(options)
 
 

@@ -162,8 +162,7 @@ class ActorSpec:
     @property
     def call_text(self) -> str:
         """``name(a, b, *, c=1)``, for error messages."""
-        shown = ", ".join(str(p) for p in self.signature.parameters.values())
-        return f"{self.name}({shown})"
+        return f"{self.name}{self.signature}"
 
     @functools.cached_property
     def _validators(self) -> dict[str, Validator]:

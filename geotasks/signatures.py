@@ -119,12 +119,14 @@ def describe(fn: Callable[..., Any], *, owner: str) -> Described:
         try:
             adapter: TypeAdapter[Any] = TypeAdapter(annotation)
             schema = json_schema(adapter.json_schema())
-        except (PydanticSchemaGenerationError, PydanticUserError) as exc:
+        except PydanticSchemaGenerationError as exc:
             raise TypeError(
                 f"{owner}: parameter {parameter.name!r} is annotated {_type_name(annotation)}, "
                 "which has no JSON form; use JSON types (str, int, float, bool, list, dict, "
                 "None, datetime…), a pydantic model or TypedDict, or a shapely geometry"
             ) from exc
+        except PydanticUserError as exc:
+            raise TypeError(f"{owner}: parameter {parameter.name!r}: {exc.message}") from exc
         description = str(schema.pop("description", "") or docs.get(parameter.name, ""))
         schema.pop("title", None)
         if parameter.default is not parameter.empty:

@@ -12,9 +12,10 @@ HTTP API reads.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired
 
 from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from ..declaration import actor
 from ..middleware.job_status import progress
