@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration acceptance clean
+.PHONY: demo test lint unit integration acceptance clean catalogue
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "geotasks needs Python 3.11 or newer"; exit 1; }
@@ -30,6 +30,11 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+# The built-in actors' specs, which clients read before any worker has published them; a test
+# fails when they drift from geotasks/actors.py.
+catalogue: $(STAMP)
+	$(BIN)/python -c 'from geotasks.catalogue import main; main()' > geotasks/builtin_actors.json
 
 clean:
 	rm -rf $(VENV) .geotasks .pytest_cache .mypy_cache .ruff_cache

@@ -85,6 +85,7 @@ def submit_with_options(
     delay_ms: int | None = None,
     broker: Broker | None = None,
     registry: Registry | None = None,
+    database: Database | None = None,
     **options: Any,
 ) -> Job:
     """Like :func:`submit`, with message options (Dramatiq's ``send_with_options``).
@@ -97,6 +98,8 @@ def submit_with_options(
       broker: The broker to send through; by default the one
         :func:`geotasks.broker.setup_broker` builds from the settings.
       registry: Where to look the actor up; by default :func:`geotasks.catalogue.find_actor`.
+      database: Where :func:`~geotasks.catalogue.find_actor` reads the published catalogue;
+        ``GEOTASKS_DATABASE_URL``'s by default.
       **options: Message options, such as ``result_ttl`` (ms) or ``time_limit`` (ms); only
         options some middleware of the broker declares are accepted.
 
@@ -108,7 +111,11 @@ def submit_with_options(
       InputError: when an argument or option is unknown, missing, surplus or not JSON.
       ConfigurationError: when no broker is configured.
     """
-    spec = registry.spec(actor_name) if registry is not None else find_actor(actor_name)
+    spec = (
+        registry.spec(actor_name)
+        if registry is not None
+        else find_actor(actor_name, database=database)
+    )
     json_args, json_kwargs = checked_arguments(spec, tuple(args), kwargs or {})
     broker = broker if broker is not None else _configured_broker()
     unknown = sorted(set(options) - broker.actor_options)

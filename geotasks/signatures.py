@@ -103,7 +103,10 @@ def describe(fn: Callable[..., Any], *, owner: str) -> Described:
     from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 
     signature = inspect.signature(fn)
-    hints = _type_hints(fn)
+    try:
+        hints = _type_hints(fn)
+    except NameError as exc:
+        raise TypeError(f"{owner}: a type hint cannot be resolved: {exc}") from exc
     docs = parameter_docs(fn.__doc__)
     parameters = []
     converters: dict[str, Callable[[Any], Any]] = {}

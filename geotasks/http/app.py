@@ -860,7 +860,8 @@ def create_app(
 
     Parameters:
       settings: The configuration; read from the environment by default.
-      catalogue: The processes offered; every public actor and ``echo`` by default.
+      catalogue: The processes offered; by default every actor of the actor catalogue in the
+        job store's database.
       access: The job store; one on ``GEOTASKS_DATABASE_URL`` by default.
 
     Returns:
@@ -872,8 +873,8 @@ def create_app(
     from .processes import default_catalogue
 
     settings = settings or get_settings()
-    catalogue = catalogue or default_catalogue()
     access = access or JobAccess.from_settings(settings)
+    catalogue = catalogue or default_catalogue(access.database)
     api = Api(settings, catalogue, access)
     routes = [
         Route("/", api.landing_page, methods=["GET"]),

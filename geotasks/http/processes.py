@@ -18,6 +18,7 @@ from typing import Any
 from jsonschema import Draft7Validator, ValidationError
 
 from ..catalogue import list_actors
+from ..postgres.pool import Database
 from ..registry import GEOJSON_MEDIA_TYPE, ActorSpec
 from .problems import INVALID_PARAMETER, NO_SUCH_PROCESS, Problem
 
@@ -414,6 +415,10 @@ def _output_of(spec: ActorSpec) -> Output:
     return JSON_OUTPUT
 
 
-def default_catalogue() -> Catalogue:
-    """Return every actor of the actor catalogue as a process: built-in ones first."""
-    return Catalogue(list_actors)
+def default_catalogue(database: Database | None = None) -> Catalogue:
+    """Return every actor of the actor catalogue as a process: built-in ones first.
+
+    Parameters:
+      database: Where workers publish their actors; ``GEOTASKS_DATABASE_URL``'s by default.
+    """
+    return Catalogue(lambda: list_actors(database=database))

@@ -199,7 +199,9 @@ class JobAccess:
           Problem: 400 when the actor refuses the arguments, 503 when no broker is set up.
         """
         try:
-            return submit_with_options(process.id, kwargs=kwargs, broker=self.broker).id
+            return submit_with_options(
+                process.id, kwargs=kwargs, broker=self.broker, database=self.database
+            ).id
         except InputError as exc:
             raise Problem(400, str(exc), type_=INVALID_PARAMETER) from None
         except ConfigurationError as exc:

@@ -21,6 +21,7 @@ from geotasks.postgres.job_status import JobError, JobState, JobStore
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from tests.acceptance.conftest import ROOT, RunGeotasks, clean_environment
+from tests.waiting import wait_for_published_actor
 
 DOCUMENT = orjson.dumps(
     {
@@ -154,18 +155,22 @@ def test_submit_refuses_an_unknown_actor_or_argument_before_sending(
 
 
 @pytest.fixture
-def worker(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``dramatiq geotasks.worker`` on the test database, stopped with SIGTERM afterwards."""
+def worker(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``dramatiq geotasks.worker`` serving the demo actors (an application module) on the test
+    database, once it has published them; stopped with SIGTERM afterwards."""
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "dramatiq", "geotasks.worker", "--processes", "1", "--threads", "2"],
         cwd=ROOT,
-        env=env,
+        env={**env, "GEOTASKS_MODULES": "geotasks.demo_actors"},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
+        wait_for_published_actor(database_url, "add_numbers")
         yield process
     finally:
         if process.poll() is None:

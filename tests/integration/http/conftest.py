@@ -65,9 +65,8 @@ def broker(database: Database, settings: Settings) -> Iterator[StubBroker]:
         Results(backend=PostgresBackend(database=database), result_ttl=settings.result_ttl_s * 1000)
     )
     dramatiq.set_broker(broker)
-    # The echo actor is declared once per process, on the first broker; later brokers get it too.
-    echo = importlib.import_module("geotasks.http.echo").echo
-    broker.declare_actor(echo)
+    # The echo actor is declared once per process; each test's broker gets it.
+    importlib.import_module("geotasks.http.echo").echo.bind(broker)
     try:
         yield broker
     finally:
