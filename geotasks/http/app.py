@@ -184,7 +184,7 @@ class Api:
             loader=PackageLoader("geotasks.http", "templates"),
             autoescape=select_autoescape(["html"]),
         )
-        self._openapi: dict[str, bytes] = {}
+        self._openapi: dict[tuple[str, tuple[int, ...]], bytes] = {}
         self._sync_waits = threading.BoundedSemaphore(MAX_SYNC_WAITS)
 
     # -- helpers -------------------------------------------------------------------------
@@ -329,10 +329,12 @@ class Api:
             json_href=f"{base_url(request)}conformance?f=json",
         )
 
-    def openapi_document(self, request: Request) -> dict[str, Any]:
+    def openapi_document(
+        self, request: Request, processes: list[Process] | None = None
+    ) -> dict[str, Any]:
         """Return the OpenAPI document for the base URL this client uses."""
         return build_openapi(
-            list(self.catalogue),
+            list(self.catalogue) if processes is None else processes,
             server_url=base_url(request).rstrip("/") or "/",
             secured=bool(self.settings.api_tokens),
         )
@@ -340,13 +342,16 @@ class Api:
     def openapi(self, request: Request) -> Response:
         """``GET /openapi.json``: the API definition."""
         check_query(request, ())
-        base = base_url(request)
-        body = self._openapi.get(base)
+        processes = list(self.catalogue)
+        # The catalogue keeps one Process per actor spec: the same objects, the same document.
+        key = (base_url(request), tuple(id(process) for process in processes))
+        body = self._openapi.get(key)
         if body is None:
-            body = orjson.dumps(self.openapi_document(request))
-            # One entry per distinct base URL (host names clients use); a handful at most.
-            if len(self._openapi) < 16:
-                self._openapi[base] = body
+            body = orjson.dumps(self.openapi_document(request, processes))
+            # A handful of base URLs (host names clients use) and catalogue versions.
+            if len(self._openapi) >= 16:
+                self._openapi.clear()
+            self._openapi[key] = body
         return Response(body, media_type=OPENAPI_MEDIA_TYPE)
 
     def api_page(self, request: Request) -> Response:

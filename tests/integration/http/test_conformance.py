@@ -22,7 +22,7 @@ from geotasks.http.problems import NO_SUCH_JOB, NO_SUCH_PROCESS, RESULT_NOT_READ
 from geotasks.http.status import REL_RESULTS
 from geotasks.postgres.job_status import JobError, JobState
 from geotasks.postgres.pool import Database
-from geotasks.catalogue import builtin_actors
+from geotasks.catalogue import builtin_actors, find_actor
 from geotasks.registry import DECLARED, ActorSpec
 from tests.integration.http.conftest import finished_job, record_job, shift_job, wait_for_status
 
@@ -37,8 +37,8 @@ def offered() -> list[str]:
 
 
 def find(name: str) -> ActorSpec:
-    """The built-in actor ``name``."""
-    return builtin_actors()[name]
+    """The actor ``name``, as this process knows it."""
+    return find_actor(name)
 ECHO = {"inputs": {"stringInput": "hello"}}
 
 
@@ -392,7 +392,7 @@ def test_req_ogc_process_description_input_mixed_type(static_client: TestClient)
     # An input taking a value or nothing is described as OpenAPI 3.0 does: one type, nullable
     # (never a JSON Schema type list, which OpenAPI 3.0 does not have).
     inputs = static_client.get("/processes/buffer_features").json()["inputs"]
-    assert inputs["layer"]["schema"] == {"type": "string", "nullable": True}
+    assert inputs["layer"]["schema"] == {"type": "string", "nullable": True, "default": None}
     for process in offered():
         description = static_client.get(f"/processes/{process}").json()
         for entry in description["inputs"].values():
