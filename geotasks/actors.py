@@ -103,7 +103,7 @@ def _run(operation: Callable[..., GeoJSONResult], name: object, **arguments: Any
     with dataset_source(name, settings) as source:
         return operation(
             source,
-            data_dir=settings.data_dir,
+            data_dir=settings.require_data_dir(),
             limits=geo_limits(settings),
             tmp_dir=settings.tmp_dir,
             **arguments,
