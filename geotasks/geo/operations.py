@@ -37,6 +37,7 @@ from geotasks.geo.streaming import (
     make_polygonal_valid,
     read_batches,
 )
+from geotasks.geo.validity import InvalidGeometries, InvalidPolicy, invalid_policy
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def shapefile_to_geojson(
     repair: bool = False,
     limit: int | None = None,
     tmp_dir: Path | None = None,
+    strict: bool = False,
 ) -> GeoJSONResult:
     """Read one dataset and return it as an RFC 7946 FeatureCollection.
 
@@ -85,9 +87,11 @@ def shapefile_to_geojson(
       where: An OGR SQL attribute filter, such as ``"pop_est > 1000000"``.
       precision: Decimal places kept in coordinates (0..15; 7 is about 1 cm).
       encoding: The DBF's encoding, overriding ``.cpg`` and the DBF header.
-      repair: Make invalid polygons valid (keeping polygonal parts) instead of failing.
+      repair: Make invalid polygons valid (keeping polygonal parts). By default they are kept
+        as they are, and counted in a warning (the log, and the job's ``warnings``).
       limit: Return at most this many features.
       tmp_dir: Where temporary files go (the result past 4 MiB, a rebuilt ``.shx``).
+      strict: Fail on the first invalid polygon instead.
 
     Returns:
       The GeoJSON document; the caller closes it.
@@ -95,7 +99,7 @@ def shapefile_to_geojson(
     Raises:
       InputError: If the dataset or an argument is bad (the message says which and why).
     """
-    _check_flag(repair, "repair")
+    invalid = InvalidGeometries(invalid_policy(repair=repair, strict=strict))
     read = _read_options(layer, source_crs, bbox, fields, where, encoding)
     with _writing(source, data_dir, limits, precision, limit, tmp_dir, read) as (
         opened,
@@ -103,8 +107,9 @@ def shapefile_to_geojson(
         result,
     ):
         write_layer_split(
-            opened, writer, limits=limits, repair=repair, limit=limit, tmp_dir=tmp_dir
+            opened, writer, limits=limits, invalid=invalid, limit=limit, tmp_dir=tmp_dir
         )
+        invalid.report(opened.label)
     return result
 
 
@@ -492,13 +497,14 @@ def _shapes(
     opened: Layer, limits: GeoLimits, *, repair: bool, limit: int | None
 ) -> Iterator[tuple[Any, dict[str, Any], BaseGeometry | None]]:
     """Each feature with a valid shapely geometry in lon/lat, continuous across ±180."""
+    invalid = InvalidGeometries(InvalidPolicy.REPAIR if repair else InvalidPolicy.FAIL)
     for chunk in read_batches(opened, limits=limits, limit=limit):
         for index, fid in enumerate(chunk.ids):
             geometry = checked_shape(
                 opened.label,
                 chunk,
                 index,
-                repair=repair,
+                invalid=invalid,
                 unwrapped=bool(chunk.crossing[index]) and not opened.source_crs.is_geographic,
             )
             yield fid, chunk.properties[index], geometry
