@@ -25,6 +25,7 @@ from .broker import setup_broker
 from .errors import InputError, JobNotFound, TransientError
 from .geo import operations
 from .geo.limits import GeoLimits
+from .geo.options import ReadingOptions
 from .geo.result import GeoJSONResult
 from .postgres.job_status import JobState
 from .registry import REGISTRY
@@ -243,5 +244,5 @@ READING_OPTIONS = (
 )
 
 
-def _reading(arguments: dict[str, Any]) -> dict[str, Any]:
-    return {option: arguments[option] for option in READING_OPTIONS}
+def _reading(arguments: dict[str, Any]) -> dict[str, ReadingOptions]:
+    return {"reading": ReadingOptions(**{option: arguments[option] for option in READING_OPTIONS})}

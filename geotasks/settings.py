@@ -67,8 +67,9 @@ class Settings:
     #: Deliveries of one message before the poison guard dead-letters it.
     max_deliveries: int = field(default=5, metadata={"minimum": 1})
     #: Seconds without a heartbeat after which a worker process counts as dead: the messages it
-    #: had claimed from the Postgres broker go back to their queue, and the Redis broker
-    #: requeues its unacked messages after the same time.
+    #: had claimed from the Postgres broker go back to their queue, the Redis broker requeues
+    #: its unacked messages after the same time, and the worker registry (every broker) shows
+    #: it as ``lost``.
     broker_heartbeat_timeout_s: int = field(default=60, metadata={"minimum": 1})
     #: Where rate limits are kept, shared by every worker: ``database_url`` by default, or a
     #: ``redis://…`` URL.

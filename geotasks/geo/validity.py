@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geotasks.errors import InputError
+from geotasks.geo.options import ReadingOptions
 from geotasks.job_warnings import warn
 
 logger = logging.getLogger(__name__)
@@ -31,20 +32,11 @@ class InvalidPolicy(enum.Enum):
     FAIL = "fail"
 
 
-def invalid_policy(*, repair: object, strict: object) -> InvalidPolicy:
-    """The policy the ``repair=`` and ``strict=`` options ask for.
-
-    Raises:
-      InputError: If either is not a boolean, or both are true.
-    """
-    for value, name in ((repair, "repair"), (strict, "strict")):
-        if not isinstance(value, bool):
-            raise InputError(f"{name}= must be true or false, not {value!r}")
-    if repair and strict:
-        raise InputError("repair= and strict= cannot both be true: repair them, or fail on them")
-    if repair:
+def invalid_policy(reading: ReadingOptions) -> InvalidPolicy:
+    """The policy the ``repair`` and ``strict`` reading options ask for (never both)."""
+    if reading.repair:
         return InvalidPolicy.REPAIR
-    return InvalidPolicy.FAIL if strict else InvalidPolicy.KEEP
+    return InvalidPolicy.FAIL if reading.strict else InvalidPolicy.KEEP
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pytest
 from geotasks.errors import InputError
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
+from geotasks.geo.options import ReadingOptions
 from geotasks.job_warnings import recording
 
 from .conftest import MakeShapefile
@@ -100,7 +101,10 @@ def test_a_corrupt_prj_over_projected_coordinates_needs_source_crs(
         shapefile_to_geojson("l93", data_dir=data_dir, limits=GeoLimits())
     # And with it the data converts
     result = shapefile_to_geojson(
-        "l93", data_dir=data_dir, limits=GeoLimits(), source_crs="EPSG:2154"
+        "l93",
+        data_dir=data_dir,
+        limits=GeoLimits(),
+        reading=ReadingOptions(source_crs="EPSG:2154"),
     )
     lon, lat = document(result)["features"][0]["geometry"]["coordinates"]
     assert (round(lon, 2), round(lat, 2)) == (2.35, 48.86)
@@ -169,7 +173,10 @@ def test_an_encoding_argument_holding_a_nul_byte_is_bad_input(data_dir: Path) ->
     copy_lowres(data_dir)
     with pytest.raises(InputError, match="unknown encoding"):
         shapefile_to_geojson(
-            "naturalearth_lowres", data_dir=data_dir, limits=GeoLimits(), encoding="utf\x008"
+            "naturalearth_lowres",
+            data_dir=data_dir,
+            limits=GeoLimits(),
+            reading=ReadingOptions(encoding="utf\x008"),
         )
 
 

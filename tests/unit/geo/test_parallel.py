@@ -25,7 +25,7 @@ from geotasks.geo.validity import InvalidPolicy
 from geotasks.job_warnings import recording
 
 from .conftest import MakeShapefile
-from .helpers import document, shapefile_members, zip_files
+from .helpers import document, shapefile_members, with_reading, zip_files
 
 #: Features of the generated shapefile, and the fewest per process the tests split at.
 FEATURES = 3_000
@@ -65,7 +65,9 @@ def cells(make_shapefile: MakeShapefile) -> Path:
 def _convert(data_dir: Path, name: str, processes: int, **options: Any) -> bytes:
     limits = GeoLimits(max_read_processes=processes)
     with (
-        shapefile_to_geojson(name, data_dir=data_dir, limits=limits, **options) as result,
+        shapefile_to_geojson(
+            name, data_dir=data_dir, limits=limits, **with_reading(options)
+        ) as result,
         result.open() as stream,
     ):
         return stream.read()
