@@ -174,14 +174,18 @@ def test_a_zipped_shapefile_is_read_in_one_process(data_dir: Path, cells: Path) 
         ] == [(0, FEATURES)]
 
 
-def test_bad_data_in_a_helper_s_range_fails_the_job_with_its_reason(
-    data_dir: Path, make_shapefile: MakeShapefile
-) -> None:
+@pytest.fixture
+def bowtie_cells(make_shapefile: MakeShapefile) -> Path:
+    """``cells`` whose feature 2500, in the range a helper process reads, is a bow tie."""
     bowtie = [(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)]
     features = [_cell(index) for index in range(FEATURES)]
     features[2_500] = {"geometry": {"type": "Polygon", "coordinates": [bowtie]}}
-    make_shapefile("cells", "Polygon", features, crs="EPSG:3857")
+    return make_shapefile("cells", "Polygon", features, crs="EPSG:3857")
 
+
+def test_bad_data_in_a_helper_s_range_fails_the_job_with_its_reason(
+    data_dir: Path, bowtie_cells: Path
+) -> None:
     with pytest.raises(InputError, match=r"cells: feature 2500 has an invalid polygon"):
         _convert(data_dir, "cells", 3, strict=True)
     assert _helpers_running() == []
@@ -190,14 +194,9 @@ def test_bad_data_in_a_helper_s_range_fails_the_job_with_its_reason(
 
 
 def test_invalid_polygons_a_helper_keeps_are_reported_by_the_job(
-    data_dir: Path, make_shapefile: MakeShapefile
+    data_dir: Path, bowtie_cells: Path
 ) -> None:
     # Given a bow-tie in the range a helper process reads
-    bowtie = [(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)]
-    features = [_cell(index) for index in range(FEATURES)]
-    features[2_500] = {"geometry": {"type": "Polygon", "coordinates": [bowtie]}}
-    make_shapefile("cells", "Polygon", features, crs="EPSG:3857")
-
     # When converted in 3 processes with the default policy
     with recording() as warnings:
         kept = document(GeoJSONResult.from_bytes(_convert(data_dir, "cells", 3)))
