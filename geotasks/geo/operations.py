@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 from geotasks.errors import InputError
 from geotasks.geo.antimeridian import split, unwrap
 from geotasks.geo.bbox import bbox_polygon
+from geotasks.geo.features import continuous_features
 from geotasks.geo.geojson import FeatureCollectionWriter
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.metric import LocalProjection
@@ -34,11 +35,9 @@ from geotasks.geo.reading import Layer, Source, open_layer
 from geotasks.geo.result import GeoJSONResult
 from geotasks.geo.streaming import (
     POLYGONAL,
-    checked_shape,
     make_polygonal_valid,
-    read_batches,
 )
-from geotasks.geo.validity import InvalidGeometries, InvalidPolicy, invalid_policy
+from geotasks.geo.validity import InvalidGeometries, invalid_policy, operation_policy
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +52,8 @@ BUFFER_QUAD_SEGS = 16
 
 _GEOD = Geod(ellps="WGS84")
 
-Feature = tuple[Any, dict[str, Any], BaseGeometry | None]
+#: What an operation makes of one feature: its id, properties and new geometry.
+Mapped = tuple[Any, dict[str, Any], BaseGeometry | None]
 
 
 def shapefile_to_geojson(
@@ -123,7 +123,7 @@ def buffer_features(
     """
     distance = _check_metres(distance_m, "distance_m", MAX_BUFFER_M)
 
-    def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+    def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
         local = LocalProjection.around(geometry)
         buffered = shapely.buffer(_metric(local, geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
         return fid, properties, _to_lonlat(local, buffered, limits)
@@ -164,7 +164,7 @@ def simplify_features(
     tolerance = _check_metres(tolerance_m, "tolerance_m", MAX_TOLERANCE_M)
     check_flag(preserve_topology, "preserve_topology")
 
-    def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+    def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
         local = LocalProjection.around(geometry)
         simpler: BaseGeometry | None = shapely.simplify(
             _metric(local, geometry), tolerance, preserve_topology=preserve_topology
@@ -214,11 +214,13 @@ def dissolve_features(
             raise InputError(
                 f"{opened.label} has no field named {by!r}; its fields: {', '.join(opened.fields)}"
             )
-        for _fid, properties, geometry in _shapes(opened, limits, reading):
+        invalid = InvalidGeometries(operation_policy(reading))
+        for _fid, geometry, properties in continuous_features(opened, limits, reading, invalid):
             key = _group_key(properties.get(by)) if by is not None else None
             parts = groups.setdefault(key, [])
             if geometry is not None:
                 parts.append(split(geometry))
+        invalid.report(opened.label)
         for fid, (key, parts) in enumerate(groups.items()):
             merged = shapely.union_all(parts) if parts else None
             _check_vertices(merged, limits)
@@ -265,7 +267,7 @@ def clip_features(
         box = (west, south, east, north)
     shapely.prepare(area)
 
-    def clip(fid: Any, properties: dict[str, Any], shape: BaseGeometry) -> Feature | None:
+    def clip(fid: Any, properties: dict[str, Any], shape: BaseGeometry) -> Mapped | None:
         inside = split(shape)
         if not shapely.intersects(area, inside):
             return None
@@ -308,7 +310,7 @@ def measure_features(
       InputError: If the dataset or an argument is bad.
     """
 
-    def measure(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+    def measure(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
         lonlat = split(geometry)
         measures: dict[str, float | None] = {"area_m2": None, "perimeter_m": None, "length_m": None}
         dimension = int(shapely.get_dimensions(lonlat))
@@ -354,7 +356,7 @@ def _writing(
 
 def _map_features(
     source: Source,
-    apply: Callable[[Any, dict[str, Any], BaseGeometry], Feature | None],
+    apply: Callable[[Any, dict[str, Any], BaseGeometry], Mapped | None],
     *,
     data_dir: Path,
     limits: GeoLimits,
@@ -364,7 +366,8 @@ def _map_features(
 ) -> GeoJSONResult:
     """Run ``apply`` on each feature (lon/lat, continuous across ±180) and write what it returns."""
     with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
-        for fid, properties, geometry in _shapes(opened, limits, reading):
+        invalid = InvalidGeometries(operation_policy(reading))
+        for fid, geometry, properties in continuous_features(opened, limits, reading, invalid):
             if geometry is None:
                 if not drop_null:
                     writer.write_feature(fid, properties, None)
@@ -377,24 +380,8 @@ def _map_features(
                 ) from exc
             if feature is not None:
                 writer.write_feature(*feature)
+        invalid.report(opened.label)
     return result
-
-
-def _shapes(
-    opened: Layer, limits: GeoLimits, reading: ReadingOptions
-) -> Iterator[tuple[Any, dict[str, Any], BaseGeometry | None]]:
-    """Each feature with a valid shapely geometry in lon/lat, continuous across ±180."""
-    invalid = InvalidGeometries(InvalidPolicy.REPAIR if reading.repair else InvalidPolicy.FAIL)
-    for chunk in read_batches(opened, limits=limits, limit=reading.limit):
-        for index, fid in enumerate(chunk.ids):
-            geometry = checked_shape(
-                opened.label,
-                chunk,
-                index,
-                invalid=invalid,
-                unwrapped=bool(chunk.crossing[index]) and not opened.source_crs.is_geographic,
-            )
-            yield fid, chunk.properties[index], geometry
 
 
 def _metric(local: LocalProjection, geometry: BaseGeometry) -> BaseGeometry:

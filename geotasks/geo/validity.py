@@ -4,7 +4,9 @@ Published data is often slightly invalid (a ring touching itself after rounding,
 and every GIS tool converts it as it is. So by default a conversion keeps an invalid polygon
 unchanged and reports it: the count and the first few ids, in the log and in the job's
 warnings (:mod:`geotasks.job_warnings`). ``repair=True`` makes them valid instead, and
-``strict=True`` fails on the first one.
+``strict=True`` fails on the first one. Operations (buffer, clip…) and the features read for
+the user's actors need valid input: they repair what they read, and report it the same way,
+unless ``strict=True``.
 """
 
 from __future__ import annotations
@@ -33,10 +35,15 @@ class InvalidPolicy(enum.Enum):
 
 
 def invalid_policy(reading: ReadingOptions) -> InvalidPolicy:
-    """The policy the ``repair`` and ``strict`` reading options ask for (never both)."""
+    """The policy of a conversion: what the ``repair`` and ``strict`` options ask for."""
     if reading.repair:
         return InvalidPolicy.REPAIR
     return InvalidPolicy.FAIL if reading.strict else InvalidPolicy.KEEP
+
+
+def operation_policy(reading: ReadingOptions) -> InvalidPolicy:
+    """The policy of an operation, which needs valid input: repair, unless ``strict``."""
+    return InvalidPolicy.FAIL if reading.strict else InvalidPolicy.REPAIR
 
 
 @dataclass
