@@ -25,6 +25,7 @@ from shapely.geometry.base import BaseGeometry
 from geotasks.errors import InputError
 from geotasks.geo.antimeridian import split, unwrap
 from geotasks.geo.bbox import bbox_polygon
+from geotasks.geo.features import continuous_features
 from geotasks.geo.geojson import FeatureCollectionWriter
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.metric import LocalProjection
@@ -34,9 +35,7 @@ from geotasks.geo.reading import Layer, Source, open_layer
 from geotasks.geo.result import GeoJSONResult
 from geotasks.geo.streaming import (
     POLYGONAL,
-    checked_shape,
     make_polygonal_valid,
-    read_batches,
 )
 
 logger = logging.getLogger(__name__)
@@ -52,7 +51,8 @@ BUFFER_QUAD_SEGS = 16
 
 _GEOD = Geod(ellps="WGS84")
 
-Feature = tuple[Any, dict[str, Any], BaseGeometry | None]
+#: What an operation makes of one feature: its id, properties and new geometry.
+Mapped = tuple[Any, dict[str, Any], BaseGeometry | None]
 
 
 def shapefile_to_geojson(
@@ -118,7 +118,7 @@ def buffer_features(
     """
     distance = _check_metres(distance_m, "distance_m", MAX_BUFFER_M)
 
-    def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+    def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
         local = LocalProjection.around(geometry)
         buffered = shapely.buffer(_metric(local, geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
         return fid, properties, _to_lonlat(local, buffered, limits)
@@ -159,7 +159,7 @@ def simplify_features(
     tolerance = _check_metres(tolerance_m, "tolerance_m", MAX_TOLERANCE_M)
     check_flag(preserve_topology, "preserve_topology")
 
-    def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+    def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
         local = LocalProjection.around(geometry)
         simpler: BaseGeometry | None = shapely.simplify(
             _metric(local, geometry), tolerance, preserve_topology=preserve_topology
@@ -209,7 +209,7 @@ def dissolve_features(
             raise InputError(
                 f"{opened.label} has no field named {by!r}; its fields: {', '.join(opened.fields)}"
             )
-        for _fid, properties, geometry in _shapes(opened, limits, reading):
+        for _fid, geometry, properties in continuous_features(opened, limits, reading):
             key = _group_key(properties.get(by)) if by is not None else None
             parts = groups.setdefault(key, [])
             if geometry is not None:
@@ -260,7 +260,7 @@ def clip_features(
         box = (west, south, east, north)
     shapely.prepare(area)
 
-    def clip(fid: Any, properties: dict[str, Any], shape: BaseGeometry) -> Feature | None:
+    def clip(fid: Any, properties: dict[str, Any], shape: BaseGeometry) -> Mapped | None:
         inside = split(shape)
         if not shapely.intersects(area, inside):
             return None
@@ -303,7 +303,7 @@ def measure_features(
       InputError: If the dataset or an argument is bad.
     """
 
-    def measure(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+    def measure(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
         lonlat = split(geometry)
         measures: dict[str, float | None] = {"area_m2": None, "perimeter_m": None, "length_m": None}
         dimension = int(shapely.get_dimensions(lonlat))
@@ -349,7 +349,7 @@ def _writing(
 
 def _map_features(
     source: Source,
-    apply: Callable[[Any, dict[str, Any], BaseGeometry], Feature | None],
+    apply: Callable[[Any, dict[str, Any], BaseGeometry], Mapped | None],
     *,
     data_dir: Path,
     limits: GeoLimits,
@@ -359,7 +359,7 @@ def _map_features(
 ) -> GeoJSONResult:
     """Run ``apply`` on each feature (lon/lat, continuous across ±180) and write what it returns."""
     with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
-        for fid, properties, geometry in _shapes(opened, limits, reading):
+        for fid, geometry, properties in continuous_features(opened, limits, reading):
             if geometry is None:
                 if not drop_null:
                     writer.write_feature(fid, properties, None)
@@ -373,22 +373,6 @@ def _map_features(
             if feature is not None:
                 writer.write_feature(*feature)
     return result
-
-
-def _shapes(
-    opened: Layer, limits: GeoLimits, reading: ReadingOptions
-) -> Iterator[tuple[Any, dict[str, Any], BaseGeometry | None]]:
-    """Each feature with a valid shapely geometry in lon/lat, continuous across ±180."""
-    for chunk in read_batches(opened, limits=limits, limit=reading.limit):
-        for index, fid in enumerate(chunk.ids):
-            geometry = checked_shape(
-                opened.label,
-                chunk,
-                index,
-                repair=reading.repair,
-                unwrapped=bool(chunk.crossing[index]) and not opened.source_crs.is_geographic,
-            )
-            yield fid, chunk.properties[index], geometry
 
 
 def _metric(local: LocalProjection, geometry: BaseGeometry) -> BaseGeometry:
