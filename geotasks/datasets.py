@@ -33,7 +33,7 @@ def read_context() -> ReadContext:
     """
     settings = get_settings()
     return ReadContext(
-        data_dir=settings.data_dir,
+        data_dir=settings.require_data_dir(),
         limits=geo_limits(settings),
         tmp_dir=settings.tmp_dir,
         open_source=functools.partial(dataset_source, settings=settings),
