@@ -118,6 +118,15 @@ _STATUS_INFO = {
         "updated": {"type": "string", "format": "date-time"},
         "progress": {"type": "integer", "minimum": 0, "maximum": 100},
         "links": {"type": "array", "items": _ref("link")},
+        # geotasks' own: what the job warned about (geotasks.job_warnings), when anything.
+        "warnings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["message"],
+                "properties": {"message": {"type": "string"}},
+            },
+        },
     },
 }
 

@@ -138,7 +138,9 @@ CREATE TABLE geotasks.job (
     progress_total bigint,
     progress_at timestamptz,
     error_type text,
-    error_message text
+    error_message text,
+    -- What the job warned its client about (geotasks.job_warnings.warn): a JSON array.
+    warnings jsonb
 );
 
 CREATE INDEX job_created_at_idx ON geotasks.job (created_at);
