@@ -37,6 +37,8 @@ from ..settings import Settings, get_settings
 from .error_handlers import EXCEPTION_HANDLERS
 from .health import OPENAPI_PATHS as HEALTH_PATHS
 from .health import health_routes
+from .metrics import OPENAPI_PATHS as METRICS_PATHS
+from .metrics import metrics_routes
 from .negotiation import HTML, check_query, output_format
 from .openapi import DEFAULT_LIMIT, MAX_LIMIT, OPENAPI_MEDIA_TYPE, build_openapi
 from .pages import base_url, render_page
@@ -314,7 +316,7 @@ class Api:
             list(self.catalogue),
             server_url=base_url(request).rstrip("/") or "/",
             secured=bool(self.settings.api_tokens),
-            extra_paths=HEALTH_PATHS,
+            extra_paths={**HEALTH_PATHS, **(METRICS_PATHS if self.settings.api_metrics else {})},
         )
 
     def openapi(self, request: Request) -> Response:
@@ -868,6 +870,7 @@ def create_app(
         Route("/jobs/{jobID}", api.dismiss, methods=["DELETE"]),
         Route("/jobs/{jobID}/results", api.results, methods=["GET"]),
         *health_routes(settings),
+        *metrics_routes(settings, api.require_token),
         Mount("/static", StaticFiles(packages=[("geotasks.http", "static")]), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders)]
