@@ -13,6 +13,7 @@ import them; none of it loads fiona, shapely or pyproj:
 
 from __future__ import annotations
 
+from . import datasets
 from .declaration import Actor, actor
 from .errors import (
     ActorNotRegistered,
@@ -27,9 +28,13 @@ from .errors import (
     ResultNotStored,
     ResultTooLarge,
 )
+from .geo.context import set_context_provider
 from .jobs import Job, submit, submit_with_options
 from .middleware.job_status import progress
 from .postgres.job_status import JobError, JobInfo, JobState, Progress
+
+# geotasks.geo.read_features finds datasets, limits and earlier jobs' results through this.
+set_context_provider(datasets.read_context)
 
 __all__ = [
     "Actor",

@@ -23,9 +23,10 @@ from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from pydantic import Field, StringConstraints
 
-from .datasets import DATASET_NAME_PATTERN, dataset_source, geo_limits
+from .datasets import DATASET_NAME_PATTERN
 from .declaration import actor
 from .geo import operations
+from .geo.context import current_context
 from .geo.options import ReadingOptions
 from .geo.result import GeoJSONResult
 from .settings import get_settings
@@ -100,13 +101,13 @@ def with_reading_options(
 def _run(
     operation: Callable[..., GeoJSONResult], name: str, reading: ReadingOptions, **arguments: Any
 ) -> GeoJSONResult:
-    settings = get_settings()
-    with dataset_source(name, settings) as source:
+    context = current_context()
+    with context.open_source(name) as source:
         return operation(
             source,
-            data_dir=settings.data_dir,
-            limits=geo_limits(settings),
-            tmp_dir=settings.tmp_dir,
+            data_dir=context.data_dir,
+            limits=context.limits,
+            tmp_dir=context.tmp_dir,
             reading=reading,
             **arguments,
         )

@@ -1,21 +1,25 @@
-"""Which data a geo actor reads: dataset names in GEOTASKS_DATA_DIR, or ``job:<id>``.
+"""Datasets as the configuration sees them: the geo layer's read context, built from settings.
 
-A dataset name is passed on as it is (the geo layer resolves it safely inside the data
-directory); ``job:<id>`` is replaced by a temporary copy of that job's GeoJSON result, so a
-client can chain clip → buffer without downloading anything.
+:mod:`geotasks.geo` reads datasets by name without knowing settings or the job store; this
+module tells it where the data lives, which limits apply and how ``job:<id>`` is read (a
+temporary copy of that job's stored GeoJSON on this host, so a client can chain clip → buffer
+without downloading anything). ``import geotasks`` registers :func:`read_context` as the geo
+layer's context provider. Light: it loads no fiona, shapely or pyproj.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import InputError, JobNotFound, TransientError
+from .geo.context import ReadContext
 from .geo.limits import GeoLimits
 from .postgres.job_status import JobState
-from .settings import Settings
+from .settings import Settings, get_settings
 from .tmpfiles import FILE_PREFIX
 
 #: Prefix of a dataset argument that names an earlier job's result.
@@ -27,6 +31,20 @@ JOB_PREFIX = "job:"
 DATASET_NAME_PATTERN = (
     r"^(job:[0-9A-Fa-f-]{32,36}|[A-Za-z0-9_][A-Za-z0-9_. -]*(/[A-Za-z0-9_][A-Za-z0-9_. -]*)*)$"
 )
+
+
+def read_context() -> ReadContext:
+    """The geo layer's read context for this process's settings (``GEOTASKS_DATA_DIR``…).
+
+    Reading needs no database unless a dataset argument is ``job:<id>``.
+    """
+    settings = get_settings()
+    return ReadContext(
+        data_dir=settings.require_data_dir(),
+        limits=geo_limits(settings),
+        tmp_dir=settings.tmp_dir,
+        open_source=functools.partial(dataset_source, settings=settings),
+    )
 
 
 def geo_limits(settings: Settings) -> GeoLimits:
@@ -43,6 +61,10 @@ def geo_limits(settings: Settings) -> GeoLimits:
 @contextlib.contextmanager
 def dataset_source(name: object, settings: Settings) -> Iterator[str | Path]:
     """Yield what a geo operation reads for the argument ``name``.
+
+    A dataset name is passed on as it is (the geo layer resolves it safely inside the data
+    directory); ``job:<id>`` is replaced by a temporary copy of that job's GeoJSON result,
+    removed afterwards.
 
     Raises:
       InputError: when ``name`` is not a string, or names a job that failed, is unknown or

@@ -47,6 +47,7 @@ from .registry import (
     ActorSpec,
 )
 from .retries import retry_options
+from .settings import get_settings
 from .signatures import checked_arguments, describe
 
 if TYPE_CHECKING:
@@ -233,12 +234,12 @@ def storable(value: Any, actor_name: str) -> Any:
     """
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    from .datasets import read_context
-    from .geo.collect import to_result
+    from .datasets import geo_limits
+    from .geo.conversion import to_result
 
-    context = read_context()
+    settings = get_settings()
     try:
-        converted = to_result(value, tmp_dir=context.tmp_dir, limits=context.limits)
+        converted = to_result(value, tmp_dir=settings.tmp_dir, limits=geo_limits(settings))
     except ResultNotStorable as exc:
         raise ResultNotStorable(f"{actor_name} returned {exc}") from None
     return value if converted is None else converted

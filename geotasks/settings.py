@@ -27,9 +27,23 @@ RATE_LIMIT_SCHEMES = POSTGRES_SCHEMES | {"redis", "rediss"}
 #: Shortest bearer token accepted in ``GEOTASKS_API_TOKENS``: a guessable token protects nothing.
 API_TOKEN_MIN_CHARS = 16
 
-#: In a source checkout the sample datasets are the natural default; an installed package has
-#: no such folder, so a deployment must say where its data lives.
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+
+def checkout_data_dir(package_dir: Path) -> Path | None:
+    """Return the ``sample_data`` folder of the source checkout holding ``package_dir``, if any.
+
+    Run from a checkout (``make demo``, an editable install), the sample datasets are the
+    natural default. An installed package has no such folder beside it (its parent is
+    ``site-packages``), so a deployment must say where its data lives: ``None``.
+    """
+    root = package_dir.resolve().parent
+    sample_data = root / "sample_data"
+    if (root / "pyproject.toml").is_file() and sample_data.is_dir():
+        return sample_data
+    return None
+
+
+#: ``GEOTASKS_DATA_DIR``'s default: the checkout's ``sample_data``, or none when installed.
+DEFAULT_DATA_DIR = checkout_data_dir(Path(__file__).parent)
 
 
 @dataclass(frozen=True)
@@ -49,8 +63,9 @@ class Settings:
     #: ``postgresql://…`` (geotasks' own broker), ``redis://…`` or ``amqp://…``. Defaults to
     #: ``database_url``: one Postgres serves everything.
     broker_url: str | None = field(default=None, repr=False, metadata={"schemes": BROKER_SCHEMES})
-    #: Directory in which dataset names are resolved; read-only for workers.
-    data_dir: Path = DEFAULT_DATA_DIR
+    #: Directory in which dataset names are resolved; read-only for workers. ``None`` (an
+    #: installed package with no ``GEOTASKS_DATA_DIR``): workers refuse to start.
+    data_dir: Path | None = DEFAULT_DATA_DIR
     #: Where geo actors spool large results and unpack chained inputs (per host).
     tmp_dir: Path = Path("/tmp/geotasks")
     #: How long a result (success or failure) is kept, in seconds.
@@ -139,6 +154,9 @@ class Settings:
     api_cors_origins: tuple[str, ...] = ()
     #: Largest request body the HTTP API reads, in bytes (execute requests are small JSON).
     api_max_request_bytes: int = field(default=1024 * 1024, metadata={"minimum": 1})
+    #: Serve Prometheus metrics at ``/metrics`` (``pip install 'geotasks[metrics]'``): ``true``
+    #: or ``false``. Without ``api_tokens`` they answer loopback clients only.
+    api_metrics: bool = False
     #: Longest an execute request with ``Prefer: respond-sync`` waits for its job, in seconds;
     #: a job still running then is answered asynchronously (201).
     api_sync_wait_s: int = field(default=10, metadata={"minimum": 0})
@@ -162,6 +180,23 @@ class Settings:
             )
         return self.database_url
 
+    def require_data_dir(self) -> Path:
+        """Return ``data_dir`` if it is an existing directory, or explain how to configure it.
+
+        Raises:
+          ConfigurationError: when it is not set, does not exist or is not a directory.
+        """
+        if self.data_dir is None:
+            raise ConfigurationError(
+                "GEOTASKS_DATA_DIR is not set. Set it to the directory holding the datasets "
+                "jobs may name (the same read-only mount on every worker host); only a source "
+                "checkout defaults to its sample_data."
+            )
+        if not self.data_dir.is_dir():
+            problem = "is not a directory" if self.data_dir.exists() else "does not exist"
+            raise ConfigurationError(f"GEOTASKS_DATA_DIR={self.data_dir} {problem}")
+        return self.data_dir
+
 
 def _parse_int(name: str, raw: str, *, minimum: int) -> int:
     try:
@@ -171,6 +206,15 @@ def _parse_int(name: str, raw: str, *, minimum: int) -> int:
     if value < minimum:
         raise ConfigurationError(f"{name}={raw!r} must be at least {minimum}")
     return value
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"true", "yes", "on", "1"}:
+        return True
+    if value in {"false", "no", "off", "0"}:
+        return False
+    raise ConfigurationError(f"{name}={raw!r} is neither true nor false")
 
 
 def _parse_url(name: str, raw: str, *, schemes: frozenset[str]) -> str:
@@ -222,8 +266,10 @@ def _parser_for(setting: Field[object]) -> Callable[[str, str], object]:
         return functools.partial(_parse_url, schemes=setting.metadata["schemes"])
     if setting.type == "int":
         return functools.partial(_parse_int, minimum=setting.metadata.get("minimum", 0))
-    if setting.type == "Path":
+    if setting.type in ("Path", "Path | None"):
         return _parse_path
+    if setting.type == "bool":
+        return _parse_bool
     raise TypeError(f"no parser for setting {setting.name} of type {setting.type}")
 
 

@@ -2,24 +2,23 @@
 
 It builds the broker from the ``GEOTASKS_*`` settings (failing with a clear message when no
 database is configured) and sets it as Dramatiq's global broker, so that a plain
-``@dramatiq.actor`` declared after it runs on geotasks' broker too; adds the per-host sweep of
-stale temporary files and the publication of the actors to the catalogue at worker start; and
-imports the built-in actors, then the application's modules named by ``GEOTASKS_MODULES``.
+``@dramatiq.actor`` declared after it runs on geotasks' broker too; makes a worker refuse to boot
+without its data directory; adds the per-host sweep of stale temporary files and the publication
+of the actors to the catalogue at worker start; and imports the built-in actors, then the
+application's modules named by ``GEOTASKS_MODULES``.
 """
 
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Iterable
 
 from .broker import database_for, setup_broker
 from .errors import ConfigurationError
 from .middleware.catalogue import PublishActors
+from .middleware.data_dir import RequireDataDir
 from .middleware.tmpfiles import SweepTemporaryFiles
 from .settings import get_settings
-
-logger = logging.getLogger(__name__)
 
 
 def import_modules(names: Iterable[str]) -> None:
@@ -40,6 +39,7 @@ def import_modules(names: Iterable[str]) -> None:
 
 broker = setup_broker()
 _settings = get_settings()
+broker.add_middleware(RequireDataDir(_settings))
 broker.add_middleware(SweepTemporaryFiles(_settings.tmp_dir, _settings.tmp_max_age_s))
 broker.add_middleware(PublishActors(database_for(_settings)))
 

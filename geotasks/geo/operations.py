@@ -4,7 +4,7 @@ Every operation takes a ``source`` (a dataset name, or a trusted ``Path`` from a
 job), its own parameters, an explicit ``data_dir`` and ``limits``, the reading options as one
 :class:`~geotasks.geo.options.ReadingOptions` and a ``tmp_dir``. Results are always
 RFC 7946: WGS84 lon/lat, split at the antimeridian. Distances are metres wherever the data
-lies, measured in a projection centred on each feature (see :mod:`geotasks.geo.metric`).
+lies, measured in a projection centred on each feature (see :mod:`geotasks.geo.metres`).
 """
 
 from __future__ import annotations
@@ -23,21 +23,21 @@ from pyproj import Geod
 from shapely.geometry.base import BaseGeometry
 
 from geotasks.errors import InputError
-from geotasks.geo.antimeridian import split, unwrap
+from geotasks.geo.antimeridian import split
 from geotasks.geo.bbox import bbox_polygon
+from geotasks.geo.features import continuous_features
 from geotasks.geo.geojson import FeatureCollectionWriter
 from geotasks.geo.limits import GeoLimits
-from geotasks.geo.metric import LocalProjection
+from geotasks.geo.metres import LocalMetres
 from geotasks.geo.options import ReadingOptions, check_flag, parse_bbox
 from geotasks.geo.parallel import write_layer_split
 from geotasks.geo.reading import Layer, Source, open_layer
 from geotasks.geo.result import GeoJSONResult
 from geotasks.geo.streaming import (
     POLYGONAL,
-    checked_shape,
     make_polygonal_valid,
-    read_batches,
 )
+from geotasks.geo.validity import InvalidGeometries, invalid_policy, operation_policy
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ BUFFER_QUAD_SEGS = 16
 
 _GEOD = Geod(ellps="WGS84")
 
-Feature = tuple[Any, dict[str, Any], BaseGeometry | None]
+#: What an operation makes of one feature: its id, properties and new geometry.
+Mapped = tuple[Any, dict[str, Any], BaseGeometry | None]
 
 
 def shapefile_to_geojson(
@@ -70,7 +71,9 @@ def shapefile_to_geojson(
         ``parcels/`` or ``parcels.zip``), or a trusted local ``Path``.
       data_dir: The directory holding every dataset.
       limits: Feature, vertex and archive limits.
-      reading: Which layer, features and fields to read, and the output precision.
+      reading: Which layer, features and fields to read, and the output precision. Invalid
+        polygons are kept as they are and counted in a warning (the log, and the job's
+        ``warnings``), unless ``reading.repair`` makes them valid or ``reading.strict`` fails.
       tmp_dir: Where temporary files go (the result past 4 MiB, a rebuilt ``.shx``).
 
     Returns:
@@ -79,15 +82,17 @@ def shapefile_to_geojson(
     Raises:
       InputError: If the dataset or an argument is bad (the message says which and why).
     """
+    invalid = InvalidGeometries(invalid_policy(reading))
     with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
         write_layer_split(
             opened,
             writer,
             limits=limits,
-            repair=reading.repair,
+            invalid=invalid,
             limit=reading.limit,
             tmp_dir=tmp_dir,
         )
+        invalid.report(opened.label)
     return result
 
 
@@ -118,10 +123,10 @@ def buffer_features(
     """
     distance = _check_metres(distance_m, "distance_m", MAX_BUFFER_M)
 
-    def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
-        local = LocalProjection.around(geometry)
-        buffered = shapely.buffer(_metric(local, geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
-        return fid, properties, _to_lonlat(local, buffered, limits)
+    def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
+        frame = LocalMetres(geometry)
+        buffered = shapely.buffer(frame.to_metres(geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
+        return fid, properties, _to_lonlat(frame, buffered, limits)
 
     return _map_features(
         source, buffer, data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
@@ -159,16 +164,16 @@ def simplify_features(
     tolerance = _check_metres(tolerance_m, "tolerance_m", MAX_TOLERANCE_M)
     check_flag(preserve_topology, "preserve_topology")
 
-    def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
-        local = LocalProjection.around(geometry)
+    def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
+        frame = LocalMetres(geometry)
         simpler: BaseGeometry | None = shapely.simplify(
-            _metric(local, geometry), tolerance, preserve_topology=preserve_topology
+            frame.to_metres(geometry), tolerance, preserve_topology=preserve_topology
         )
         if simpler is not None and geometry.geom_type in POLYGONAL and not simpler.is_valid:
             simpler = make_polygonal_valid(simpler)
         if simpler is None or simpler.is_empty:
             return fid, properties, None
-        return fid, properties, _to_lonlat(local, simpler, limits)
+        return fid, properties, _to_lonlat(frame, simpler, limits)
 
     return _map_features(
         source, simplify, data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
@@ -209,11 +214,13 @@ def dissolve_features(
             raise InputError(
                 f"{opened.label} has no field named {by!r}; its fields: {', '.join(opened.fields)}"
             )
-        for _fid, properties, geometry in _shapes(opened, limits, reading):
+        invalid = InvalidGeometries(operation_policy(reading))
+        for _fid, geometry, properties in continuous_features(opened, limits, reading, invalid):
             key = _group_key(properties.get(by)) if by is not None else None
             parts = groups.setdefault(key, [])
             if geometry is not None:
                 parts.append(split(geometry))
+        invalid.report(opened.label)
         for fid, (key, parts) in enumerate(groups.items()):
             merged = shapely.union_all(parts) if parts else None
             _check_vertices(merged, limits)
@@ -260,7 +267,7 @@ def clip_features(
         box = (west, south, east, north)
     shapely.prepare(area)
 
-    def clip(fid: Any, properties: dict[str, Any], shape: BaseGeometry) -> Feature | None:
+    def clip(fid: Any, properties: dict[str, Any], shape: BaseGeometry) -> Mapped | None:
         inside = split(shape)
         if not shapely.intersects(area, inside):
             return None
@@ -303,7 +310,7 @@ def measure_features(
       InputError: If the dataset or an argument is bad.
     """
 
-    def measure(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+    def measure(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
         lonlat = split(geometry)
         measures: dict[str, float | None] = {"area_m2": None, "perimeter_m": None, "length_m": None}
         dimension = int(shapely.get_dimensions(lonlat))
@@ -349,7 +356,7 @@ def _writing(
 
 def _map_features(
     source: Source,
-    apply: Callable[[Any, dict[str, Any], BaseGeometry], Feature | None],
+    apply: Callable[[Any, dict[str, Any], BaseGeometry], Mapped | None],
     *,
     data_dir: Path,
     limits: GeoLimits,
@@ -359,7 +366,8 @@ def _map_features(
 ) -> GeoJSONResult:
     """Run ``apply`` on each feature (lon/lat, continuous across ±180) and write what it returns."""
     with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
-        for fid, properties, geometry in _shapes(opened, limits, reading):
+        invalid = InvalidGeometries(operation_policy(reading))
+        for fid, geometry, properties in continuous_features(opened, limits, reading, invalid):
             if geometry is None:
                 if not drop_null:
                     writer.write_feature(fid, properties, None)
@@ -372,48 +380,17 @@ def _map_features(
                 ) from exc
             if feature is not None:
                 writer.write_feature(*feature)
+        invalid.report(opened.label)
     return result
 
 
-def _shapes(
-    opened: Layer, limits: GeoLimits, reading: ReadingOptions
-) -> Iterator[tuple[Any, dict[str, Any], BaseGeometry | None]]:
-    """Each feature with a valid shapely geometry in lon/lat, continuous across ±180."""
-    for chunk in read_batches(opened, limits=limits, limit=reading.limit):
-        for index, fid in enumerate(chunk.ids):
-            geometry = checked_shape(
-                opened.label,
-                chunk,
-                index,
-                repair=reading.repair,
-                unwrapped=bool(chunk.crossing[index]) and not opened.source_crs.is_geographic,
-            )
-            yield fid, chunk.properties[index], geometry
-
-
-def _metric(local: LocalProjection, geometry: BaseGeometry) -> BaseGeometry:
-    """The geometry in the local projection's metres, valid again if projecting broke it.
-
-    A polygon edge along a pole (Antarctica's, at -90°) collapses to one point in an
-    azimuthal projection, which leaves the projected polygon invalid.
-    """
-    metric = local.to_metres(geometry)
-    if geometry.geom_type in POLYGONAL and not metric.is_valid:
-        return make_polygonal_valid(metric) or shapely.Polygon()
-    return metric
-
-
 def _to_lonlat(
-    local: LocalProjection, geometry: BaseGeometry, limits: GeoLimits
+    frame: LocalMetres, geometry: BaseGeometry, limits: GeoLimits
 ) -> BaseGeometry | None:
-    """Bring an operation's result back to lon/lat, split at ±180 and valid.
-
-    Edges that touch in metres (a buffer closing a narrow inlet) can cross once the
-    projection's curvature is undone, so a polygon is checked and made valid again.
-    """
-    lonlat: BaseGeometry | None = split(unwrap(local.to_lonlat(geometry)))
-    if lonlat is not None and lonlat.geom_type in POLYGONAL and not lonlat.is_valid:
-        lonlat = make_polygonal_valid(lonlat)
+    """Bring an operation's result back to RFC 7946 lon/lat (``None`` if nothing is left)."""
+    lonlat = frame.to_lonlat(geometry)
+    if lonlat.is_empty:
+        return None
     _check_vertices(lonlat, limits)
     return lonlat
 

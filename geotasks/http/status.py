@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ..postgres.job_status import JobInfo, JobState
+from .redaction import redact_paths
 
 #: Rel of the link from a job to its results (OGC API - Processes 1.0).
 REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
@@ -102,8 +103,8 @@ def status_info(info: JobInfo, base_url: str) -> dict[str, Any]:
 
     Returns:
       dict: ``jobID``, ``processID``, ``type``, ``status``, ``message``, the timestamps that
-      apply, ``progress`` when known, and links to the job itself (JSON and HTML) and, once it
-      succeeded, to its results.
+      apply, ``progress`` when known, ``warnings`` when the job left any, and links to the
+      job itself (JSON and HTML) and, once it succeeded, to its results.
     """
     status = OGC_STATUS[info.status]
     job_url = f"{base_url}jobs/{info.message_id}"
@@ -112,7 +113,8 @@ def status_info(info: JobInfo, base_url: str) -> dict[str, Any]:
         "processID": info.actor_name,
         "type": "process",
         "status": status,
-        "message": status_message(info),
+        # A job's error is written for operators: served, it keeps no server path.
+        "message": redact_paths(status_message(info)),
         "created": iso(info.created_at),
         "updated": iso(info.updated_at),
     }
@@ -123,6 +125,8 @@ def status_info(info: JobInfo, base_url: str) -> dict[str, Any]:
     progress = progress_percent(info)
     if progress is not None:
         document["progress"] = progress
+    if info.warnings:
+        document["warnings"] = list(info.warnings)
     links = [
         {"href": f"{job_url}?f=json", "rel": "self", "type": "application/json", "title": "this"},
         {

@@ -23,12 +23,13 @@ import contextvars
 import enum
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from psycopg2.extensions import cursor as Cursor
+from psycopg2.extras import Json
 
 from .pool import Database, PreparedStatement, execute_prepared
 from .queries import load_queries
@@ -166,6 +167,8 @@ class JobInfo:
       result_kind: ``value``, ``geojson`` or ``failure`` when a result is stored, else ``None``.
       result_media_type: The stored result's media type, such as ``application/geo+json``.
       result_size_bytes: The stored result's size.
+      warnings: What the job warned about while it ran (:func:`geotasks.job_warnings.warn`),
+        such as invalid geometries it kept: mappings with a ``message``, in order.
     """
 
     message_id: str
@@ -189,6 +192,7 @@ class JobInfo:
     result_kind: str | None
     result_media_type: str | None
     result_size_bytes: int | None
+    warnings: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> JobInfo:
@@ -218,6 +222,7 @@ class JobInfo:
             result_kind,
             result_media_type,
             result_size_bytes,
+            warnings,
         ) = row
         return cls(
             message_id=message_id,
@@ -245,6 +250,7 @@ class JobInfo:
             result_kind=result_kind,
             result_media_type=result_media_type,
             result_size_bytes=result_size_bytes,
+            warnings=tuple(warnings or ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -289,6 +295,7 @@ class JobInfo:
                 if self.result_kind is not None and self.result_kind != "failure"
                 else None
             ),
+            "warnings": list(self.warnings),
         }
 
 
@@ -328,6 +335,7 @@ class RunningJob:
     success_recorded: bool = False
     result_not_stored: bool = False
     last_progress_s: float = 0.0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -500,6 +508,24 @@ class JobStore:
             cursor.execute(
                 self._relaxed_progress,
                 {"message_id": message_id, "attempt": attempt, "done": done, "total": total},
+            )
+            return cursor.rowcount == 1
+
+        return self.database.transaction(work, single_statement=True)
+
+    def set_warnings(
+        self, message_id: str, *, attempt: int, warnings: Sequence[Mapping[str, Any]]
+    ) -> bool:
+        """Record the warnings of a STARTED job's current attempt (replacing earlier ones).
+
+        Returns:
+          bool: whether they were recorded (``False`` when the job is not running that attempt).
+        """
+
+        def work(cursor: Cursor) -> bool:
+            cursor.execute(
+                self._queries["warnings"],
+                {"message_id": message_id, "attempt": attempt, "warnings": Json(list(warnings))},
             )
             return cursor.rowcount == 1
 

@@ -93,6 +93,11 @@ UPDATE geotasks.job SET
     progress_at = now()
 WHERE message_id = %(message_id)s AND status = 'STARTED' AND attempt = %(attempt)s;
 
+-- name: warnings
+-- Replaces the list: each attempt records its own warnings.
+UPDATE geotasks.job SET warnings = %(warnings)s::jsonb
+WHERE message_id = %(message_id)s AND status = 'STARTED' AND attempt = %(attempt)s;
+
 -- name: get
 -- The result's header comes along, so one round trip answers "is it done, and what is there".
 SELECT
@@ -106,7 +111,7 @@ SELECT
     END,
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
     j.error_type, j.error_message,
-    r.kind, r.media_type, r.size_bytes
+    r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
 WHERE j.message_id = %(message_id)s;
@@ -123,7 +128,7 @@ SELECT
     END,
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
     j.error_type, j.error_message,
-    r.kind, r.media_type, r.size_bytes
+    r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
 WHERE (%(statuses)s::text[] IS NULL
@@ -142,7 +147,8 @@ UPDATE geotasks.job SET
     progress_done = NULL,
     progress_total = NULL,
     progress_at = NULL,
-    error_message = NULL
+    error_message = NULL,
+    warnings = NULL
 WHERE message_id IN (
     SELECT message_id FROM geotasks.job
     WHERE expires_at <= now() AND status IN ('SUCCESS', 'FAILURE', 'SKIPPED', 'CANCELLED')
@@ -177,7 +183,7 @@ SELECT
     END,
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
     j.error_type, j.error_message,
-    r.kind, r.media_type, r.size_bytes
+    r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
 WHERE (%(statuses)s::text[] IS NULL
@@ -210,7 +216,7 @@ SELECT
     END,
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
     j.error_type, j.error_message,
-    r.kind, r.media_type, r.size_bytes
+    r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
 WHERE (%(statuses)s::text[] IS NULL

@@ -138,11 +138,15 @@ CREATE TABLE geotasks.job (
     progress_total bigint,
     progress_at timestamptz,
     error_type text,
-    error_message text
+    error_message text,
+    -- What the job warned its client about (geotasks.job_warnings.warn): a JSON array.
+    warnings jsonb
 );
 
 CREATE INDEX job_created_at_idx ON geotasks.job (created_at);
 CREATE INDEX job_expires_at_idx ON geotasks.job (expires_at) WHERE expires_at IS NOT NULL;
+-- Migration 0008: the jobs finished in the last hour, for the dashboard and /metrics.
+CREATE INDEX job_finished_at_idx ON geotasks.job (finished_at) WHERE finished_at IS NOT NULL;
 
 -- How far a state is along one attempt: waiting (0), waiting for a rate-limit slot (1),
 -- running (2), finished (3).
@@ -248,10 +252,12 @@ CREATE TABLE geotasks.worker (
     version text NOT NULL,
     started_at timestamptz NOT NULL DEFAULT now(),
     heartbeat_at timestamptz NOT NULL DEFAULT now(),
-    jobs_in_flight integer NOT NULL DEFAULT 0 CHECK (jobs_in_flight >= 0)
+    jobs_in_flight integer NOT NULL DEFAULT 0 CHECK (jobs_in_flight >= 0),
+    -- Migration 0008: a scheduler's schedules, {"actor": {"cron": …, "utc_offset_s": …}}.
+    schedules jsonb NOT NULL DEFAULT '{}'
 );
 
--- Actor catalogue (migration 0008) ----------------------------------------------------
+-- Actor catalogue (migration 0010) ----------------------------------------------------
 
 -- geotasks/postgres/catalogue.py: every public actor a worker serves, as clients know it. Workers
 -- publish their actors when they start; `geotasks.submit`, the CLI and the HTTP API read them,

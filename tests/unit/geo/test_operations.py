@@ -21,6 +21,7 @@ from geotasks.geo.operations import (
 )
 from geotasks.geo.options import ReadingOptions
 from geotasks.geo.result import GeoJSONResult
+from geotasks.job_warnings import recording
 
 from .conftest import MakeShapefile
 from .helpers import document, with_reading
@@ -227,6 +228,27 @@ def test_operations_chain_through_a_path(tmp_path: Path, data_dir: Path, sample:
     assert shape.is_valid
 
 
+def test_an_island_split_at_the_antimeridian_is_buffered_where_it_lies(
+    data_dir: Path, make_shapefile: MakeShapefile
+) -> None:
+    # Given an island stored split at ±180 (as Fiji is), and the same island at 0°
+    halves = shapely.MultiPolygon(
+        [shapely.box(179.9, -17.1, 180.0, -17.0), shapely.box(-180.0, -17.1, -179.9, -17.0)]
+    )
+    for name, geometry in [("split", halves), ("zero", shapely.box(-0.1, -17.1, 0.1, -17.0))]:
+        feature = {"geometry": shapely.geometry.mapping(geometry)}
+        make_shapefile(name, geometry.geom_type, [feature])
+    # When both are buffered by 5 km
+    areas = [
+        abs(GEOD.geometry_area_perimeter(shapely.geometry.shape(
+            run(buffer_features, data_dir, name, 5000)["features"][0]["geometry"]
+        ))[0])
+        for name in ("split", "zero")
+    ]  # fmt: skip
+    # Then the areas agree (metres measured around the island, not on the other side of Earth)
+    assert areas[0] == pytest.approx(areas[1], rel=0.002)
+
+
 def test_buffering_every_country_gives_valid_rfc7946(data_dir: Path, sample: Any) -> None:
     # Given the countries, Antarctica (edges along the pole) and Fiji (split at ±180) included
     sample("naturalearth_lowres")
@@ -253,3 +275,31 @@ def test_a_geos_failure_is_reported_as_bad_input(
     # When buffered, Then the error is an InputError naming the feature
     with pytest.raises(InputError, match="feature 0 cannot be processed"):
         run(buffer_features, data_dir, "p", 10)
+
+
+OPERATIONS = [
+    (buffer_features, (1000,), {}),
+    (simplify_features, (100,), {}),
+    (dissolve_features, (), {}),
+    (clip_features, (), {"bbox": [-1, -1, 2, 2]}),
+    (measure_features, (), {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("operation", "args", "kwargs"), OPERATIONS, ids=[op[0].__name__ for op in OPERATIONS]
+)
+def test_operations_repair_an_invalid_polygon_and_report_it_unless_strict(
+    data_dir: Path, make_shapefile: MakeShapefile, operation: Any, args: Any, kwargs: Any
+) -> None:
+    # Given a bow tie
+    bowtie = {"type": "Polygon", "coordinates": [BOWTIE]}
+    make_shapefile("bowtie", "Polygon", [{"geometry": bowtie}])
+    # When processed, Then the output is valid and the job's warning says it was repaired
+    with recording() as warnings:
+        doc = run(operation, data_dir, "bowtie", *args, **kwargs)
+    assert shapely.geometry.shape(doc["features"][0]["geometry"]).is_valid
+    assert [(w["count"], w["first_ids"], w["repaired"]) for w in warnings] == [(1, [0], True)]
+    # And with strict=True it fails, naming the feature
+    with pytest.raises(InputError, match="feature 0 has an invalid polygon"):
+        run(operation, data_dir, "bowtie", *args, strict=True, **kwargs)
