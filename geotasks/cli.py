@@ -29,9 +29,9 @@ from .settings import POSTGRES_SCHEMES, Settings, env_name, get_settings
 
 if TYPE_CHECKING:
     from .jobs import Job
-    from .registry import ActorSpec
     from .postgres.job_status import JobError, JobInfo
     from .postgres.pool import Database
+    from .registry import ActorSpec
 
 logger = logging.getLogger(__name__)
 

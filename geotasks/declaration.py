@@ -102,7 +102,7 @@ class Actor(dramatiq.Actor[P, R], Generic[P, R]):
         public: bool = True,
     ) -> None:
         # Dramatiq's __init__ declares the actor on a broker at once; this one waits for one.
-        self.logger = get_logger(fn.__module__ or "_", spec.name)
+        self.logger = get_logger(fn.__module__ or "_", spec.name)  # type: ignore[no-untyped-call]
         self.fn = fn
         self.actor_name = spec.name
         self.queue_name = spec.queue_name
@@ -125,7 +125,7 @@ class Actor(dramatiq.Actor[P, R], Generic[P, R]):
         if built is not None:
             self.bind(built)
 
-    @property  # type: ignore[override]
+    @property
     def broker(self) -> dramatiq.Broker:
         """The broker the actor sends to: geotasks' own, built from the settings on first use.
 
@@ -209,7 +209,8 @@ class Actor(dramatiq.Actor[P, R], Generic[P, R]):
             return self.fn(*args, **kwargs)
         token = _RUNNING_MESSAGE.set(True)
         try:
-            return self._run_message(args, kwargs)
+            # What is stored may differ from what the function returned (GeoJSON for geometries).
+            return typing.cast(R, self._run_message(args, kwargs))
         finally:
             _RUNNING_MESSAGE.reset(token)
 

@@ -28,6 +28,7 @@ import orjson
 from dramatiq.broker import Broker
 from dramatiq.message import Message
 
+from .catalogue import find_actor
 from .errors import (
     InputError,
     JobFailed,
@@ -43,10 +44,9 @@ from .postgres.job_status import FINISHED_CHANNEL, JobError, JobInfo, JobState, 
 from .postgres.listener import get_listener
 from .postgres.pool import Database, get_database
 from .postgres.results import FAILURE, GEOJSON, PostgresBackend, StoredResult
-from .catalogue import find_actor
 from .registry import Registry
-from .signatures import checked_arguments
 from .settings import Settings, get_settings
+from .signatures import checked_arguments
 
 logger = logging.getLogger(__name__)
 

@@ -183,7 +183,6 @@ def checked_arguments(
     return json_args, json_kwargs
 
 
-
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 

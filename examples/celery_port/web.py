@@ -16,13 +16,15 @@ import geotasks
 app = Flask(__name__)
 
 
-@app.post("/shapes/<name>")
-def start(name: str) -> tuple[dict[str, Any], int]:
-    """Queue ``get_shps(name, min_area_km2=…)``; answer its job id."""
+@app.post("/shapes")
+def start() -> tuple[dict[str, Any], int]:
+    """Queue ``get_shps(**body)`` (``{"name": "parcels", "min_area_km2": 2}``); answer its id.
+
+    The arguments are checked, names and types, before anything is sent: a bad request is a 400
+    that names the argument, never a job that fails on a worker.
+    """
     try:
-        job = geotasks.submit(
-            "get_shps", name, min_area_km2=request.args.get("min_area_km2", 0.0, type=float)
-        )
+        job = geotasks.submit("get_shps", **(request.get_json(silent=True) or {}))
     except geotasks.InputError as exc:
         return {"error": str(exc)}, 400
     return {"job_id": job.id, "status": job.status.value}, 202

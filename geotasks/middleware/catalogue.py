@@ -19,6 +19,7 @@ from dramatiq.middleware import Middleware
 from ..errors import GeotasksError
 from ..postgres.catalogue import publish_actors
 from ..postgres.pool import Database
+from ..registry import ActorSpec
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,11 @@ class PublishActors(Middleware):
     def after_worker_boot(self, broker: Broker, worker: Any) -> None:
         queues = getattr(worker, "queues", None)
         specs = [
-            actor.spec
+            spec
             for actor in broker.actors.values()
-            if getattr(actor, "public", False) and (not queues or actor.queue_name in queues)
+            if isinstance(spec := getattr(actor, "spec", None), ActorSpec)
+            and getattr(actor, "public", False)
+            and (not queues or actor.queue_name in queues)
         ]
         try:
             changed = publish_actors(self.database, specs, publisher_label())

@@ -50,7 +50,11 @@ def publish_actors(database: Database, specs: Iterable[ActorSpec], published_by:
         for spec in specs:
             cursor.execute(
                 query,
-                {"actor_name": spec.name, "spec": Json(spec.to_json()), "published_by": published_by},
+                {
+                    "actor_name": spec.name,
+                    "spec": Json(spec.to_json()),
+                    "published_by": published_by,
+                },
             )
             if cursor.fetchone() is not None:
                 changed.append(spec.name)

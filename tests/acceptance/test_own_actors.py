@@ -71,7 +71,7 @@ def nested() -> dict[str, object]:
 '''
 
 #: What a web process runs: it imports geotasks only, never the application's modules.
-CLIENT = '''
+CLIENT = """
 import json, sys
 import geotasks
 
@@ -95,12 +95,13 @@ for name in ("when", "nested"):
     try:
         job.get(timeout=60)
     except geotasks.JobFailed as exc:
-        out[name] = {"status": job.status.value, "error": exc.error_message, "runs": job.info().runs}
+        info = job.info()
+        out[name] = {"status": info.status.value, "error": exc.error_message, "runs": info.runs}
 collection = big.get(timeout=120)
 out["get_shps"] = sorted(f["geometry"]["type"] for f in collection["features"])
 out["modules"] = [m for m in ("tasks", "result_shapes", "shapely", "fiona") if m in sys.modules]
 print(json.dumps(out))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,9 @@ def app_database_url(postgres_url: str, template_database: str) -> Iterator[str]
         yield with_database(postgres_url, name)
     finally:
         with conn.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
         conn.close()
 
 
@@ -252,8 +255,9 @@ def test_the_http_api_lists_and_runs_the_applications_actor(
 
     settings = load_settings({"GEOTASKS_DATABASE_URL": app_database_url})
     database = Database(app_database_url, max_connections=2)
+    broker = build_broker(settings)
     try:
-        app = create_app(settings, access=JobAccess(database, settings))
+        app = create_app(settings, access=JobAccess(database, settings, broker=broker))
         with TestClient(app) as client:
             ids = [p["id"] for p in client.get("/processes?limit=1000").json()["processes"]]
             described = client.get("/processes/summary").json()
@@ -263,18 +267,17 @@ def test_the_http_api_lists_and_runs_the_applications_actor(
                 json={"inputs": {"name": "http", "count": 2}},
                 headers={"Prefer": "respond-async"},
             )
+            assert created.status_code == 201, created.text
             job_url = created.headers["location"]
-            wait_until(
-                lambda: client.get(job_url).json()["status"] == "successful", 60, "the job"
-            )
+            wait_until(lambda: client.get(job_url).json()["status"] == "successful", 60, "the job")
             result = client.get(f"{job_url}/results")
     finally:
+        broker.close()
         database.close()
 
     assert "summary" in ids and "get_shps" in ids and "buffer_features" in ids
     assert described["inputs"]["count"]["schema"]["default"] == 3
     assert bad.status_code == 400
-    assert created.status_code == 201
     assert result.json() == {"name": "http", "count": 2}
 
 
@@ -288,15 +291,18 @@ def test_the_example_flask_view_submits_and_follows_by_name(
         sys.path.insert(0, sys.argv[1])
         from web import app
         client = app.test_client()
-        bad = client.post("/shapes/..%2Fetc")
-        started = client.post("/shapes/naturalearth_lowres?min_area_km2=5000000")
+        bad = client.post("/shapes", json={"name": "naturalearth_lowres", "min_area_km2": "big"})
+        started = client.post(
+            "/shapes", json={"name": "naturalearth_lowres", "min_area_km2": 5000000}
+        )
         job_id = started.get_json()["job_id"]
         for _ in range(600):
             body = client.get(f"/jobs/{job_id}").get_json()
             if body["status"] in ("SUCCESS", "FAILURE"):
                 break
             time.sleep(0.1)
-        print(json.dumps({"bad": bad.status_code, "started": started.status_code, "body": body,
+        print(json.dumps({"bad": bad.status_code, "error": bad.get_json()["error"],
+                          "started": started.status_code, "body": body,
                           "tasks": "tasks" in sys.modules}))
         """
     )
@@ -310,6 +316,7 @@ def test_the_example_flask_view_submits_and_follows_by_name(
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert (out["bad"], out["started"], out["tasks"]) == (400, 202, False)
+    assert "argument 'min_area_km2': 'big' is not of type 'number'" in out["error"]
     assert out["body"]["status"] == "SUCCESS"
     assert out["body"]["result"]["type"] == "FeatureCollection"
 

@@ -1,4 +1,4 @@
-"""The built-in actors' specs and submit(): refused at once, client-side, before anything is sent."""
+"""The built-in actors' specs and submit(): bad calls refused client-side, before sending."""
 
 from __future__ import annotations
 

@@ -78,6 +78,7 @@ def test_a_shapely_parameter_takes_geojson_and_the_function_receives_a_geometry(
     area, points = described.parameters
 
     assert area.schema["properties"]["type"] == {"enum": ["Polygon"]}
+    assert points.schema["type"] == ["array", "null"]
     convert = described.converters["area"]
     polygon = convert({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]})
     assert isinstance(polygon, Polygon) and polygon.area == 0.5
@@ -123,7 +124,9 @@ def test_values_are_sent_as_the_json_the_worker_will_see() -> None:
 
 
 def test_google_style_docstrings_are_read_too() -> None:
-    assert parameter_docs("Do it.\n\nArgs:\n    x (int): the x\n    y: the y\n\nReturns:\n    z") == {
+    assert parameter_docs(
+        "Do it.\n\nArgs:\n    x (int): the x\n    y: the y\n\nReturns:\n    z"
+    ) == {
         "x": "the x",
         "y": "the y",
     }

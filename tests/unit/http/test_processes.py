@@ -7,9 +7,9 @@ import importlib
 import pytest
 from jsonschema import Draft7Validator
 
+from geotasks.catalogue import builtin_actors
 from geotasks.http.problems import INVALID_PARAMETER, Problem
 from geotasks.http.processes import default_catalogue, openapi_schema
-from geotasks.catalogue import builtin_actors
 
 CATALOGUE = default_catalogue()
 
