@@ -30,7 +30,6 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from periodiq import PeriodiqMiddleware
 
 from .errors import ConfigurationError
 from .middleware.deliveries import DeliveryLimit, most_deaths_before_rejection
@@ -86,10 +85,7 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
         # Its count carries STARTED too, in one round trip, when nothing in between may hold
         # the message back.
         DeliveryLimit(database, max_deliveries=settings.max_deliveries, job_status=job_status),
-        # periodiq's skip of late ticks comes before de-duplication: a copy skipped as late
-        # must not claim a tick that another scheduler's on-time copy can still run.
-        PeriodiqMiddleware(skip_delay=settings.periodic_skip_delay_s),
-        PeriodicDeduplication(database),
+        PeriodicDeduplication(database, skip_late_s=settings.periodic_skip_delay_s),
         RateLimit.from_settings(settings),
         job_status,
         # Dramatiq's default middleware, in Dramatiq's order.
@@ -111,7 +107,6 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
 #: The classes :func:`build_middleware` installs, in its order.
 MIDDLEWARE_TYPES: tuple[type[Middleware], ...] = (
     DeliveryLimit,
-    PeriodiqMiddleware,
     PeriodicDeduplication,
     RateLimit,
     JobStatus,

@@ -49,6 +49,7 @@ from .problems import (
     no_such_job,
 )
 from .processes import Catalogue, Process
+from .schedules import schedules_openapi, schedules_routes
 from .status import OGC_STATUS_CODES, states_for, status_info
 from .store import JobAccess, JobQuery, parse_cursor, parse_datetime_filter
 from .streaming import PIECE_BYTES, iter_stream, parse_range
@@ -318,7 +319,11 @@ class Api:
             list(self.catalogue) if processes is None else processes,
             server_url=base_url(request).rstrip("/") or "/",
             secured=bool(self.settings.api_tokens),
-            extra_paths={**HEALTH_PATHS, **(METRICS_PATHS if self.settings.api_metrics else {})},
+            extra_paths={
+                **HEALTH_PATHS,
+                **(METRICS_PATHS if self.settings.api_metrics else {}),
+                **schedules_openapi(secured=bool(self.settings.api_tokens)),
+            },
         )
 
     def openapi(self, request: Request) -> Response:
@@ -877,6 +882,7 @@ def create_app(
         Route("/jobs/{jobID}/results", api.results, methods=["GET"]),
         *health_routes(settings),
         *metrics_routes(settings, api.require_token),
+        *schedules_routes(settings, api.require_token),
         Mount("/static", StaticFiles(packages=[("geotasks.http", "static")]), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders)]
