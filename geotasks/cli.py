@@ -136,7 +136,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run ``dramatiq geotasks.worker`` (plus any arguments), on the embedded DB if needed;
     ``--scheduler`` runs a scheduler beside it (Celery's ``-B``)."""
     rest = [arg for arg in args.rest if arg != "--scheduler"]
-    if args.scheduler or len(rest) < len(args.rest):
+    if len(rest) < len(args.rest):
         os.environ[env_name("worker_scheduler")] = "true"
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
@@ -661,11 +661,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("version", help=cmd_db_version.__doc__).set_defaults(func=cmd_db_version)
 
     for name, func in (("worker", cmd_worker), ("scheduler", cmd_scheduler)):
-        sub = commands.add_parser(name, help=func.__doc__)
-        if func is cmd_worker:
-            sub.add_argument(
-                "--scheduler", action="store_true", help="run a scheduler beside the workers"
-            )
+        # Every argument, options included, is the wrapped command's: none is an option here.
+        sub = commands.add_parser(name, help=func.__doc__, prefix_chars="+", add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER, help="passed on to the command")
         sub.set_defaults(func=func)
 

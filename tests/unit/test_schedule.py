@@ -1,4 +1,4 @@
-"""geotasks.schedule and @geotasks.actor(every=, cron=): slots on the clock, refusals at declaration."""
+"""geotasks.schedule and @geotasks.actor(every=, cron=): slots on the clock, refusals."""
 
 from __future__ import annotations
 
