@@ -39,12 +39,14 @@ class VectorFormat:
 
     Parameters:
       name: The format's name, for messages.
-      driver: The only GDAL driver allowed to open it.
+      driver: The GDAL driver that opens it (see also :attr:`also`).
       suffixes: File (or, for a File Geodatabase, folder) name suffixes, lower case.
       sidecars: Suffixes of files GDAL reads beside the dataset (a CSV's ``.prj``).
       text: Whether the dataset is text that is scanned for ``/vsi…`` references.
       folder: Whether the dataset is a folder (a File Geodatabase).
       open_options: GDAL open options always given.
+      also: Other drivers allowed to open it (GDAL reads a GeoJSON sequence of one feature
+        as GeoJSON).
     """
 
     name: str
@@ -54,13 +56,16 @@ class VectorFormat:
     text: bool = False
     folder: bool = False
     open_options: dict[str, str] = field(default_factory=dict)
+    also: tuple[str, ...] = ()
 
 
 #: The formats, in the order a bare name looks for them (after ``.shp``).
 FORMATS = (
     VectorFormat("GeoPackage", "GPKG", (".gpkg",)),
     VectorFormat("GeoJSON", "GeoJSON", (".geojson", ".json"), text=True),
-    VectorFormat("GeoJSONSeq", "GeoJSONSeq", (".geojsonl", ".geojsons"), text=True),
+    VectorFormat(
+        "GeoJSONSeq", "GeoJSONSeq", (".geojsonl", ".geojsons"), text=True, also=("GeoJSON",)
+    ),
     VectorFormat("FlatGeobuf", "FlatGeobuf", (".fgb",)),
     VectorFormat("KML", "KML", (".kml",), text=True),
     VectorFormat(
@@ -176,8 +181,8 @@ def _check_schema_locations(value: bytes, label: str) -> None:
 
 
 def open_options(fmt: VectorFormat) -> dict[str, Any]:
-    """The keywords of ``fiona.open`` that read ``fmt``: its driver and open options."""
-    return {"driver": fmt.driver, **fmt.open_options}
+    """The keywords of ``fiona.open`` that read ``fmt``: its drivers and open options."""
+    return {"enabled_drivers": [fmt.driver, *fmt.also], **fmt.open_options}
 
 
 def _suffix(name: str) -> str:

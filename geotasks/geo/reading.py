@@ -45,6 +45,9 @@ PATH_DRIVERS = ("ESRI Shapefile", "GeoJSON", "GeoJSONSeq")
 
 Source = str | Path
 
+#: Most layers listed in one dataset (each is opened to learn its name).
+MAX_LAYERS = 1000
+
 
 @dataclass(frozen=True)
 class _Located:
@@ -243,7 +246,7 @@ def open_layer(
             collection = _fiona_open(file, label)
             stack.callback(collection.close)
         count = _feature_count(collection, label, limits)
-        bounds = tuple(collection.bounds) if count else None
+        bounds = _bounds(collection) if count else None
         crs = resolve_source_crs(
             prj_wkt=_prj_wkt(collection, label),
             has_prj=info.has_prj if info is not None else False,
@@ -353,13 +356,7 @@ def _open_options(located: _Located, encoding: str | None) -> dict[str, Any]:
 
 def _inner_layer(gdal_path: str, fmt: VectorFormat, layer: str | None, label: str) -> str:
     """The layer to read in a dataset of another format: ``layer``, or its only one."""
-    # fiona.listlayers lets GDAL guess the driver: open with the format's own driver first,
-    # so that a file passing for another format (a VRT named .gpkg) is refused unread.
-    _fiona_open(LayerFile(gdal_path, open_options(fmt)), label).close()
-    try:
-        names = fiona.listlayers(gdal_path, **fmt.open_options)
-    except FionaError as exc:
-        raise InputError(f"{label} cannot be opened as {fmt.name}: {exc}") from exc
+    names = _layer_names(gdal_path, fmt, label)
     if layer is not None:
         if layer not in names:
             raise InputError(f"{label} has no layer {layer!r}; its layers: {', '.join(names)}")
@@ -374,11 +371,45 @@ def _inner_layer(gdal_path: str, fmt: VectorFormat, layer: str | None, label: st
     return name
 
 
+def _layer_names(gdal_path: str, fmt: VectorFormat, label: str) -> list[str]:
+    """The names of a dataset's layers, each opened by the format's own driver.
+
+    Not ``fiona.listlayers``: it lets GDAL guess the driver, which would follow a VRT passing
+    for a GML, say.
+    """
+    names: list[str] = []
+    while len(names) < MAX_LAYERS:
+        try:
+            # fiona reads layer=0 as no layer given, and then looks for one named after the
+            # file: the first layer is the one opened without layer=.
+            index = {"layer": len(names)} if names else {}
+            collection = fiona.open(gdal_path, **index, **open_options(fmt))
+        except ValueError:
+            # fiona's "Null layer": no layer at that index.
+            break
+        except FionaError as exc:
+            if names:
+                break
+            raise InputError(f"{label} cannot be opened as {fmt.name}: {exc}") from exc
+        with collection:
+            names.append(collection.name)
+    return names
+
+
+def _bounds(collection: Any) -> tuple[float, float, float, float] | None:
+    """The layer's extent, or ``None`` when the driver cannot tell (a GeoJSON sequence)."""
+    try:
+        return tuple(collection.bounds)
+    except FionaError:
+        return None
+
+
 def _feature_count(collection: Any, label: str, limits: GeoLimits) -> int:
     """How many features the layer holds; counted by reading when the driver cannot say."""
     try:
         return len(collection)
-    except FionaError:
+    # fiona's "Layer does not support counting" is a TypeError.
+    except (FionaError, TypeError):
         # GML read with a schema cannot count without a pass over the features.
         count = 0
         for count, _feature in enumerate(collection, start=1):
