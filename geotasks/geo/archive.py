@@ -91,6 +91,11 @@ class ZipDataset:
         """The GDAL path reading the dataset in place."""
         return f"/vsizip/{{{self.zip_path}}}/{self.member}"
 
+    def head(self, count: int) -> bytes:
+        """The first ``count`` bytes of a single-file dataset (its size was verified)."""
+        with zipfile.ZipFile(self.zip_path) as archive, archive.open(self.member) as stream:
+            return stream.read(count)
+
 
 def open_zip_layer(
     zip_path: Path, *, layer: str | None, limits: GeoLimits

@@ -48,6 +48,9 @@ Source = str | Path
 #: Most layers listed in one dataset (each is opened to learn its name).
 MAX_LAYERS = 1000
 
+#: Bytes of a CSV read to guess its encoding.
+TEXT_SAMPLE_BYTES = 256 * 1024
+
 
 @dataclass(frozen=True)
 class _Located:
@@ -59,6 +62,7 @@ class _Located:
       info: Facts about a shapefile, or ``None``.
       fmt: The format of a dataset of another format, or ``None``.
       layer: The layer to read inside a dataset of another format.
+      text_sample: The first bytes of a CSV, to guess its encoding from.
     """
 
     gdal_path: str
@@ -66,6 +70,7 @@ class _Located:
     info: ShapefileInfo | None = None
     fmt: VectorFormat | None = None
     layer: str | None = None
+    text_sample: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,8 @@ class Layer:
                     return
         except FionaError as exc:
             raise InputError(f"{self.label}: cannot read features: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{self.label}: {_undecodable(exc)}") from exc
         except SystemError as exc:
             # Fiona's GDAL error handler fails to decode a message quoting non-UTF-8 bytes of
             # a damaged .dbf, and the next call reports that as a SystemError.
@@ -232,7 +239,7 @@ def open_layer(
         file = LayerFile(located.gdal_path, open_options)
         collection = _fiona_open(file, label)
         stack.callback(collection.close)
-        available = list(collection.schema["properties"])
+        available = _field_names(collection, label)
         select = None
         if wanted_fields is not None:
             _check_known(wanted_fields, available, label)
@@ -307,11 +314,21 @@ def _locate(
     if resolved.kind is DatasetKind.OTHER:
         assert resolved.format is not None
         check_local_references(path, resolved.format, label)
-        return _Located(str(path), label, fmt=resolved.format, layer=resolved.layer)
+        sample = b""
+        if resolved.format.driver == "CSV":
+            with path.open("rb") as stream:
+                sample = stream.read(TEXT_SAMPLE_BYTES)
+        return _Located(
+            str(path), label, fmt=resolved.format, layer=resolved.layer, text_sample=sample
+        )
     if resolved.kind is DatasetKind.ZIP:
         zipped = open_zip_layer(path, layer=resolved.layer, limits=limits)
         if isinstance(zipped, ZipDataset):
-            return _Located(zipped.vsi_path, label, fmt=zipped.format, layer=zipped.layer)
+            csv = zipped.format.driver == "CSV"
+            sample = zipped.head(TEXT_SAMPLE_BYTES) if csv else b""
+            return _Located(
+                zipped.vsi_path, label, fmt=zipped.format, layer=zipped.layer, text_sample=sample
+            )
         info = inspect_zip_shapefile(zipped, label, scratch)
     else:
         info = inspect_shapefile(path, label, scratch)
@@ -343,13 +360,17 @@ def _open_options(located: _Located, encoding: str | None) -> dict[str, Any]:
     if fmt is None:
         return {"enabled_drivers": list(PATH_DRIVERS)}
     options = open_options(fmt)
-    if encoding is not None:
-        if fmt.driver != "CSV":
-            raise InputError(
-                f"encoding= applies to shapefiles and CSV files; {label} is {fmt.name}, whose "
-                "encoding is declared in the file"
-            )
-        options["encoding"] = resolve_encoding(encoding, cpg_text=None, dbf_header=b"", sample=b"")
+    if encoding is not None and fmt.driver != "CSV":
+        raise InputError(
+            f"encoding= applies to shapefiles and CSV files; {label} is {fmt.name}, whose "
+            "encoding is declared in the file"
+        )
+    if fmt.driver == "CSV":
+        # As for a DBF without .cpg: encoding=, or a guess from the bytes (GDAL would read
+        # text that is not UTF-8 as nulls).
+        options["encoding"] = resolve_encoding(
+            encoding, cpg_text=None, dbf_header=b"", sample=located.text_sample
+        )
     options["layer"] = _inner_layer(located.gdal_path, fmt, located.layer, label)
     return options
 
@@ -361,12 +382,8 @@ def _inner_layer(gdal_path: str, fmt: VectorFormat, layer: str | None, label: st
         if layer not in names:
             raise InputError(f"{label} has no layer {layer!r}; its layers: {', '.join(names)}")
         return layer
-    if len(names) != 1:
-        raise InputError(
-            f"{label} holds {len(names)} layers ({', '.join(names)}); pass layer="
-            if names
-            else f"{label} holds no layer"
-        )
+    if len(names) > 1:
+        raise InputError(f"{label} holds {len(names)} layers ({', '.join(names)}); pass layer=")
     name: str = names[0]
     return name
 
@@ -384,16 +401,28 @@ def _layer_names(gdal_path: str, fmt: VectorFormat, label: str) -> list[str]:
             # file: the first layer is the one opened without layer=.
             index = {"layer": len(names)} if names else {}
             collection = fiona.open(gdal_path, **index, **open_options(fmt))
-        except ValueError:
-            # fiona's "Null layer": no layer at that index.
-            break
-        except FionaError as exc:
+        # Past the last layer, fiona raises ValueError ("Null layer").
+        except (ValueError, FionaError) as exc:
             if names:
                 break
             raise InputError(f"{label} cannot be opened as {fmt.name}: {exc}") from exc
         with collection:
             names.append(collection.name)
     return names
+
+
+def _field_names(collection: Any, label: str) -> list[str]:
+    try:
+        return list(collection.schema["properties"])
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{label}: the field names: {_undecodable(exc)}") from exc
+
+
+def _undecodable(exc: UnicodeDecodeError) -> str:
+    return (
+        f"text that is not {exc.encoding} (byte {exc.object[exc.start : exc.start + 1]!r}); "
+        "pass encoding= (a CSV or shapefile) or fix the file"
+    )
 
 
 def _bounds(collection: Any) -> tuple[float, float, float, float] | None:

@@ -325,3 +325,17 @@ def test_a_gml_is_read_without_fetching_its_remote_schema_or_writing_a_gfs(
     # Then the server was never asked, and nothing was written beside the data
     assert _Recorder.requests == []
     assert sorted(os.listdir(data_dir)) == before
+
+
+def test_a_csv_that_is_not_utf8_has_its_encoding_guessed_plain_and_zipped(data_dir: Path) -> None:
+    # Given a Latin-1 CSV, header and values (found by the fuzz test: fiona raised
+    # UnicodeDecodeError on the header, and GDAL read the values as nulls)
+    csv = data_dir / "entête.csv"
+    csv.write_bytes("lon,lat,entête\n6.02,47.24,Besançon\n".encode("latin-1"))
+    # When converted without encoding=, Then the text is decoded, as a DBF's would be
+    assert convert(data_dir, "entête")["features"][0]["properties"] == {"entête": "Besançon"}
+    zipped(data_dir, csv)
+    assert convert(data_dir, "parcels_zip")["features"][0]["properties"] == {"entête": "Besançon"}
+    # And an encoding= that does not fit the header is bad input saying what to do
+    with pytest.raises(InputError, match=r"not utf-8 .*pass encoding="):
+        convert(data_dir, "parcels_zip", encoding="utf-8")
