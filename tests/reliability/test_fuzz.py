@@ -254,25 +254,38 @@ def write_case(folder: Path, stem: str, changes: list[Mutation]) -> None:
         (folder / f"fuzz{suffix}").write_bytes(body)
 
 
-def test_the_sound_samples_convert(converter: Converter, cases_dir: Path) -> None:
-    # Given unmutated copies of each sample dataset
-    for stem in STEMS:
-        folder = cases_dir / f"sound-{stem}"
-        write_case(folder, stem, [])
-
-        # When the child converts it
-        answer = converter.convert(folder, "fuzz", folder / "tmp")
-
-        # Then every feature comes back
-        assert answer["outcome"] == "result", answer
-        assert answer["features"] > 100
-
-
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
+@pytest.mark.parametrize(
+    ("kind", "zipped"),
+    [
+        *((stem, False) for stem in STEMS),
+        *((kind, z) for kind in FORMAT_FILES for z in (False, True)),
+    ],
 )
+def test_the_sound_samples_convert(
+    converter: Converter, cases_dir: Path, kind: str, zipped: bool
+) -> None:
+    # Given an unmutated copy of a sample shapefile, or of the countries (the cities for KML)
+    # in another format, plain or zipped
+    folder = cases_dir / f"sound-{kind}-{zipped}"
+    if kind in STEMS:
+        write_case(folder, kind, [])
+    else:
+        write_format_case(folder, kind, [], zipped=zipped)
+
+    # When the child converts it
+    answer = converter.convert(folder, "fuzz", folder / "tmp")
+
+    # Then every feature comes back
+    assert answer["outcome"] == "result", answer
+    assert answer["features"] > 100
+
+
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@FUZZ_SETTINGS
 @given(stem=st.sampled_from(STEMS), changes=st.lists(mutations, min_size=1, max_size=4))
 def test_mutated_shapefiles_give_a_result_or_an_input_error(
     converter: Converter, cases_dir: Path, stem: str, changes: list[Mutation]
@@ -285,9 +298,14 @@ def test_mutated_shapefiles_give_a_result_or_an_input_error(
     answer = converter.convert(folder, "fuzz", folder / "tmp")
 
     # Then it neither crashed nor hung: it gave a result or an InputError, nothing else
+    assert_result_or_input_error(answer, f"{stem} with {changes}", converter)
+
+
+def assert_result_or_input_error(answer: dict[str, Any], case: str, converter: Converter) -> None:
+    """Fail with the case, the child's answer and its log unless it was a result or bad input."""
     if answer["outcome"] not in ("result", "input_error"):
         pytest.fail(
-            f"{stem} with {changes}: {answer.get('type', '')} {answer}\n"
+            f"{case}: {answer.get('type', '')} {answer}\n"
             f"{answer.get('trace', '')}\nchild's log:\n{converter.log()}",
             pytrace=False,
         )
@@ -312,26 +330,7 @@ def write_format_case(folder: Path, kind: str, changes: list[Mutation], *, zippe
         (folder / name).write_bytes(body)
 
 
-@pytest.mark.parametrize("kind", sorted(FORMAT_FILES))
-def test_the_sound_samples_convert_in_every_format(
-    converter: Converter, cases_dir: Path, kind: str
-) -> None:
-    # Given the countries (or cities) in one format, plain and zipped
-    for zipped in (False, True):
-        folder = cases_dir / f"sound-{kind}-{zipped}"
-        write_format_case(folder, kind, [], zipped=zipped)
-
-        # When the child converts it, Then every feature comes back
-        answer = converter.convert(folder, "fuzz", folder / "tmp")
-        assert answer["outcome"] == "result", answer
-        assert answer["features"] > 100
-
-
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+@FUZZ_SETTINGS
 @given(
     case=st.sampled_from(sorted(FORMAT_FILES)).flatmap(
         lambda kind: st.tuples(
@@ -351,11 +350,4 @@ def test_mutated_datasets_of_every_format_give_a_result_or_an_input_error(
     answer = converter.convert(folder, "fuzz", folder / "tmp")
 
     # Then it neither crashed nor hung: it gave a result or an InputError, nothing else
-    if answer["outcome"] not in ("result", "input_error"):
-        pytest.fail(
-            f"{kind} (zipped: {zipped}) with {changes}: {answer.get('type', '')} {answer}\n"
-            f"{answer.get('trace', '')}\nchild's log:\n{converter.log()}",
-            pytrace=False,
-        )
-    if answer["outcome"] == "input_error":
-        assert answer["message"].strip()
+    assert_result_or_input_error(answer, f"{kind} (zipped: {zipped}) with {changes}", converter)
