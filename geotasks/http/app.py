@@ -34,6 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..postgres.job_status import JobInfo, JobState
 from ..settings import Settings, get_settings
+from .dashboard import dashboard_openapi, dashboard_routes
 from .error_handlers import EXCEPTION_HANDLERS
 from .health import OPENAPI_PATHS as HEALTH_PATHS
 from .health import health_routes
@@ -316,7 +317,11 @@ class Api:
             list(self.catalogue),
             server_url=base_url(request).rstrip("/") or "/",
             secured=bool(self.settings.api_tokens),
-            extra_paths={**HEALTH_PATHS, **(METRICS_PATHS if self.settings.api_metrics else {})},
+            extra_paths={
+                **dashboard_openapi(secured=bool(self.settings.api_tokens)),
+                **HEALTH_PATHS,
+                **(METRICS_PATHS if self.settings.api_metrics else {}),
+            },
         )
 
     def openapi(self, request: Request) -> Response:
@@ -869,6 +874,7 @@ def create_app(
         Route("/jobs/{jobID}", api.job, methods=["GET"]),
         Route("/jobs/{jobID}", api.dismiss, methods=["DELETE"]),
         Route("/jobs/{jobID}/results", api.results, methods=["GET"]),
+        *dashboard_routes(api),
         *health_routes(settings),
         *metrics_routes(settings, api.require_token),
         Mount("/static", StaticFiles(packages=[("geotasks.http", "static")]), name="static"),
