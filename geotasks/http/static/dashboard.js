@@ -19,9 +19,10 @@
     const columns = [data.minutes.map((minute) => Date.parse(minute) / 1000)];
     const series = [{}];
     data.series.forEach((actor, index) => {
-      series.push({ label: actor.actor + " finished", stroke: COLORS[index % COLORS.length], width: 2 });
+      const color = COLORS[index % COLORS.length];
+      series.push({ label: actor.actor + " finished", stroke: color, width: 2, points: { show: false } });
       columns.push(actor.finished);
-      series.push({ label: actor.actor + " failed", stroke: FAILED_COLOR, dash: [6, 4], width: 2 });
+      series.push({ label: actor.actor + " failed", stroke: FAILED_COLOR, dash: [6, 4], width: 2, points: { show: false } });
       columns.push(actor.failed);
     });
     if (data.series.length === 0) {
