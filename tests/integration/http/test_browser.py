@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dramatiq
+import orjson
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
@@ -126,6 +127,57 @@ def test_a_finished_jobs_page_draws_its_features_on_the_map(
         finally:
             browser.close()
     assert (tmp_path / "job.png").stat().st_size > 10_000
+
+
+#: A result spanning the world: a square near each corner of the Web Mercator map.
+WORLD_RESULT = {
+    "type": "FeatureCollection",
+    "features": [
+        {
+            "type": "Feature",
+            "properties": {"corner": corner},
+            "geometry": {
+                "type": "Polygon",
+                "coordinates": [[[x, y], [x + 10, y], [x + 10, y + 10], [x, y + 10], [x, y]]],
+            },
+        }
+        for corner, (x, y) in enumerate([(-180, -80), (170, 70), (-180, 70), (170, -80)])
+    ],
+}
+
+
+def test_the_map_is_fitted_to_a_world_wide_result(
+    chromium_path: str, server_url: str, database: Database, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    # Given a finished job whose result spans the whole world
+    job_id = finished_job(database, GeoJSONResult.from_bytes(orjson.dumps(WORLD_RESULT)))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            # When its page is drawn
+            page.goto(f"{server_url}jobs/{job_id}?f=html")
+            page.wait_for_selector("#map[data-ready='true']", timeout=DRAW_TIMEOUT_MS)
+            page.screenshot(path=str(tmp_path / "world.png"), full_page=True)
+            # Then the result fills the map in one direction at least (whole zoom levels left
+            # a world dataset in a quarter of the map)
+            fill = page.evaluate(
+                """() => {
+                  const map = document.getElementById("map").getBoundingClientRect();
+                  const boxes = [...document.querySelectorAll("path.geotasks-result")]
+                    .map((path) => path.getBoundingClientRect());
+                  const width = Math.max(...boxes.map((b) => b.right)) -
+                    Math.min(...boxes.map((b) => b.left));
+                  const height = Math.max(...boxes.map((b) => b.bottom)) -
+                    Math.min(...boxes.map((b) => b.top));
+                  return Math.max(width / map.width, height / map.height);
+                }"""
+            )
+            assert fill > 0.9
+        finally:
+            browser.close()
 
 
 def test_the_jobs_page_lists_jobs_and_refreshes_itself(
