@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..geo.listing import list_dataset_names
 from ..postgres.job_status import JobInfo, JobState
 from ..settings import Settings, get_settings
+from .dashboard import dashboard_openapi, dashboard_routes
 from .error_handlers import EXCEPTION_HANDLERS
 from .forms import form_fields
 from .health import OPENAPI_PATHS as HEALTH_PATHS
@@ -318,7 +319,11 @@ class Api:
             list(self.catalogue),
             server_url=base_url(request).rstrip("/") or "/",
             secured=bool(self.settings.api_tokens),
-            extra_paths={**HEALTH_PATHS, **(METRICS_PATHS if self.settings.api_metrics else {})},
+            extra_paths={
+                **dashboard_openapi(secured=bool(self.settings.api_tokens)),
+                **HEALTH_PATHS,
+                **(METRICS_PATHS if self.settings.api_metrics else {}),
+            },
         )
 
     def openapi(self, request: Request) -> Response:
@@ -882,6 +887,7 @@ def create_app(
         Route("/jobs/{jobID}", api.job, methods=["GET"]),
         Route("/jobs/{jobID}", api.dismiss, methods=["DELETE"]),
         Route("/jobs/{jobID}/results", api.results, methods=["GET"]),
+        *dashboard_routes(api),
         *health_routes(settings),
         *metrics_routes(settings, api.require_token),
         Mount("/static", StaticFiles(packages=[("geotasks.http", "static")]), name="static"),

@@ -8,9 +8,12 @@ land outline and the result over HTTP. A screenshot is saved in the test's tmp d
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,15 +23,17 @@ import dramatiq
 import orjson
 import pytest
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
+from geotasks.broker import build_broker
 from geotasks.geo.result import GeoJSONResult
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
 from geotasks.postgres.job_status import JobState, JobStore
 from geotasks.postgres.listener import close_listeners
-from geotasks.postgres.pool import Database
-from geotasks.settings import Settings
+from geotasks.postgres.pool import Database, get_database
+from geotasks.postgres.workers import WorkerStore
+from geotasks.settings import Settings, env_name
 from tests import servers
 from tests.integration.http.conftest import (
     TOKEN,
@@ -37,7 +42,9 @@ from tests.integration.http.conftest import (
     make_settings,
     record_job,
 )
+from tests.waiting import wait_until
 
+REPO = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
 #: Flags for a sandbox-less container, and no traffic beyond the page's own server.
 CHROMIUM_ARGS = [
@@ -73,7 +80,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(app: Starlette, database: Database) -> Iterator[str]:
+def serving(app: ASGIApp, database: Database) -> Iterator[str]:
     """Serve ``app`` with uvicorn on loopback in a thread of this process; yield its URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -94,7 +101,7 @@ def serving(app: Starlette, database: Database) -> Iterator[str]:
 
 @pytest.fixture
 def server_url(database: Database, settings: Settings) -> Iterator[str]:
-    """The open app, served on loopback."""
+    """The app, served by uvicorn on loopback in a thread of this process."""
     with serving(create_app(settings, access=JobAccess(database, settings)), database) as url:
         yield url
 
@@ -204,6 +211,122 @@ def test_the_jobs_page_lists_jobs_and_refreshes_itself(
             page.screenshot(path=str(tmp_path / "jobs.png"), full_page=True)
         finally:
             browser.close()
+
+
+#: Heartbeat timeout of the dashboard test's workers and server, in seconds: a killed worker
+#: reads lost within about a second.
+DASHBOARD_HEARTBEAT_TIMEOUT_S = 1
+#: Where the dashboard's screenshot is copied for the docs when this is set (a directory).
+SCREENSHOT_DIR_VARIABLE = "GEOTASKS_SCREENSHOT_DIR"
+
+
+@contextlib.contextmanager
+def killed_worker_process(settings: Settings, tmp_path: Path) -> Iterator[None]:
+    """A real ``dramatiq`` worker process on its own queue, killed with SIGKILL once registered."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        env_name("database_url"): settings.database_url or "",
+        env_name("broker_heartbeat_timeout_s"): str(DASHBOARD_HEARTBEAT_TIMEOUT_S),
+        "GEOTASKS_TEST_QUEUE": "doomed",
+        "GEOTASKS_TEST_MARKERS": str(tmp_path),
+    }
+    argv = [sys.executable, "-m", "dramatiq", "tests.integration.broker.process_actors"]
+    with (tmp_path / "doomed-worker.log").open("ab") as log:
+        process = subprocess.Popen(
+            [*argv, "-p", "1", "-t", "1"], cwd=REPO, env=env, stdout=log, stderr=log,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        store = WorkerStore(get_database(settings.database_url or ""))
+        wait_until(
+            lambda: any("doomed" in w.queues for w in store.workers(60)), 30, "doomed worker up"
+        )
+        os.killpg(process.pid, signal.SIGKILL)
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def test_the_dashboard_shows_real_workers_a_lost_one_and_a_failure_that_leads_to_its_job(
+    chromium_path: str, database: Database, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    # Given a real worker running a job that fails and jobs that succeed
+    settings = Settings(
+        database_url=database.url, broker_heartbeat_timeout_s=DASHBOARD_HEARTBEAT_TIMEOUT_S
+    )
+    broker = build_broker(settings)
+    broker.emit_after("process_boot")
+
+    @dramatiq.actor(broker=broker, queue_name="geo", max_retries=0, actor_name="clip_parcels")
+    def clip_parcels(fail: bool) -> int:
+        if fail:
+            raise ValueError("no such layer: parcels")
+        return 1
+
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    try:
+        messages = [clip_parcels.send(fail) for fail in (False, False, False, True)]
+        store = JobStore(database)
+
+        def finished() -> bool:
+            infos = [store.get(m.message_id) for m in messages]
+            return all(info is not None and info.status.finished for info in infos)
+
+        wait_until(finished, 30, "jobs finished")
+        failed_id = messages[-1].message_id
+        # And another worker process, killed outright
+        with (
+            killed_worker_process(settings, tmp_path),
+            serving(create_app(settings, access=JobAccess(database, settings)), database) as url,
+            sync_playwright() as playwright,
+        ):
+            browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 1000})
+                errors: list[str] = []
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                # When the dashboard is opened
+                page.goto(f"{url}dashboard?f=html")
+                page.wait_for_selector("#chart[data-ready='true']", timeout=DRAW_TIMEOUT_MS)
+
+                # Then the killed worker shows as lost (the page refreshes itself) beside the
+                # alive one, and the chart draws the actor's finished and failed series
+                expect(page.locator("#workers tr.worker-lost")).to_have_count(
+                    1, timeout=DRAW_TIMEOUT_MS
+                )
+                expect(page.locator("#workers tr.worker-alive")).to_have_count(1)
+                page.wait_for_selector("#chart[data-ready='true']", timeout=DRAW_TIMEOUT_MS)
+                assert page.get_attribute("#chart", "data-series-drawn") == "2"
+                assert page.locator("#chart canvas").count() == 1
+                actors = page.text_content("#actors") or ""
+                assert "clip_parcels" in actors
+                # And the failure is listed with its error
+                failure = page.locator("#failures a.failure")
+                expect(failure).to_have_count(1)
+                assert failed_id in (failure.text_content() or "")
+                assert "no such layer: parcels" in (page.text_content("#failures") or "")
+                shot = tmp_path / "dashboard.png"
+                page.screenshot(path=str(shot), full_page=True)
+                if os.environ.get(SCREENSHOT_DIR_VARIABLE):
+                    shutil.copy(shot, Path(os.environ[SCREENSHOT_DIR_VARIABLE]) / shot.name)
+
+                # When the failure is clicked, Then its job's page opens, failed
+                failure.click()
+                page.wait_for_url(f"{url}jobs/{failed_id}?f=html")
+                assert page.text_content("#job-status") == "failed"
+                assert errors == []
+            finally:
+                browser.close()
+    finally:
+        worker.stop()
+        broker.close()
+    assert shot.stat().st_size > 10_000
 
 
 def test_the_process_page_runs_the_process_and_follows_the_job_to_its_map(
