@@ -32,10 +32,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..geo.listing import list_dataset_names
 from ..postgres.job_status import JobInfo, JobState
 from ..settings import Settings, get_settings
 from .dashboard import dashboard_openapi, dashboard_routes
 from .error_handlers import EXCEPTION_HANDLERS
+from .forms import form_fields
 from .health import OPENAPI_PATHS as HEALTH_PATHS
 from .health import health_routes
 from .metrics import OPENAPI_PATHS as METRICS_PATHS
@@ -381,15 +383,26 @@ class Api:
         process = self.catalogue.get(request.path_params["processID"])
         base = base_url(request)
         document = process.describe(base)
-        return self.respond(
+        if output_format(request) != HTML:
+            return json_response(document)
+        return self.html(
             request,
-            document,
             "process.html",
             title=process.title,
             json_href=f"{base}processes/{process.id}?f=json",
+            document=document,
             execute_url=f"{base}processes/{process.id}/execution",
             example={"inputs": process.example_inputs()},
+            fields=form_fields(process, self._dataset_names()),
+            secured=bool(self.settings.api_tokens),
         )
+
+    def _dataset_names(self) -> list[str]:
+        """The names the form's dataset picker offers: none when the API asks for a token
+        (the page is public; the data directory's content is not)."""
+        if self.settings.api_tokens or self.settings.data_dir is None:
+            return []
+        return list_dataset_names(self.settings.data_dir)
 
     async def execute(self, request: Request) -> Response:
         """``POST /processes/{processID}/execution``: create a job.
