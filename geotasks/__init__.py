@@ -9,6 +9,7 @@ The client API is importable from a web application without fiona, shapely or py
 
 from __future__ import annotations
 
+from . import datasets
 from .errors import (
     ActorNotRegistered,
     GeotasksError,
@@ -22,9 +23,13 @@ from .errors import (
     ResultNotStored,
     ResultTooLarge,
 )
+from .geo.context import set_context_provider
 from .jobs import Job, submit, submit_with_options
 from .middleware.job_status import progress
 from .postgres.job_status import JobError, JobInfo, JobState, Progress
+
+# geotasks.geo.read_features finds datasets, limits and earlier jobs' results through this.
+set_context_provider(datasets.read_context)
 
 __all__ = [
     "ActorNotRegistered",

@@ -36,9 +36,11 @@ from .middleware.job_status import JobStatus
 from .middleware.periodic import PeriodicDeduplication
 from .middleware.rate_limit import RateLimit
 from .middleware.results import Results
+from .middleware.workers import WorkerRegistry
 from .postgres.job_status import JobStore
 from .postgres.pool import Database, get_database, redact_url
 from .postgres.results import PostgresBackend
+from .postgres.workers import WorkerStore
 from .settings import POSTGRES_SCHEMES, Settings, get_settings
 
 _setup_lock = threading.Lock()
@@ -65,7 +67,8 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
     The order matters: the poison guard commits its count before anything else runs;
     de-duplication, rate limits and job status decide whether the message runs at all before
     Dramatiq's own middleware time it and retry it; ``CurrentMessage`` then exposes it to the
-    actor; the results middleware, last, stores what the actor returned.
+    actor; the results middleware stores what the actor returned. The worker registry, which
+    only records the process and its jobs in flight, comes last.
 
     Parameters:
       settings: The process's settings.
@@ -98,6 +101,7 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
             backend=PostgresBackend(database=database, spool_dir=settings.tmp_dir),
             result_ttl=result_ttl_ms,
         ),
+        WorkerRegistry(WorkerStore(database), settings.broker_heartbeat_timeout_s),
     ]
 
 

@@ -20,6 +20,14 @@ class ConfigurationError(GeotasksError):
     """Raised when a ``GEOTASKS_*`` setting is missing or malformed."""
 
 
+class DataDirUnusable(ConfigurationError, MiddlewareError):
+    """Raised when a worker boots without its data directory (``GEOTASKS_DATA_DIR``).
+
+    It is also Dramatiq's ``MiddlewareError``, the one kind of exception that stops a boot
+    (Dramatiq logs any other and boots anyway).
+    """
+
+
 class InputError(GeotasksError, ValueError):
     """Raised when a job's input is bad: a permanent failure that is never retried."""
 

@@ -27,9 +27,23 @@ RATE_LIMIT_SCHEMES = POSTGRES_SCHEMES | {"redis", "rediss"}
 #: Shortest bearer token accepted in ``GEOTASKS_API_TOKENS``: a guessable token protects nothing.
 API_TOKEN_MIN_CHARS = 16
 
-#: In a source checkout the sample datasets are the natural default; an installed package has
-#: no such folder, so a deployment must say where its data lives.
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+
+def checkout_data_dir(package_dir: Path) -> Path | None:
+    """Return the ``sample_data`` folder of the source checkout holding ``package_dir``, if any.
+
+    Run from a checkout (``make demo``, an editable install), the sample datasets are the
+    natural default. An installed package has no such folder beside it (its parent is
+    ``site-packages``), so a deployment must say where its data lives: ``None``.
+    """
+    root = package_dir.resolve().parent
+    sample_data = root / "sample_data"
+    if (root / "pyproject.toml").is_file() and sample_data.is_dir():
+        return sample_data
+    return None
+
+
+#: ``GEOTASKS_DATA_DIR``'s default: the checkout's ``sample_data``, or none when installed.
+DEFAULT_DATA_DIR = checkout_data_dir(Path(__file__).parent)
 
 
 @dataclass(frozen=True)
@@ -49,8 +63,9 @@ class Settings:
     #: ``postgresql://…`` (geotasks' own broker), ``redis://…`` or ``amqp://…``. Defaults to
     #: ``database_url``: one Postgres serves everything.
     broker_url: str | None = field(default=None, repr=False, metadata={"schemes": BROKER_SCHEMES})
-    #: Directory in which dataset names are resolved; read-only for workers.
-    data_dir: Path = DEFAULT_DATA_DIR
+    #: Directory in which dataset names are resolved; read-only for workers. ``None`` (an
+    #: installed package with no ``GEOTASKS_DATA_DIR``): workers refuse to start.
+    data_dir: Path | None = DEFAULT_DATA_DIR
     #: Where geo actors spool large results and unpack chained inputs (per host).
     tmp_dir: Path = Path("/tmp/geotasks")
     #: How long a result (success or failure) is kept, in seconds.
@@ -67,8 +82,9 @@ class Settings:
     #: Deliveries of one message before the poison guard dead-letters it.
     max_deliveries: int = field(default=5, metadata={"minimum": 1})
     #: Seconds without a heartbeat after which a worker process counts as dead: the messages it
-    #: had claimed from the Postgres broker go back to their queue, and the Redis broker
-    #: requeues its unacked messages after the same time.
+    #: had claimed from the Postgres broker go back to their queue, the Redis broker requeues
+    #: its unacked messages after the same time, and the worker registry (every broker) shows
+    #: it as ``lost``.
     broker_heartbeat_timeout_s: int = field(default=60, metadata={"minimum": 1})
     #: Where rate limits are kept, shared by every worker: ``database_url`` by default, or a
     #: ``redis://…`` URL.
@@ -158,6 +174,23 @@ class Settings:
             )
         return self.database_url
 
+    def require_data_dir(self) -> Path:
+        """Return ``data_dir`` if it is an existing directory, or explain how to configure it.
+
+        Raises:
+          ConfigurationError: when it is not set, does not exist or is not a directory.
+        """
+        if self.data_dir is None:
+            raise ConfigurationError(
+                "GEOTASKS_DATA_DIR is not set. Set it to the directory holding the datasets "
+                "jobs may name (the same read-only mount on every worker host); only a source "
+                "checkout defaults to its sample_data."
+            )
+        if not self.data_dir.is_dir():
+            problem = "is not a directory" if self.data_dir.exists() else "does not exist"
+            raise ConfigurationError(f"GEOTASKS_DATA_DIR={self.data_dir} {problem}")
+        return self.data_dir
+
 
 def _parse_int(name: str, raw: str, *, minimum: int) -> int:
     try:
@@ -218,7 +251,7 @@ def _parser_for(setting: Field[object]) -> Callable[[str, str], object]:
         return functools.partial(_parse_url, schemes=setting.metadata["schemes"])
     if setting.type == "int":
         return functools.partial(_parse_int, minimum=setting.metadata.get("minimum", 0))
-    if setting.type == "Path":
+    if setting.type in ("Path", "Path | None"):
         return _parse_path
     raise TypeError(f"no parser for setting {setting.name} of type {setting.type}")
 

@@ -7,8 +7,6 @@ boxes, ``west..180`` and ``-180..east``.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,45 +16,11 @@ from shapely.geometry.base import BaseGeometry
 
 from geotasks.errors import InputError
 from geotasks.geo.crs import LONLAT, SourceCRS, area_of_use
+from geotasks.geo.options import LonLatBox
 
 #: Longest edge (degrees) of the box outline before it is transformed, so that its curved
 #: image in a projected CRS is followed closely.
 DENSIFY_DEG = 0.1
-
-LonLatBox = tuple[float, float, float, float]
-
-
-def parse_bbox(value: object, label: str = "bbox") -> LonLatBox:
-    """Validate a caller's bbox.
-
-    Parameters:
-      value: A sequence ``(west, south, east, north)`` in degrees.
-      label: The argument's name, for messages.
-
-    Returns:
-      The box as four floats.
-
-    Raises:
-      InputError: If it is not four finite numbers within ±180/±90 with south <= north.
-    """
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence) or len(value) != 4:
-        raise InputError(f"{label} must be [west, south, east, north] in degrees")
-    try:
-        west, south, east, north = (float(v) for v in value)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{label} must hold four numbers, not {list(value)!r}") from exc
-    if isinstance(value[0], bool) or not all(map(math.isfinite, (west, south, east, north))):
-        raise InputError(f"{label} must hold four finite numbers")
-    if not (-180 <= west <= 180 and -180 <= east <= 180):
-        raise InputError(f"{label} longitudes must lie within -180..180 (got {west}, {east})")
-    if not (-90 <= south <= 90 and -90 <= north <= 90):
-        raise InputError(f"{label} latitudes must lie within -90..90 (got {south}, {north})")
-    if south > north:
-        raise InputError(
-            f"{label} is [west, south, east, north]: its south ({south}) is above its north "
-            f"({north})"
-        )
-    return west, south, east, north
 
 
 def bbox_polygon(box: LonLatBox) -> BaseGeometry:

@@ -15,6 +15,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError, ProjError
 
 from geotasks.errors import InputError
+from geotasks.geo.options import check_crs_text
 
 if TYPE_CHECKING:
     # The class CRS.area_of_use returns is only exported from pyproj's private module.
@@ -24,9 +25,6 @@ logger = logging.getLogger(__name__)
 
 #: The output CRS: WGS84 with longitude first.
 LONLAT = CRS.from_user_input("OGC:CRS84")
-
-#: Longest ``source_crs`` text accepted (a long WKT is a few KB).
-MAX_CRS_CHARS = 20_000
 
 #: Degrees the data may extend past its CRS's area of use before it is called a mismatch.
 AREA_OF_USE_MARGIN_DEG = 10.0
@@ -77,12 +75,9 @@ def parse_crs(text: object, label: str) -> CRS:
     Raises:
       InputError: If it is not a string or not a CRS PROJ knows.
     """
-    if not isinstance(text, str):
-        raise InputError(f"{label} must be a string such as 'EPSG:2154', not {type(text).__name__}")
-    if not text.strip() or len(text) > MAX_CRS_CHARS:
-        raise InputError(f"{label} must name a CRS such as 'EPSG:2154', in {MAX_CRS_CHARS} chars")
+    checked = check_crs_text(text, label)
     try:
-        return CRS.from_user_input(text)
+        return CRS.from_user_input(checked)
     except CRSError as exc:
         raise InputError(f"{label} is not a coordinate reference system PROJ knows: {exc}") from exc
 

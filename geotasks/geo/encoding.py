@@ -80,7 +80,7 @@ def resolve_encoding(
       InputError: If ``explicit`` is not an encoding geotasks can read.
     """
     if explicit is not None:
-        return gdal_encoding_name(_lookup(explicit, "encoding="))
+        return gdal_encoding_name(lookup_codec(explicit, "encoding="))
     if cpg_text is not None:
         codec = codec_from_cpg(cpg_text)
         if codec is not None:
@@ -158,7 +158,19 @@ def gdal_encoding_name(codec: str) -> str:
     raise InputError(f"encoding {codec!r} is not supported for shapefile attributes")
 
 
-def _lookup(name: str, label: str) -> str:
+def lookup_codec(name: object, label: str) -> str:
+    """The Python codec an encoding name given by a caller stands for.
+
+    Parameters:
+      name: The name given, such as ``cp1252`` or ``latin-1``.
+      label: The argument's name, for messages (``encoding=``).
+
+    Returns:
+      The canonical codec name.
+
+    Raises:
+      InputError: If ``name`` is not a string or names no encoding Python knows.
+    """
     if not isinstance(name, str):
         raise InputError(f"{label} must be a string such as 'cp1252', not {type(name).__name__}")
     codec = _lookup_or_none(name)

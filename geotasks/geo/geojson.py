@@ -20,10 +20,8 @@ from shapely.geometry.base import BaseGeometry
 
 from geotasks.errors import InputError
 from geotasks.geo.batch import GeometryBatch, geometry_texts, orient_and_round
+from geotasks.geo.options import check_precision
 from geotasks.geo.result import GeoJSONResult
-
-#: Largest ``precision`` accepted: a float64 holds about 15 significant decimals.
-MAX_PRECISION = 15
 
 _DUMPS_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _HEAD = b'{"type":"FeatureCollection","features":['
@@ -41,28 +39,6 @@ class ByteSink(Protocol):
 
     def write(self, data: bytes, /) -> Any:
         """Append ``data``."""
-
-
-def check_precision(precision: object) -> int:
-    """Validate a ``precision`` argument.
-
-    Parameters:
-      precision: Decimal places to keep in coordinates.
-
-    Returns:
-      The precision.
-
-    Raises:
-      InputError: If it is not an integer within 0..15.
-    """
-    if isinstance(precision, bool) or not isinstance(precision, int):
-        raise InputError(f"precision= must be an integer, not {type(precision).__name__}")
-    if not 0 <= precision <= MAX_PRECISION:
-        raise InputError(
-            f"precision= must be within 0..{MAX_PRECISION} decimal places (7 is about 1 cm), "
-            f"not {precision}"
-        )
-    return precision
 
 
 class FeatureCollectionWriter:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from geotasks.errors import ConfigurationError
+from geotasks.geo.options import MAX_WHERE_CHARS
 
 #: One mebibyte, in bytes.
 MIB = 1024 * 1024
@@ -43,7 +44,7 @@ class GeoLimits:
     max_zip_members: int = 1_000
     max_zip_bytes: int = 2048 * MIB
     max_zip_ratio: int = 1_000
-    max_where_chars: int = 4_000
+    max_where_chars: int = MAX_WHERE_CHARS
     max_clip_vertices: int = 100_000
     max_read_processes: int = 1
 

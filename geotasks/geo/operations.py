@@ -1,9 +1,8 @@
 """The geoprocessing operations: each reads one dataset and returns a GeoJSONResult.
 
 Every operation takes a ``source`` (a dataset name, or a trusted ``Path`` from an earlier
-job), an explicit ``data_dir`` and ``limits``, and the reading options of
-:func:`geotasks.geo.reading.open_layer` (``layer``, ``source_crs``, ``encoding``, ``fields``,
-``where``, ``bbox``, ``limit``, ``repair``, ``precision``, ``tmp_dir``). Results are always
+job), its own parameters, an explicit ``data_dir`` and ``limits``, the reading options as one
+:class:`~geotasks.geo.options.ReadingOptions` and a ``tmp_dir``. Results are always
 RFC 7946: WGS84 lon/lat, split at the antimeridian. Distances are metres wherever the data
 lies, measured in a projection centred on each feature (see :mod:`geotasks.geo.metric`).
 """
@@ -12,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +24,18 @@ from shapely.geometry.base import BaseGeometry
 
 from geotasks.errors import InputError
 from geotasks.geo.antimeridian import split, unwrap
-from geotasks.geo.bbox import bbox_polygon, parse_bbox
-from geotasks.geo.geojson import FeatureCollectionWriter, check_precision
+from geotasks.geo.bbox import bbox_polygon
+from geotasks.geo.features import continuous_features
+from geotasks.geo.geojson import FeatureCollectionWriter
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.metric import LocalProjection
+from geotasks.geo.options import ReadingOptions, check_flag, parse_bbox
 from geotasks.geo.parallel import write_layer_split
 from geotasks.geo.reading import Layer, Source, open_layer
 from geotasks.geo.result import GeoJSONResult
 from geotasks.geo.streaming import (
     POLYGONAL,
-    checked_shape,
     make_polygonal_valid,
-    read_batches,
 )
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,8 @@ BUFFER_QUAD_SEGS = 16
 
 _GEOD = Geod(ellps="WGS84")
 
-Feature = tuple[Any, dict[str, Any], BaseGeometry | None]
+#: What an operation makes of one feature: its id, properties and new geometry.
+Mapped = tuple[Any, dict[str, Any], BaseGeometry | None]
 
 
 def shapefile_to_geojson(
@@ -59,15 +60,7 @@ def shapefile_to_geojson(
     *,
     data_dir: Path,
     limits: GeoLimits,
-    layer: str | None = None,
-    source_crs: str | None = None,
-    bbox: Sequence[float] | None = None,
-    fields: Sequence[str] | None = None,
-    where: str | None = None,
-    precision: int = 7,
-    encoding: str | None = None,
-    repair: bool = False,
-    limit: int | None = None,
+    reading: ReadingOptions = ReadingOptions(),
     tmp_dir: Path | None = None,
 ) -> GeoJSONResult:
     """Read one dataset and return it as an RFC 7946 FeatureCollection.
@@ -77,16 +70,7 @@ def shapefile_to_geojson(
         ``parcels/`` or ``parcels.zip``), or a trusted local ``Path``.
       data_dir: The directory holding every dataset.
       limits: Feature, vertex and archive limits.
-      layer: The layer to read from a folder or zip holding several shapefiles.
-      source_crs: The CRS of the coordinates (``EPSG:2154``…), overriding the ``.prj``.
-      bbox: Keep features intersecting ``[west, south, east, north]`` in WGS84 degrees
-        (west > east crosses the antimeridian).
-      fields: The properties to keep, in order; ``None`` keeps all.
-      where: An OGR SQL attribute filter, such as ``"pop_est > 1000000"``.
-      precision: Decimal places kept in coordinates (0..15; 7 is about 1 cm).
-      encoding: The DBF's encoding, overriding ``.cpg`` and the DBF header.
-      repair: Make invalid polygons valid (keeping polygonal parts) instead of failing.
-      limit: Return at most this many features.
+      reading: Which layer, features and fields to read, and the output precision.
       tmp_dir: Where temporary files go (the result past 4 MiB, a rebuilt ``.shx``).
 
     Returns:
@@ -95,15 +79,14 @@ def shapefile_to_geojson(
     Raises:
       InputError: If the dataset or an argument is bad (the message says which and why).
     """
-    _check_flag(repair, "repair")
-    read = _read_options(layer, source_crs, bbox, fields, where, encoding)
-    with _writing(source, data_dir, limits, precision, limit, tmp_dir, read) as (
-        opened,
-        writer,
-        result,
-    ):
+    with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
         write_layer_split(
-            opened, writer, limits=limits, repair=repair, limit=limit, tmp_dir=tmp_dir
+            opened,
+            writer,
+            limits=limits,
+            repair=reading.repair,
+            limit=reading.limit,
+            tmp_dir=tmp_dir,
         )
     return result
 
@@ -114,15 +97,7 @@ def buffer_features(
     *,
     data_dir: Path,
     limits: GeoLimits,
-    layer: str | None = None,
-    source_crs: str | None = None,
-    bbox: Sequence[float] | None = None,
-    fields: Sequence[str] | None = None,
-    where: str | None = None,
-    encoding: str | None = None,
-    precision: int = 7,
-    repair: bool = False,
-    limit: int | None = None,
+    reading: ReadingOptions = ReadingOptions(),
     tmp_dir: Path | None = None,
 ) -> GeoJSONResult:
     """Buffer every feature by ``distance_m`` metres, wherever it lies on Earth.
@@ -132,12 +107,8 @@ def buffer_features(
       distance_m: Buffer distance in metres (greater than 0, at most 1,000 km).
       data_dir: The directory holding every dataset.
       limits: Feature, vertex and archive limits.
-      precision: Decimal places kept in coordinates.
-      repair: Make invalid input polygons valid instead of failing.
-      limit: Process at most this many features.
+      reading: Which layer, features and fields to read, and the output precision.
       tmp_dir: Where temporary files go.
-      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
-        :func:`shapefile_to_geojson`.
 
     Returns:
       The buffered features (polygons) with their properties; null geometries stay null.
@@ -147,16 +118,14 @@ def buffer_features(
     """
     distance = _check_metres(distance_m, "distance_m", MAX_BUFFER_M)
 
-    def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+    def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
         local = LocalProjection.around(geometry)
         buffered = shapely.buffer(_metric(local, geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
         return fid, properties, _to_lonlat(local, buffered, limits)
 
     return _map_features(
-        source, buffer, data_dir=data_dir, limits=limits, precision=precision,
-        repair=repair, limit=limit, tmp_dir=tmp_dir,
-        read=_read_options(layer, source_crs, bbox, fields, where, encoding),
-    )  # fmt: skip
+        source, buffer, data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
+    )
 
 
 def simplify_features(
@@ -166,15 +135,7 @@ def simplify_features(
     *,
     data_dir: Path,
     limits: GeoLimits,
-    layer: str | None = None,
-    source_crs: str | None = None,
-    bbox: Sequence[float] | None = None,
-    fields: Sequence[str] | None = None,
-    where: str | None = None,
-    encoding: str | None = None,
-    precision: int = 7,
-    repair: bool = False,
-    limit: int | None = None,
+    reading: ReadingOptions = ReadingOptions(),
     tmp_dir: Path | None = None,
 ) -> GeoJSONResult:
     """Simplify every geometry with a tolerance in metres (Douglas-Peucker).
@@ -186,12 +147,8 @@ def simplify_features(
       preserve_topology: Keep polygons valid and rings from collapsing (slower).
       data_dir: The directory holding every dataset.
       limits: Feature, vertex and archive limits.
-      precision: Decimal places kept in coordinates.
-      repair: Make invalid input polygons valid instead of failing.
-      limit: Process at most this many features.
+      reading: Which layer, features and fields to read, and the output precision.
       tmp_dir: Where temporary files go.
-      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
-        :func:`shapefile_to_geojson`.
 
     Returns:
       The simplified features; a geometry simplified away becomes null.
@@ -200,9 +157,9 @@ def simplify_features(
       InputError: If the dataset or an argument is bad.
     """
     tolerance = _check_metres(tolerance_m, "tolerance_m", MAX_TOLERANCE_M)
-    _check_flag(preserve_topology, "preserve_topology")
+    check_flag(preserve_topology, "preserve_topology")
 
-    def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+    def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
         local = LocalProjection.around(geometry)
         simpler: BaseGeometry | None = shapely.simplify(
             _metric(local, geometry), tolerance, preserve_topology=preserve_topology
@@ -214,10 +171,8 @@ def simplify_features(
         return fid, properties, _to_lonlat(local, simpler, limits)
 
     return _map_features(
-        source, simplify, data_dir=data_dir, limits=limits, precision=precision,
-        repair=repair, limit=limit, tmp_dir=tmp_dir,
-        read=_read_options(layer, source_crs, bbox, fields, where, encoding),
-    )  # fmt: skip
+        source, simplify, data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
+    )
 
 
 def dissolve_features(
@@ -226,15 +181,7 @@ def dissolve_features(
     *,
     data_dir: Path,
     limits: GeoLimits,
-    layer: str | None = None,
-    source_crs: str | None = None,
-    bbox: Sequence[float] | None = None,
-    fields: Sequence[str] | None = None,
-    where: str | None = None,
-    encoding: str | None = None,
-    precision: int = 7,
-    repair: bool = False,
-    limit: int | None = None,
+    reading: ReadingOptions = ReadingOptions(),
     tmp_dir: Path | None = None,
 ) -> GeoJSONResult:
     """Merge the geometries of features sharing a value of ``by`` (or all of them).
@@ -244,12 +191,8 @@ def dissolve_features(
       by: The property to group on; ``None`` merges everything into one feature.
       data_dir: The directory holding every dataset.
       limits: Feature, vertex and archive limits.
-      precision: Decimal places kept in coordinates.
-      repair: Make invalid input polygons valid instead of failing.
-      limit: Read at most this many features.
+      reading: Which layer, features and fields to read, and the output precision.
       tmp_dir: Where temporary files go.
-      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
-        :func:`shapefile_to_geojson`.
 
     Returns:
       One feature per group, in order of first appearance, with ``by`` as its only property
@@ -260,19 +203,13 @@ def dissolve_features(
     """
     if by is not None and not isinstance(by, str):
         raise InputError(f"by= must be a field name, not {type(by).__name__}")
-    _check_flag(repair, "repair")
     groups: dict[Any, list[BaseGeometry]] = {}
-    read = _read_options(layer, source_crs, bbox, fields, where, encoding)
-    with _writing(source, data_dir, limits, precision, limit, tmp_dir, read) as (
-        opened,
-        writer,
-        result,
-    ):
+    with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
         if by is not None and by not in opened.fields:
             raise InputError(
                 f"{opened.label} has no field named {by!r}; its fields: {', '.join(opened.fields)}"
             )
-        for _fid, properties, geometry in _shapes(opened, limits, repair=repair, limit=limit):
+        for _fid, geometry, properties in continuous_features(opened, limits, reading):
             key = _group_key(properties.get(by)) if by is not None else None
             parts = groups.setdefault(key, [])
             if geometry is not None:
@@ -289,16 +226,8 @@ def clip_features(
     *,
     data_dir: Path,
     limits: GeoLimits,
-    bbox: Sequence[float] | None = None,
     geometry: Mapping[str, Any] | None = None,
-    layer: str | None = None,
-    source_crs: str | None = None,
-    fields: Sequence[str] | None = None,
-    where: str | None = None,
-    encoding: str | None = None,
-    precision: int = 7,
-    repair: bool = False,
-    limit: int | None = None,
+    reading: ReadingOptions = ReadingOptions(),
     tmp_dir: Path | None = None,
 ) -> GeoJSONResult:
     """Cut every feature to a lon/lat box or to a GeoJSON polygon.
@@ -307,15 +236,12 @@ def clip_features(
       source: A dataset name inside ``data_dir``, or a trusted local ``Path``.
       data_dir: The directory holding every dataset.
       limits: Feature, vertex and archive limits.
-      bbox: ``[west, south, east, north]`` in WGS84 degrees (west > east crosses ±180°).
-      geometry: A GeoJSON Polygon or MultiPolygon in WGS84 lon/lat. Give exactly one of
-        ``bbox`` and ``geometry``.
-      precision: Decimal places kept in coordinates.
-      repair: Make invalid input polygons valid instead of failing.
-      limit: Read at most this many features.
+      geometry: A GeoJSON Polygon or MultiPolygon in WGS84 lon/lat to clip to; give exactly
+        one of it and ``reading.bbox`` (``[west, south, east, north]`` in WGS84 degrees,
+        west > east crossing ±180°).
+      reading: Which layer, features and fields to read, and the output precision (the clip
+        area is also the reading ``bbox``).
       tmp_dir: Where temporary files go.
-      layer, source_crs, fields, where, encoding: Reading options, as for
-        :func:`shapefile_to_geojson` (the clip area is also the reading ``bbox``).
 
     Returns:
       The features that intersect the clip area, cut to it; the others are left out.
@@ -323,10 +249,10 @@ def clip_features(
     Raises:
       InputError: If the dataset or an argument is bad.
     """
-    if (bbox is None) == (geometry is None):
+    if (reading.bbox is None) == (geometry is None):
         raise InputError("give exactly one of bbox= and geometry= to clip with")
-    if bbox is not None:
-        box = parse_bbox(bbox)
+    if reading.bbox is not None:
+        box = parse_bbox(reading.bbox)
         area = bbox_polygon(box)
     else:
         area = _clip_geometry(geometry, limits)
@@ -334,7 +260,7 @@ def clip_features(
         box = (west, south, east, north)
     shapely.prepare(area)
 
-    def clip(fid: Any, properties: dict[str, Any], shape: BaseGeometry) -> Feature | None:
+    def clip(fid: Any, properties: dict[str, Any], shape: BaseGeometry) -> Mapped | None:
         inside = split(shape)
         if not shapely.intersects(area, inside):
             return None
@@ -344,9 +270,8 @@ def clip_features(
         return None if cut is None else (fid, properties, cut)
 
     return _map_features(
-        source, clip, data_dir=data_dir, limits=limits, precision=precision, repair=repair,
-        limit=limit, tmp_dir=tmp_dir, drop_null=True,
-        read=_read_options(layer, source_crs, box, fields, where, encoding),
+        source, clip, data_dir=data_dir, limits=limits, tmp_dir=tmp_dir, drop_null=True,
+        reading=replace(reading, bbox=list(box)),
     )  # fmt: skip
 
 
@@ -355,15 +280,7 @@ def measure_features(
     *,
     data_dir: Path,
     limits: GeoLimits,
-    layer: str | None = None,
-    source_crs: str | None = None,
-    bbox: Sequence[float] | None = None,
-    fields: Sequence[str] | None = None,
-    where: str | None = None,
-    encoding: str | None = None,
-    precision: int = 7,
-    repair: bool = False,
-    limit: int | None = None,
+    reading: ReadingOptions = ReadingOptions(),
     tmp_dir: Path | None = None,
 ) -> GeoJSONResult:
     """Add geodesic measures (on the WGS84 ellipsoid) to every feature.
@@ -376,12 +293,8 @@ def measure_features(
       source: A dataset name inside ``data_dir``, or a trusted local ``Path``.
       data_dir: The directory holding every dataset.
       limits: Feature, vertex and archive limits.
-      precision: Decimal places kept in coordinates.
-      repair: Make invalid input polygons valid instead of failing.
-      limit: Process at most this many features.
+      reading: Which layer, features and fields to read, and the output precision.
       tmp_dir: Where temporary files go.
-      layer, source_crs, bbox, fields, where, encoding: Reading options, as for
-        :func:`shapefile_to_geojson`.
 
     Returns:
       The features, geometries unchanged, with the measures added.
@@ -390,7 +303,7 @@ def measure_features(
       InputError: If the dataset or an argument is bad.
     """
 
-    def measure(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Feature:
+    def measure(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
         lonlat = split(geometry)
         measures: dict[str, float | None] = {"area_m2": None, "perimeter_m": None, "length_m": None}
         dimension = int(shapely.get_dimensions(lonlat))
@@ -402,10 +315,8 @@ def measure_features(
         return fid, {**properties, **measures}, lonlat
 
     return _map_features(
-        source, measure, data_dir=data_dir, limits=limits, precision=precision,
-        repair=repair, limit=limit, tmp_dir=tmp_dir,
-        read=_read_options(layer, source_crs, bbox, fields, where, encoding),
-    )  # fmt: skip
+        source, measure, data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
+    )
 
 
 @contextmanager
@@ -413,23 +324,19 @@ def _writing(
     source: Source,
     data_dir: Path,
     limits: GeoLimits,
-    precision: int,
-    limit: int | None,
+    reading: ReadingOptions,
     tmp_dir: Path | None,
-    read: Mapping[str, Any],
 ) -> Iterator[tuple[Layer, FeatureCollectionWriter, GeoJSONResult]]:
     """Open the source and a result; finish the document on success, free it on failure."""
-    precision = check_precision(precision)
-    _check_limit(limit)
     if tmp_dir is not None:
         # A fresh host, or a tmpfiles.d sweep, may have left no temporary directory yet.
         tmp_dir.mkdir(parents=True, exist_ok=True)
     result = GeoJSONResult(dir=tmp_dir)
     try:
         with open_layer(
-            source, data_dir=data_dir, limits=limits, tmp_dir=tmp_dir, **read
+            source, data_dir=data_dir, limits=limits, tmp_dir=tmp_dir, **reading.layer_options()
         ) as opened:
-            writer = FeatureCollectionWriter(result, precision=precision)
+            writer = FeatureCollectionWriter(result, precision=reading.precision)
             yield opened, writer, result
             writer.close()
             logger.info(
@@ -442,25 +349,17 @@ def _writing(
 
 def _map_features(
     source: Source,
-    apply: Callable[[Any, dict[str, Any], BaseGeometry], Feature | None],
+    apply: Callable[[Any, dict[str, Any], BaseGeometry], Mapped | None],
     *,
     data_dir: Path,
     limits: GeoLimits,
-    precision: int,
-    repair: bool,
-    limit: int | None,
+    reading: ReadingOptions,
     tmp_dir: Path | None,
-    read: Mapping[str, Any],
     drop_null: bool = False,
 ) -> GeoJSONResult:
     """Run ``apply`` on each feature (lon/lat, continuous across ±180) and write what it returns."""
-    _check_flag(repair, "repair")
-    with _writing(source, data_dir, limits, precision, limit, tmp_dir, read) as (
-        opened,
-        writer,
-        result,
-    ):
-        for fid, properties, geometry in _shapes(opened, limits, repair=repair, limit=limit):
+    with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
+        for fid, geometry, properties in continuous_features(opened, limits, reading):
             if geometry is None:
                 if not drop_null:
                     writer.write_feature(fid, properties, None)
@@ -474,34 +373,6 @@ def _map_features(
             if feature is not None:
                 writer.write_feature(*feature)
     return result
-
-
-def _read_options(
-    layer: str | None,
-    source_crs: str | None,
-    bbox: Sequence[float] | None,
-    fields: Sequence[str] | None,
-    where: str | None,
-    encoding: str | None,
-) -> dict[str, Any]:
-    return {"layer": layer, "source_crs": source_crs, "bbox": bbox, "fields": fields,
-            "where": where, "encoding": encoding}  # fmt: skip
-
-
-def _shapes(
-    opened: Layer, limits: GeoLimits, *, repair: bool, limit: int | None
-) -> Iterator[tuple[Any, dict[str, Any], BaseGeometry | None]]:
-    """Each feature with a valid shapely geometry in lon/lat, continuous across ±180."""
-    for chunk in read_batches(opened, limits=limits, limit=limit):
-        for index, fid in enumerate(chunk.ids):
-            geometry = checked_shape(
-                opened.label,
-                chunk,
-                index,
-                repair=repair,
-                unwrapped=bool(chunk.crossing[index]) and not opened.source_crs.is_geographic,
-            )
-            yield fid, chunk.properties[index], geometry
 
 
 def _metric(local: LocalProjection, geometry: BaseGeometry) -> BaseGeometry:
@@ -594,16 +465,3 @@ def _same_dimension(geometry: BaseGeometry, dimension: int) -> BaseGeometry | No
     if dimension == 1:
         return shapely.MultiLineString([p for part in parts for p in shapely.get_parts(part)])
     return shapely.MultiPoint([p for part in parts for p in shapely.get_parts(part)])
-
-
-def _check_limit(limit: object) -> int | None:
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InputError(f"limit= must be a positive integer, not {limit!r}")
-    return limit
-
-
-def _check_flag(value: object, name: str) -> None:
-    if not isinstance(value, bool):
-        raise InputError(f"{name}= must be true or false, not {value!r}")

@@ -21,11 +21,12 @@ from fiona.errors import FionaError
 
 from geotasks.errors import InputError
 from geotasks.geo.archive import open_zip_layer
-from geotasks.geo.bbox import LonLatBox, parse_bbox, source_mask
+from geotasks.geo.bbox import source_mask
 from geotasks.geo.crs import SourceCRS, resolve_source_crs
 from geotasks.geo.encoding import resolve_encoding
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.names import DatasetKind, resolve_dataset
+from geotasks.geo.options import LonLatBox, check_fields, check_layer, check_where, parse_bbox
 from geotasks.geo.shapefile import ShapefileInfo, inspect_shapefile, inspect_zip_shapefile
 
 logger = logging.getLogger(__name__)
@@ -191,8 +192,8 @@ def open_layer(
       InputError: If the source or an argument is bad.
     """
     box = parse_bbox(bbox) if bbox is not None else None
-    where = _check_where(where, limits)
-    wanted_fields = _check_fields(fields)
+    where = check_where(where, limits.max_where_chars)
+    wanted_fields = check_fields(fields)
     with ExitStack() as stack:
         gdal_path, label, info = _locate(source, data_dir, limits, layer, tmp_dir, stack)
         open_options: dict[str, Any] = {}
@@ -252,8 +253,7 @@ def _locate(
     stack: ExitStack,
 ) -> tuple[str, str, ShapefileInfo | None]:
     """The GDAL path to open, a label for messages, and shapefile facts (if a shapefile)."""
-    if layer is not None and not isinstance(layer, str):
-        raise InputError(f"layer= must be a string, not {type(layer).__name__}")
+    check_layer(layer)
 
     def scratch() -> Path:
         if tmp_dir is not None:
@@ -330,29 +330,6 @@ def _prj_wkt(collection: Any, label: str) -> str | None:
         logger.info("%s: GDAL cannot parse the .prj: %s", label, exc)
         return None
     return wkt
-
-
-def _check_where(where: object, limits: GeoLimits) -> str | None:
-    if where is None:
-        return None
-    if not isinstance(where, str):
-        raise InputError(f"where= must be a string, not {type(where).__name__}")
-    if not where.strip() or "\x00" in where or len(where) > limits.max_where_chars:
-        raise InputError(
-            f"where= must be a non-empty OGR SQL condition of at most {limits.max_where_chars} "
-            'characters, such as "pop_est > 1000000"'
-        )
-    return where
-
-
-def _check_fields(fields: object) -> list[str] | None:
-    if fields is None:
-        return None
-    if isinstance(fields, str | bytes) or not isinstance(fields, Sequence):
-        raise InputError("fields= must be a list of property names")
-    if not all(isinstance(name, str) for name in fields):
-        raise InputError("fields= must hold property names (strings)")
-    return list(dict.fromkeys(fields))
 
 
 def _check_known(wanted: list[str], available: list[str], label: str) -> None:

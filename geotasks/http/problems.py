@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import DatabaseUnavailable, GeotasksError
+from .redaction import redact_paths
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +71,15 @@ class Problem(GeotasksError):
         self.extra = dict(extra or {})
 
     def to_response(self, instance: str | None = None) -> Response:
-        """Return this problem as an ``application/problem+json`` response."""
+        """Return this problem as an ``application/problem+json`` response.
+
+        Server paths in the detail (a worker's error naming a file) are cut to their last part.
+        """
         document: dict[str, Any] = {
             "type": self.type,
             "title": self.title,
             "status": self.status,
-            "detail": self.detail,
+            "detail": redact_paths(self.detail, request_path=instance),
         }
         if instance is not None:
             document["instance"] = instance

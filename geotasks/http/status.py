@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ..postgres.job_status import JobInfo, JobState
+from .redaction import redact_paths
 
 #: Rel of the link from a job to its results (OGC API - Processes 1.0).
 REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
@@ -113,7 +114,8 @@ def status_info(info: JobInfo, base_url: str) -> dict[str, Any]:
         "processID": info.actor_name,
         "type": "process",
         "status": status,
-        "message": status_message(info),
+        # A job's error is written for operators: served, it keeps no server path.
+        "message": redact_paths(status_message(info)),
         "created": iso(info.created_at),
         "updated": iso(info.updated_at),
     }

@@ -13,6 +13,7 @@ def test_importing_the_client_api_loads_no_geo_library() -> None:
     # Given a fresh interpreter, when it imports the package and its client API
     code = (
         "import json, sys, geotasks, geotasks.jobs, geotasks.registry, geotasks.geo.result;"
+        "import geotasks.geo, geotasks.geo.options, geotasks.datasets;"
         "print(json.dumps(sorted(sys.modules)))"
     )
     output = subprocess.run(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from geotasks.errors import ConfigurationError
-from geotasks.settings import DEFAULT_DATA_DIR, load_settings
+from geotasks.settings import DEFAULT_DATA_DIR, checkout_data_dir, load_settings
 
 
 def test_defaults_when_nothing_is_set() -> None:
@@ -77,3 +78,38 @@ def test_rate_limit_settings_have_defaults_and_a_guard_has_a_floor() -> None:
         load_settings({"GEOTASKS_RATE_LIMIT_GUARD_MS": "0"})
     with pytest.raises(ConfigurationError, match="GEOTASKS_RATE_LIMIT_URL"):
         load_settings({"GEOTASKS_RATE_LIMIT_URL": "amqp://rabbit"})
+
+
+def test_the_data_dir_defaults_to_sample_data_only_in_a_checkout(tmp_path: Path) -> None:
+    # Given a checkout (pyproject.toml and sample_data beside the package) and an installed
+    # package (its parent is site-packages, with neither)
+    checkout = tmp_path / "checkout"
+    (checkout / "geotasks").mkdir(parents=True)
+    (checkout / "sample_data").mkdir()
+    (checkout / "pyproject.toml").write_text("[project]\n")
+    installed = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "geotasks"
+    installed.mkdir(parents=True)
+
+    # Then only the checkout has a default data directory
+    assert checkout_data_dir(checkout / "geotasks") == checkout / "sample_data"
+    assert checkout_data_dir(installed) is None
+
+
+@pytest.mark.parametrize(
+    ("data_dir", "expected"),
+    [
+        (None, "GEOTASKS_DATA_DIR is not set"),
+        ("missing", "GEOTASKS_DATA_DIR=.*missing does not exist"),
+        ("file", "GEOTASKS_DATA_DIR=.*file is not a directory"),
+    ],
+)
+def test_a_data_dir_that_is_unusable_is_named_in_a_clear_error(
+    tmp_path: Path, data_dir: str | None, expected: str
+) -> None:
+    (tmp_path / "file").write_text("")
+    settings = replace(
+        load_settings({}), data_dir=None if data_dir is None else tmp_path / data_dir
+    )
+    with pytest.raises(ConfigurationError, match=expected):
+        settings.require_data_dir()
+    assert replace(settings, data_dir=tmp_path).require_data_dir() == tmp_path

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from dramatiq.message import Message
 
+from geotasks.postgres.workers import WorkerProcess as RegisteredWorker
+from geotasks.postgres.workers import WorkerStore
 from geotasks.settings import env_name
 from tests.waiting import wait_until
 
@@ -166,3 +168,33 @@ def test_a_message_that_keeps_killing_its_worker_is_dead_lettered(
     assert survivor.process.poll() is None, survivor.log()
     survivor.process.send_signal(signal.SIGTERM)
     assert survivor.process.wait(timeout=WORKER_TIMEOUT_S) == 0, survivor.log()
+
+
+def registered_workers(broker: Broker) -> list[RegisteredWorker]:
+    return WorkerStore(broker.database).workers(HEARTBEAT_TIMEOUT_S)
+
+
+def test_a_killed_worker_is_lost_once_its_heartbeat_is_past_the_timeout(
+    broker: Broker, markers: Path, start_process: Callable[[], WorkerProcess]
+) -> None:
+    # Given a `dramatiq` worker process busy with a message
+    broker.broker.declare_queue(broker.queue_name)
+    command = start_process()
+    send(broker, "hang_on_first_delivery")
+    wait_until(lambda: deliveries(markers) == 1, WORKER_TIMEOUT_S, "first delivery")
+    wait_until(
+        lambda: [w.jobs_in_flight for w in registered_workers(broker)] == [1],
+        WORKER_TIMEOUT_S,
+        "one job in flight",
+    )
+    (alive,) = registered_workers(broker)
+    assert alive.state == "alive"
+    assert alive.parent_pid == command.process.pid
+
+    # When it is killed with SIGKILL
+    command.kill()
+
+    # Then it stays listed, and reads lost once its heartbeat is older than the timeout
+    wait_until(lambda: registered_workers(broker)[0].lost, 4 * HEARTBEAT_TIMEOUT_S + 5, "lost")
+    (lost,) = registered_workers(broker)
+    assert (lost.worker_id, lost.state) == (alive.worker_id, "lost")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from geotasks.geo.options import ReadingOptions
 from geotasks.geo.result import GeoJSONResult
 
 SAMPLE_DATA = Path(__file__).resolve().parents[3] / "sample_data"
@@ -31,6 +33,14 @@ def shapefile_members(shp: Path, folder: str = "") -> dict[str, bytes | Path]:
         for path in shp.parent.iterdir()
         if path.stem == shp.stem and path.is_file()
     }
+
+
+def with_reading(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of an operation: the reading options among ``options`` gathered into
+    one ``reading=``, the others (its own parameters, ``tmp_dir``) left as they are."""
+    names = {option.name for option in dataclasses.fields(ReadingOptions)}
+    own = {key: value for key, value in options.items() if key not in names}
+    return {**own, "reading": ReadingOptions(**{k: v for k, v in options.items() if k in names})}
 
 
 def document(result: GeoJSONResult) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from geotasks.errors import InputError
 from geotasks.geo.archive import open_zip_layer
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
+from geotasks.geo.options import ReadingOptions
 
 from .conftest import MakeShapefile
 from .helpers import SQUARE_CW, document, shapefile_members, zip_files
@@ -49,7 +50,11 @@ def test_a_zip_with_several_layers_needs_layer(
     with pytest.raises(InputError, match="several layers"):
         shapefile_to_geojson("city", data_dir=data_dir, limits=limits)
     # And with layer= the chosen one is read
-    roads = document(shapefile_to_geojson("city", data_dir=data_dir, limits=limits, layer="roads"))
+    roads = document(
+        shapefile_to_geojson(
+            "city", data_dir=data_dir, limits=limits, reading=ReadingOptions(layer="roads")
+        )
+    )
     assert len(roads["features"]) == 1
 
 

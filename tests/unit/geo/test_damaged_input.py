@@ -12,6 +12,7 @@ import pytest
 from geotasks.errors import InputError
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
+from geotasks.geo.options import ReadingOptions
 
 from .helpers import SAMPLE_DATA, document
 
@@ -96,7 +97,10 @@ def test_an_encoding_argument_holding_a_nul_byte_is_bad_input(data_dir: Path) ->
     copy_lowres(data_dir)
     with pytest.raises(InputError, match="unknown encoding"):
         shapefile_to_geojson(
-            "naturalearth_lowres", data_dir=data_dir, limits=GeoLimits(), encoding="utf\x008"
+            "naturalearth_lowres",
+            data_dir=data_dir,
+            limits=GeoLimits(),
+            reading=ReadingOptions(encoding="utf\x008"),
         )
 
 

@@ -23,11 +23,13 @@ from geotasks.geo.operations import shapefile_to_geojson
 from geotasks.geo.result import GeoJSONResult
 
 from .conftest import MakeShapefile
-from .helpers import SQUARE_CW, document
+from .helpers import SQUARE_CW, document, with_reading
 
 
 def convert(data_dir: Path, name: str, **options: Any) -> dict[str, Any]:
-    return document(shapefile_to_geojson(name, data_dir=data_dir, limits=GeoLimits(), **options))
+    return document(
+        shapefile_to_geojson(name, data_dir=data_dir, limits=GeoLimits(), **with_reading(options))
+    )
 
 
 def test_exteriors_turn_counter_clockwise_and_holes_clockwise(data_dir: Path, square: Path) -> None:

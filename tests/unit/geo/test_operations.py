@@ -19,10 +19,11 @@ from geotasks.geo.operations import (
     measure_features,
     simplify_features,
 )
+from geotasks.geo.options import ReadingOptions
 from geotasks.geo.result import GeoJSONResult
 
 from .conftest import MakeShapefile
-from .helpers import document
+from .helpers import document, with_reading
 
 GEOD = Geod(ellps="WGS84")
 CIRCLE_M2 = math.pi * 1000.0**2
@@ -30,7 +31,9 @@ BOWTIE = [[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]
 
 
 def run(operation: Any, data_dir: Path, *args: Any, **options: Any) -> dict[str, Any]:
-    result: GeoJSONResult = operation(*args, data_dir=data_dir, limits=GeoLimits(), **options)
+    result: GeoJSONResult = operation(
+        *args, data_dir=data_dir, limits=GeoLimits(), **with_reading(options)
+    )
     return document(result)
 
 
@@ -212,8 +215,8 @@ def test_operations_chain_through_a_path(tmp_path: Path, data_dir: Path, sample:
     sample("naturalearth_lowres")
     clipped = tmp_path / "job-1.geojson"
     with clip_features(
-        "naturalearth_lowres", data_dir=data_dir, limits=GeoLimits(), bbox=[-5, 42, 8, 51],
-        where="name='France'",
+        "naturalearth_lowres", data_dir=data_dir, limits=GeoLimits(),
+        reading=ReadingOptions(bbox=[-5, 42, 8, 51], where="name='France'"),
     ) as result, clipped.open("wb") as sink:  # fmt: skip
         result.write_to(sink)
     # When that result is buffered by 1 km

@@ -22,7 +22,7 @@ from geotasks.geo.reading import open_layer
 from geotasks.geo.result import GeoJSONResult
 
 from .conftest import MakeShapefile
-from .helpers import document, shapefile_members, zip_files
+from .helpers import document, shapefile_members, with_reading, zip_files
 
 #: Features of the generated shapefile, and the fewest per process the tests split at.
 FEATURES = 3_000
@@ -62,7 +62,9 @@ def cells(make_shapefile: MakeShapefile) -> Path:
 def _convert(data_dir: Path, name: str, processes: int, **options: Any) -> bytes:
     limits = GeoLimits(max_read_processes=processes)
     with (
-        shapefile_to_geojson(name, data_dir=data_dir, limits=limits, **options) as result,
+        shapefile_to_geojson(
+            name, data_dir=data_dir, limits=limits, **with_reading(options)
+        ) as result,
         result.open() as stream,
     ):
         return stream.read()

@@ -17,14 +17,16 @@ from geotasks.geo.operations import shapefile_to_geojson
 from geotasks.geo.streaming import BATCH_FEATURES
 
 from .conftest import MakeShapefile
-from .helpers import SAMPLE_DATA, SQUARE_CW, document
+from .helpers import SAMPLE_DATA, SQUARE_CW, document, with_reading
 
 POLYGON = {"type": "Polygon", "coordinates": [SQUARE_CW]}
 
 
 def convert(data_dir: Path, name: str, **options: Any) -> dict[str, Any]:
     limits = options.pop("limits", GeoLimits())
-    return document(shapefile_to_geojson(name, data_dir=data_dir, limits=limits, **options))
+    return document(
+        shapefile_to_geojson(name, data_dir=data_dir, limits=limits, **with_reading(options))
+    )
 
 
 def names(doc: dict[str, Any]) -> list[Any]:
