@@ -139,9 +139,9 @@ CREATE TABLE geotasks.job (
     progress_at timestamptz,
     error_type text,
     error_message text,
-    -- The last attempt's traceback (migration 0007): of a FAILURE, or of a job RETRYING.
+    -- The last attempt's traceback (migration 0008): of a FAILURE, or of a job RETRYING.
     error_traceback text,
-    -- Attempts that ended before a dead letter was re-queued, oldest first (migration 0007):
+    -- Attempts that ended before a dead letter was re-queued, oldest first (migration 0008):
     -- [{"attempt", "status", "error_type", "error_message", "error_traceback", "finished_at",
     -- "requeued_at"}].
     history jsonb NOT NULL DEFAULT '[]'
