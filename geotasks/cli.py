@@ -146,20 +146,31 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 
 def scheduler_command(*extra_args: str) -> list[str]:
-    """Return the command line of ``periodiq geotasks.worker geotasks.maintenance``.
+    """Return the command line of periodiq's scheduler on ``geotasks.worker geotasks.maintenance``.
 
-    It runs periodiq's entry point with this interpreter: periodiq is a package without a
-    ``__main__``, so ``python -m periodiq`` does not work, and its console script may not be
-    on the ``PATH``.
+    It runs :mod:`geotasks.scheduler` (periodiq, registered in the worker registry) with this
+    interpreter.
     """
     return [
         sys.executable,
-        "-c",
-        "import periodiq; periodiq.entrypoint()",
+        "-m",
+        "geotasks.scheduler",
         "geotasks.worker",
         "geotasks.maintenance",
         *extra_args,
     ]
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Check Postgres, the schema, the broker, the workers and the schedules (exit 1 if unwell)."""
+    from .monitoring.health import check_health
+
+    report = check_health(get_settings(), require_scheduler=args.require_scheduler)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.healthy else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -595,6 +606,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
 
     commands.add_parser("demo", help=cmd_demo.__doc__).set_defaults(func=cmd_demo)
+
+    health = commands.add_parser("health", help=cmd_health.__doc__)
+    health.add_argument(
+        "--require-scheduler", action="store_true", help="fail, not warn, when none is running"
+    )
+    health.add_argument("--json", action="store_true", help="print the report as JSON")
+    health.set_defaults(func=cmd_health)
 
     submit = commands.add_parser(
         "submit",

@@ -16,6 +16,7 @@ from pyproj.exceptions import CRSError, ProjError
 
 from geotasks.errors import InputError
 from geotasks.geo.options import check_crs_text
+from geotasks.job_warnings import warn
 
 if TYPE_CHECKING:
     # The class CRS.area_of_use returns is only exported from pyproj's private module.
@@ -105,26 +106,25 @@ def resolve_source_crs(
     Raises:
       InputError: If there is no usable CRS, or the coordinates cannot be in the CRS named.
     """
+    crs = None
     if source_crs is not None:
         crs = parse_crs(source_crs, "source_crs=")
     elif prj_wkt:
         try:
             crs = CRS.from_wkt(prj_wkt)
         except CRSError as exc:
-            raise InputError(f"{dataset}: the .prj file is not a CRS PROJ understands") from exc
-    elif has_prj:
-        raise InputError(
-            f"{dataset}: the .prj file cannot be read as a coordinate reference system; "
-            "pass source_crs= (such as 'EPSG:2154') to say which one the data uses"
-        )
-    elif bounds is None or _plainly_lonlat(bounds):
-        logger.warning("%s has no .prj and lon/lat-like bounds: reading it as WGS84", dataset)
+            logger.info("%s: PROJ cannot parse the .prj: %s", dataset, exc)
+    if crs is None:
+        # A .prj that neither GDAL nor PROJ can parse says no more than a missing one.
+        missing = "a .prj that cannot be parsed" if has_prj else "no .prj"
+        if bounds is not None and not _plainly_lonlat(bounds):
+            raise InputError(
+                f"{dataset} has {missing} and its coordinates are not longitude/latitude; "
+                "pass source_crs= (such as 'EPSG:2154') to say which CRS it uses"
+            )
+        logger.warning("%s has %s and lon/lat-like bounds: reading it as WGS84", dataset, missing)
+        warn(f"{dataset} has {missing}: read as WGS84 longitude/latitude", kind="crs_assumed")
         crs = LONLAT
-    else:
-        raise InputError(
-            f"{dataset} has no .prj file and its coordinates are not longitude/latitude; "
-            "pass source_crs= (such as 'EPSG:2154') to say which CRS it uses"
-        )
     if bounds is not None and all(map(math.isfinite, bounds)):
         _check_bounds(crs, bounds, dataset)
     return SourceCRS(crs=crs, to_lonlat=_transformer(crs))

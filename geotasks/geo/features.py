@@ -21,6 +21,7 @@ from geotasks.geo.limits import GeoLimits
 from geotasks.geo.options import ReadingOptions
 from geotasks.geo.reading import Layer, open_layer
 from geotasks.geo.streaming import checked_shape, read_batches
+from geotasks.geo.validity import InvalidGeometries, operation_policy
 
 
 class Feature(NamedTuple):
@@ -28,7 +29,8 @@ class Feature(NamedTuple):
 
     Attributes:
       id: The feature's id in its dataset (the record number, for a shapefile).
-      geometry: A valid shapely geometry in WGS84 lon/lat, or ``None`` for a null geometry.
+      geometry: A valid shapely geometry in WGS84 lon/lat (an invalid polygon is repaired and
+        reported in the job's warnings), or ``None`` for a null geometry.
       properties: Its attributes by field name.
     """
 
@@ -58,6 +60,7 @@ def read_features(
     where: str | None = None,
     encoding: str | None = None,
     repair: bool = False,
+    strict: bool = False,
     limit: int | None = None,
 ) -> Iterator[Feature]:
     """Yield the features of the dataset ``name``, one at a time, in lon/lat.
@@ -78,7 +81,10 @@ def read_features(
       fields: The properties to keep, in order; ``None`` keeps all.
       where: An OGR SQL attribute filter, such as ``"pop_est > 1000000"``.
       encoding: The DBF's encoding, overriding ``.cpg`` and the DBF header.
-      repair: Make invalid polygons valid (keeping their polygonal parts) instead of failing.
+      repair: Make invalid polygons valid (keeping their polygonal parts); they always are,
+        unless ``strict``.
+      strict: Fail on an invalid polygon instead of repairing it (and reporting it in the
+        job's warnings).
       limit: Stop after this many features.
 
     Returns:
@@ -91,7 +97,7 @@ def read_features(
     """
     options = ReadingOptions(
         layer=layer, source_crs=source_crs, bbox=bbox, fields=fields, where=where,
-        encoding=encoding, repair=repair, limit=limit,
+        encoding=encoding, repair=repair, strict=strict, limit=limit,
     )  # fmt: skip
     return _read(name, options, current_context())
 
@@ -107,16 +113,18 @@ def _read(name: str, options: ReadingOptions, context: ReadContext) -> Iterator[
             **options.layer_options(),
         ) as opened,
     ):
-        for feature in continuous_features(opened, context.limits, options):
+        invalid = InvalidGeometries(operation_policy(options))
+        for feature in continuous_features(opened, context.limits, options, invalid):
             geometry = feature.geometry
             if geometry is None:
                 yield feature
             else:
                 yield feature._replace(geometry=split(geometry))
+        invalid.report(opened.label)
 
 
 def continuous_features(
-    layer: Layer, limits: GeoLimits, options: ReadingOptions
+    layer: Layer, limits: GeoLimits, options: ReadingOptions, invalid: InvalidGeometries
 ) -> Iterator[Feature]:
     """Each feature of an open layer with a valid geometry in lon/lat, continuous across ±180.
 
@@ -127,13 +135,14 @@ def continuous_features(
     Parameters:
       layer: The opened layer.
       limits: Feature and vertex limits.
-      options: ``repair`` and ``limit`` apply.
+      options: ``limit`` applies.
+      invalid: What to do with invalid polygons; counts them (the caller reports them).
 
     Returns:
       An iterator of :class:`Feature`.
 
     Raises:
-      InputError: If a polygon is invalid (and ``repair`` is false), or the data is bad.
+      InputError: If a polygon is invalid and the policy is to fail, or the data is bad.
     """
     wrapped = not layer.source_crs.is_geographic
     for chunk in read_batches(layer, limits=limits, limit=options.limit):
@@ -142,7 +151,7 @@ def continuous_features(
                 layer.label,
                 chunk,
                 index,
-                repair=options.repair,
+                invalid=invalid,
                 unwrapped=wrapped and bool(chunk.crossing[index]),
             )
             yield Feature(fid, geometry, chunk.properties[index])

@@ -37,6 +37,7 @@ from geotasks.geo.streaming import (
     POLYGONAL,
     make_polygonal_valid,
 )
+from geotasks.geo.validity import InvalidGeometries, invalid_policy, operation_policy
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ def shapefile_to_geojson(
         ``parcels/`` or ``parcels.zip``), or a trusted local ``Path``.
       data_dir: The directory holding every dataset.
       limits: Feature, vertex and archive limits.
-      reading: Which layer, features and fields to read, and the output precision.
+      reading: Which layer, features and fields to read, and the output precision. Invalid
+        polygons are kept as they are and counted in a warning (the log, and the job's
+        ``warnings``), unless ``reading.repair`` makes them valid or ``reading.strict`` fails.
       tmp_dir: Where temporary files go (the result past 4 MiB, a rebuilt ``.shx``).
 
     Returns:
@@ -79,15 +82,17 @@ def shapefile_to_geojson(
     Raises:
       InputError: If the dataset or an argument is bad (the message says which and why).
     """
+    invalid = InvalidGeometries(invalid_policy(reading))
     with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
         write_layer_split(
             opened,
             writer,
             limits=limits,
-            repair=reading.repair,
+            invalid=invalid,
             limit=reading.limit,
             tmp_dir=tmp_dir,
         )
+        invalid.report(opened.label)
     return result
 
 
@@ -209,11 +214,13 @@ def dissolve_features(
             raise InputError(
                 f"{opened.label} has no field named {by!r}; its fields: {', '.join(opened.fields)}"
             )
-        for _fid, geometry, properties in continuous_features(opened, limits, reading):
+        invalid = InvalidGeometries(operation_policy(reading))
+        for _fid, geometry, properties in continuous_features(opened, limits, reading, invalid):
             key = _group_key(properties.get(by)) if by is not None else None
             parts = groups.setdefault(key, [])
             if geometry is not None:
                 parts.append(split(geometry))
+        invalid.report(opened.label)
         for fid, (key, parts) in enumerate(groups.items()):
             merged = shapely.union_all(parts) if parts else None
             _check_vertices(merged, limits)
@@ -359,7 +366,8 @@ def _map_features(
 ) -> GeoJSONResult:
     """Run ``apply`` on each feature (lon/lat, continuous across ±180) and write what it returns."""
     with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
-        for fid, geometry, properties in continuous_features(opened, limits, reading):
+        invalid = InvalidGeometries(operation_policy(reading))
+        for fid, geometry, properties in continuous_features(opened, limits, reading, invalid):
             if geometry is None:
                 if not drop_null:
                     writer.write_feature(fid, properties, None)
@@ -372,6 +380,7 @@ def _map_features(
                 ) from exc
             if feature is not None:
                 writer.write_feature(*feature)
+        invalid.report(opened.label)
     return result
 
 

@@ -1,4 +1,4 @@
-"""The nine reading options every geo actor takes, carried as one value, and their checks.
+"""The reading options every geo actor takes, carried as one value, and their checks.
 
 :class:`ReadingOptions` is the one declaration of the options: each field's type, default,
 one-line description and extra JSON Schema constraints are read from it to build the actors'
@@ -53,7 +53,9 @@ class ReadingOptions:
       where: An OGR SQL attribute filter, such as ``"pop_est > 1000000"``.
       precision: Decimal places kept in output coordinates (0..15; 7 is about 1 cm).
       encoding: The DBF's encoding, overriding ``.cpg`` and the DBF header.
-      repair: Make invalid polygons valid (keeping polygonal parts) instead of failing.
+      repair: Make invalid polygons valid (keeping polygonal parts) instead of keeping them
+        as they are and reporting them (the default).
+      strict: Fail on the first invalid polygon instead.
       limit: Read at most this many features.
 
     Raises:
@@ -94,6 +96,10 @@ class ReadingOptions:
         default=False,
         metadata={"description": "make invalid polygons valid instead of reporting them"},
     )
+    strict: bool = field(
+        default=False,
+        metadata={"description": "fail on an invalid polygon instead of keeping and reporting it"},
+    )
     limit: int | None = field(
         default=None,
         metadata={"description": "read at most this many features", "schema": {"minimum": 1}},
@@ -111,6 +117,11 @@ class ReadingOptions:
         if self.encoding is not None:
             gdal_encoding_name(lookup_codec(self.encoding, "encoding="))
         check_flag(self.repair, "repair")
+        check_flag(self.strict, "strict")
+        if self.repair and self.strict:
+            raise InputError(
+                "repair= and strict= cannot both be true: repair them, or fail on them"
+            )
         check_limit(self.limit)
 
     def layer_options(self) -> dict[str, Any]:

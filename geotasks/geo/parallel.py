@@ -44,6 +44,7 @@ from geotasks.geo.geojson import Bounds, FeatureCollectionWriter
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.reading import Layer, reopen_layer
 from geotasks.geo.streaming import write_layer
+from geotasks.geo.validity import InvalidGeometries, InvalidPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class _RangeTask:
     features: FeatureRange
     precision: int
     write_bbox: bool
-    repair: bool
+    invalid: InvalidPolicy
     limits: GeoLimits
     path: str
 
@@ -93,6 +94,7 @@ class _RangeDone:
 
     count: int
     bounds: Bounds | None
+    invalid: InvalidGeometries
     peak_rss_mb: float
     elapsed_s: float
 
@@ -141,7 +143,7 @@ def write_layer_split(
     writer: FeatureCollectionWriter,
     *,
     limits: GeoLimits,
-    repair: bool,
+    invalid: InvalidGeometries,
     limit: int | None,
     tmp_dir: Path | None = None,
 ) -> None:
@@ -152,7 +154,7 @@ def write_layer_split(
       layer: The opened layer; it stays open until the helpers are done.
       writer: The collection being written.
       limits: Feature and vertex limits, and how many processes may read.
-      repair: Make invalid polygons valid (keeping polygonal parts) instead of failing.
+      invalid: What to do with invalid polygons; counts those found in every process.
       limit: Stop after this many features.
       tmp_dir: Where helpers write their text until it is appended.
 
@@ -162,7 +164,7 @@ def write_layer_split(
     """
     ranges = plan_ranges(layer, limits=limits, limit=limit)
     if len(ranges) == 1:
-        write_layer(layer, writer, limits=limits, repair=repair, limit=limit)
+        write_layer(layer, writer, limits=limits, invalid=invalid, limit=limit)
         return
     with ExitStack() as stack:
         folder = Path(
@@ -176,14 +178,15 @@ def write_layer_split(
                 features,
                 writer.precision,
                 writer.write_bbox,
-                repair,
+                invalid.policy,
                 limits,
                 str(folder / f"range-{index}.json"),
             )
             helpers.append(stack.enter_context(_helper(task)))
-        write_layer(layer, writer, limits=limits, repair=repair, limit=None, stop=ranges[0].stop)
+        write_layer(layer, writer, limits=limits, invalid=invalid, limit=None, stop=ranges[0].stop)
         for helper in helpers:
             done = helper.wait()
+            invalid.merge(done.invalid)
             with open(helper.task.path, "rb") as fragment:
                 writer.append_fragment(fragment, done.count, done.bounds)
             logger.info(
@@ -300,6 +303,7 @@ def _render_range(task: _RangeTask, wanted: Callable[[], bool]) -> _RangeDone | 
             raise _Abandoned
 
     try:
+        invalid = InvalidGeometries(task.invalid)
         with reopen_layer(task.layer) as layer, open(task.path, "wb") as sink:
             writer = FeatureCollectionWriter(
                 sink, precision=task.precision, write_bbox=task.write_bbox, fragment=True
@@ -308,7 +312,7 @@ def _render_range(task: _RangeTask, wanted: Callable[[], bool]) -> _RangeDone | 
                 layer,
                 writer,
                 limits=task.limits,
-                repair=task.repair,
+                invalid=invalid,
                 limit=None,
                 start=task.features.start,
                 stop=task.features.stop,
@@ -321,7 +325,7 @@ def _render_range(task: _RangeTask, wanted: Callable[[], bool]) -> _RangeDone | 
     except Exception:
         return _RangeFailed(traceback.format_exc(), input_error=False)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return _RangeDone(writer.count, writer.bounds, peak_rss_mb, time.monotonic() - started)
+    return _RangeDone(writer.count, writer.bounds, invalid, peak_rss_mb, time.monotonic() - started)
 
 
 def _main() -> None:

@@ -31,8 +31,9 @@ DBF_SAMPLE_BYTES = 256 * 1024
 MAX_CPG_BYTES = 256
 
 #: Shapefile shape types GDAL reads as simple features (null, points, lines, polygons,
-#: multipoints, each in 2D, Z and M variants). MultiPatch (31) is not one of them.
-SUPPORTED_SHAPE_TYPES = frozenset({0, 1, 3, 5, 8, 11, 13, 15, 18, 21, 23, 25, 28})
+#: multipoints, each in 2D, Z and M variants), and MultiPatch (31): 3D surfaces of triangle
+#: strips, fans and rings, which GDAL reads as MultiPolygon Z (one polygon a triangle or ring).
+SUPPORTED_SHAPE_TYPES = frozenset({0, 1, 3, 5, 8, 11, 13, 15, 18, 21, 23, 25, 28, 31})
 
 #: Length of the fixed header of a ``.shp`` or ``.shx`` file.
 SHP_HEADER_BYTES = 100
@@ -50,7 +51,7 @@ class ShapefileInfo:
       gdal_path: The path to hand GDAL (a local path or a ``/vsizip/`` path).
       has_prj: Whether a ``.prj`` file exists.
       cpg_text: The ``.cpg`` content, if there is one.
-      dbf_header: The ``.dbf`` header's first 32 bytes.
+      dbf_header: The ``.dbf`` header's first 32 bytes (empty without a ``.dbf``).
       dbf_sample: Up to :data:`DBF_SAMPLE_BYTES` of ``.dbf`` records.
     """
 
@@ -125,13 +126,14 @@ def _inspect(files: _Files, label: str, gdal_path: str) -> tuple[ShapefileInfo, 
         raise InputError(f"{label}: the .shp file is missing")
     _check_shp_header(files.head(".shp", 0, SHP_HEADER_BYTES), shp_size, label)
     dbf_size = files.size(".dbf")
+    dbf_header = dbf_sample = b""
     if dbf_size is None:
-        raise InputError(
-            f"{label}: the .dbf file (the attribute table) is missing; a shapefile needs "
-            ".shp, .shx and .dbf"
-        )
-    dbf_header = files.head(".dbf", 0, 32)
-    header_bytes = _check_dbf_header(dbf_header, dbf_size, label)
+        # GDAL reads the geometries alone, as ogr2ogr and QGIS do.
+        logger.warning("%s: the .dbf file is missing; features will have no attributes", label)
+    else:
+        dbf_header = files.head(".dbf", 0, 32)
+        header_bytes = _check_dbf_header(dbf_header, dbf_size, label)
+        dbf_sample = files.head(".dbf", header_bytes, DBF_SAMPLE_BYTES)
     shx_size = files.size(".shx")
     needs_shx = shx_size is None or not _shx_is_sound(files.head(".shx", 0, 28), shx_size)
     if needs_shx:
@@ -145,7 +147,7 @@ def _inspect(files: _Files, label: str, gdal_path: str) -> tuple[ShapefileInfo, 
         has_prj=files.size(".prj") is not None,
         cpg_text=cpg_text,
         dbf_header=dbf_header,
-        dbf_sample=files.head(".dbf", header_bytes, DBF_SAMPLE_BYTES),
+        dbf_sample=dbf_sample,
     )
     return info, needs_shx
 
@@ -161,8 +163,6 @@ def _check_shp_header(header: bytes, size: int, label: str) -> None:
         raise InputError(
             f"{label}: the .shp file is truncated ({size} bytes of the {words * 2} declared)"
         )
-    if shape_type == 31:
-        raise InputError(f"{label}: MultiPatch shapefiles are not supported")
     if shape_type not in SUPPORTED_SHAPE_TYPES:
         raise InputError(f"{label}: unknown shapefile geometry type {shape_type}")
 

@@ -37,6 +37,7 @@ from geotasks.geo.batch import (
 from geotasks.geo.geojson import FeatureCollectionWriter, encode_properties
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.reading import Layer
+from geotasks.geo.validity import InvalidGeometries
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def write_layer(
     writer: FeatureCollectionWriter,
     *,
     limits: GeoLimits,
-    repair: bool,
+    invalid: InvalidGeometries,
     limit: int | None,
     start: int = 0,
     stop: int | None = None,
@@ -148,14 +149,14 @@ def write_layer(
       layer: The opened layer.
       writer: The collection being written.
       limits: Feature and vertex limits.
-      repair: Make invalid polygons valid (keeping polygonal parts) instead of failing.
+      invalid: What to do with invalid polygons; counts those found.
       limit: Stop after this many features.
       start: Begin at record ``start`` of an unfiltered shapefile.
       stop: End before record ``stop`` of an unfiltered shapefile.
       between_batches: Called after each batch is read; what it raises stops the writing.
 
     Raises:
-      InputError: If a polygon is invalid and ``repair`` is false, or the data is bad.
+      InputError: If a polygon is invalid and the policy is to fail, or the data is bad.
     """
     label = layer.label
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geotasks-validity") as pool:
@@ -171,20 +172,20 @@ def write_layer(
             # invalid polygons are to be repaired) a copy.
             checked = _check_polygons(pool, chunk)
             splits = {
-                index: checked_shape(label, chunk, index, repair=repair, unwrapped=True)
+                index: checked_shape(label, chunk, index, invalid=invalid, unwrapped=True)
                 for index in np.flatnonzero(chunk.crossing).tolist()
             }
             original = None
-            if repair:
+            if invalid.repair:
                 original = replace(chunk.geometries, coords=chunk.geometries.coords.copy())
             texts = writer.geometry_texts(chunk.geometries)
             for index, shape in splits.items():
                 texts[index] = writer.geometry_text(None if shape is None else split(shape))
             if pending is not None:
-                pending.write(label, writer, repair=repair)
+                pending.write(label, writer, invalid)
             pending = _Rendered(chunk, original, texts, checked)
         if pending is not None:
-            pending.write(label, writer, repair=repair)
+            pending.write(label, writer, invalid)
 
 
 @dataclass
@@ -196,11 +197,14 @@ class _Rendered:
     texts: list[bytes]
     checked: Future[dict[int, str]]
 
-    def write(self, label: str, writer: FeatureCollectionWriter, *, repair: bool) -> None:
+    def write(
+        self, label: str, writer: FeatureCollectionWriter, invalid: InvalidGeometries
+    ) -> None:
         chunk, texts = self.chunk, self.texts
         for index, reason in self.checked.result().items():
-            if not repair or self.original is None:
-                raise _invalid(label, chunk.ids[index], reason)
+            invalid.found(label, chunk.ids[index], reason)
+            if self.original is None:
+                continue
             shape = to_shapely(self.original, index, lenient=True)
             texts[index] = writer.geometry_text(make_polygonal_valid(shape))
         writer.write_texts(chunk.ids, chunk.properties, texts)
@@ -225,36 +229,43 @@ def _check_polygons(pool: ThreadPoolExecutor, chunk: LonLatBatch) -> Future[dict
 
 
 def checked_shape(
-    label: str, chunk: LonLatBatch, index: int, *, repair: bool, unwrapped: bool
+    label: str, chunk: LonLatBatch, index: int, *, invalid: InvalidGeometries, unwrapped: bool
 ) -> BaseGeometry | None:
-    """One feature as a valid shapely geometry, continuous across the antimeridian.
+    """One feature as a shapely geometry, continuous across the antimeridian.
+
+    An invalid polygon is counted in ``invalid`` and, under its policy, kept or repaired. One
+    that crosses ±180° is repaired whatever the policy: it is cut there, and GEOS cannot cut
+    an invalid polygon.
 
     Parameters:
       label: The dataset's name, for messages.
       chunk: The batch holding the feature.
       index: The feature's index in the batch.
-      repair: Make an invalid polygon valid instead of failing.
+      invalid: What to do with an invalid polygon; counts it.
       unwrapped: Remove 360° jumps (for features that cross the antimeridian).
 
     Returns:
       The geometry (``None`` for a null geometry, or a polygon that repair emptied).
 
     Raises:
-      InputError: If a polygon is invalid and ``repair`` is false.
+      InputError: If a polygon is invalid and the policy is to fail.
     """
     batch = chunk.geometries
+    reason = None
     try:
-        geometry: BaseGeometry | None = to_shapely(batch, index, lenient=repair)
+        geometry: BaseGeometry | None = to_shapely(batch, index)
     except (ValueError, shapely.errors.GEOSException) as exc:
-        raise _invalid(label, chunk.ids[index], str(exc)) from exc
-    if geometry is None:
-        return None
-    if unwrapped:
+        # A ring of fewer than 4 positions: shapely builds the polygon without it.
+        reason = str(exc)
+        geometry = to_shapely(batch, index, lenient=True)
+    if geometry is not None and unwrapped:
         geometry = unwrap(geometry)
-    if batch.types[index] in POLYGONAL and not geometry.is_valid:
-        if not repair:
-            raise _invalid(label, chunk.ids[index], str(shapely.is_valid_reason(geometry)))
-        return make_polygonal_valid(geometry)
+    if geometry is not None and batch.types[index] in POLYGONAL and not geometry.is_valid:
+        reason = reason or str(shapely.is_valid_reason(geometry))
+        if invalid.repair or unwrapped:
+            geometry = make_polygonal_valid(geometry)
+    if reason is not None:
+        invalid.found(label, chunk.ids[index], reason)
     return geometry
 
 
@@ -341,10 +352,3 @@ def _crossing(batch: GeometryBatch, *, wrapped: bool) -> npt.NDArray[np.bool_]:
 def _owner(batch: GeometryBatch, row: int) -> int:
     starts = batch.seq_offsets[batch.feature_offsets[:-1]]
     return int(np.searchsorted(starts, row, side="right") - 1)
-
-
-def _invalid(label: str, fid: Any, reason: str) -> InputError:
-    return InputError(
-        f"{label}: feature {fid} has an invalid polygon ({reason}); fix the data or pass "
-        "repair=True"
-    )

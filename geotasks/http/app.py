@@ -35,6 +35,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..postgres.job_status import CANCELLABLE_STATES, JobInfo, JobState
 from ..settings import Settings, get_settings
+from .health import OPENAPI_PATHS as HEALTH_PATHS
+from .health import health_routes
 from .negotiation import HTML, check_query, output_format
 from .openapi import DEFAULT_LIMIT, MAX_LIMIT, OPENAPI_MEDIA_TYPE, build_openapi
 from .problems import (
@@ -335,6 +337,7 @@ class Api:
             list(self.catalogue),
             server_url=base_url(request).rstrip("/") or "/",
             secured=bool(self.settings.api_tokens),
+            extra_paths=HEALTH_PATHS,
         )
 
     def openapi(self, request: Request) -> Response:
@@ -888,6 +891,7 @@ def create_app(
         Route("/jobs/{jobID}", api.job, methods=["GET"]),
         Route("/jobs/{jobID}", api.dismiss, methods=["DELETE"]),
         Route("/jobs/{jobID}/results", api.results, methods=["GET"]),
+        *health_routes(settings),
         Mount("/static", StaticFiles(packages=[("geotasks.http", "static")]), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders)]

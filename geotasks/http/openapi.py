@@ -9,7 +9,7 @@ process's input schema: clients (and schemathesis) see exactly what each process
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .processes import Process
@@ -118,6 +118,15 @@ _STATUS_INFO = {
         "updated": {"type": "string", "format": "date-time"},
         "progress": {"type": "integer", "minimum": 0, "maximum": 100},
         "links": {"type": "array", "items": _ref("link")},
+        # geotasks' own: what the job warned about (geotasks.job_warnings), when anything.
+        "warnings": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["message"],
+                "properties": {"message": {"type": "string"}},
+            },
+        },
     },
 }
 
@@ -385,7 +394,11 @@ def _execute_operation(
 
 
 def build_openapi(
-    processes: Sequence[Process], *, server_url: str, secured: bool
+    processes: Sequence[Process],
+    *,
+    server_url: str,
+    secured: bool,
+    extra_paths: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the OpenAPI 3.0 document of the API.
 
@@ -393,6 +406,7 @@ def build_openapi(
       processes: The processes offered; each gets its own execution path.
       server_url: The API's base URL, as clients reach it.
       secured: Whether a bearer token is required to submit, list and dismiss jobs.
+      extra_paths: Paths described by the modules that serve them (monitoring).
 
     Returns:
       dict: The document, ready to be encoded as JSON.
@@ -575,6 +589,7 @@ def build_openapi(
                 secured=secured,
             )
         }
+    paths.update(extra_paths or {})
     return {
         "openapi": "3.0.3",
         "info": {

@@ -104,8 +104,8 @@ def status_info(info: JobInfo, base_url: str) -> dict[str, Any]:
 
     Returns:
       dict: ``jobID``, ``processID``, ``type``, ``status``, ``message``, the timestamps that
-      apply, ``progress`` when known, and links to the job itself (JSON and HTML) and, once it
-      succeeded, to its results.
+      apply, ``progress`` when known, ``warnings`` when the job left any, and links to the
+      job itself (JSON and HTML) and, once it succeeded, to its results.
     """
     status = OGC_STATUS[info.status]
     job_url = f"{base_url}jobs/{info.message_id}"
@@ -126,6 +126,8 @@ def status_info(info: JobInfo, base_url: str) -> dict[str, Any]:
     progress = progress_percent(info)
     if progress is not None:
         document["progress"] = progress
+    if info.warnings:
+        document["warnings"] = list(info.warnings)
     links = [
         {"href": f"{job_url}?f=json", "rel": "self", "type": "application/json", "title": "this"},
         {

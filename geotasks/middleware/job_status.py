@@ -22,6 +22,7 @@ arrive in any order.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import threading
 import time
@@ -36,6 +37,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from periodiq import PeriodiqMiddleware
 from psycopg2.extensions import cursor as Cursor
 
+from ..job_warnings import set_recorder
 from ..postgres.job_status import (
     JobError,
     JobState,
@@ -51,6 +53,8 @@ logger = logging.getLogger(__name__)
 #: Message option a rate limiter sets (ms since the epoch: when the message may start) on a
 #: message it re-enqueues instead of running; see :func:`mark_throttled`.
 THROTTLED_UNTIL_OPTION = "throttled_until_ms"
+#: Most warnings recorded per attempt of a job; later ones are only logged.
+MAX_WARNINGS_PER_JOB = 20
 #: Shortest interval between two progress writes of one job, in seconds (the last one, with
 #: ``done == total``, is always written).
 PROGRESS_INTERVAL_S = 0.5
@@ -267,16 +271,16 @@ class JobStatus(Middleware):
         if status is JobState.CANCELLED:
             logger.info("Skipping message %s: its job was cancelled", message.message_id)
             raise SkipMessage(f"job {message.message_id} was cancelled")
-        set_running_job(
-            RunningJob(
-                self.store,
-                message.message_id,
-                actor_name=message.actor_name,
-                queue_name=q_name(message.queue_name),
-                attempt=attempt,
-                sent_at_ms=message.message_timestamp,
-            )
+        running = RunningJob(
+            self.store,
+            message.message_id,
+            actor_name=message.actor_name,
+            queue_name=q_name(message.queue_name),
+            attempt=attempt,
+            sent_at_ms=message.message_timestamp,
         )
+        set_running_job(running)
+        set_recorder(functools.partial(_record_warning, running))
 
     def after_process_message(
         self,
@@ -294,6 +298,7 @@ class JobStatus(Middleware):
         running = running_job()
         set_running_job(None)
         _processing.set(None)
+        set_recorder(None)
         if exception is not None or message.failed:
             return
         if running is not None and (running.success_recorded or running.result_not_stored):
@@ -304,6 +309,7 @@ class JobStatus(Middleware):
         """Record SKIPPED, unless the message was throttled or failed."""
         set_running_job(None)
         _processing.set(None)
+        set_recorder(None)
         if message.failed or THROTTLED_UNTIL_OPTION in message.options:
             return
         self._finish(broker, message, JobState.SKIPPED)
@@ -394,3 +400,13 @@ def progress(done: int, total: int | None = None) -> None:
             return
         running.last_progress_s = now_s
     running.store.set_progress(running.message_id, attempt=running.attempt, done=done, total=total)
+
+
+def _record_warning(running: RunningJob, warning: dict[str, Any]) -> None:
+    """Add a warning to the running job's (see :func:`geotasks.job_warnings.warn`)."""
+    with running.lock:
+        if len(running.warnings) >= MAX_WARNINGS_PER_JOB:
+            return
+        running.warnings.append(warning)
+        warnings = list(running.warnings)
+    running.store.set_warnings(running.message_id, attempt=running.attempt, warnings=warnings)

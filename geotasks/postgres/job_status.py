@@ -24,12 +24,13 @@ import contextvars
 import enum
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from psycopg2.extensions import cursor as Cursor
+from psycopg2.extras import Json
 
 from .pool import Database, PreparedStatement, execute_prepared
 from .queries import load_queries
@@ -248,6 +249,8 @@ class JobInfo:
       result_kind: ``value``, ``geojson`` or ``failure`` when a result is stored, else ``None``.
       result_media_type: The stored result's media type, such as ``application/geo+json``.
       result_size_bytes: The stored result's size.
+      warnings: What the job warned about while it ran (:func:`geotasks.job_warnings.warn`),
+        such as invalid geometries it kept: mappings with a ``message``, in order.
     """
 
     message_id: str
@@ -272,6 +275,7 @@ class JobInfo:
     result_media_type: str | None
     result_size_bytes: int | None
     history: tuple[PastAttempt, ...] = ()
+    warnings: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> JobInfo:
@@ -303,6 +307,7 @@ class JobInfo:
             result_kind,
             result_media_type,
             result_size_bytes,
+            warnings,
         ) = row
         return cls(
             message_id=message_id,
@@ -335,6 +340,7 @@ class JobInfo:
             result_media_type=result_media_type,
             result_size_bytes=result_size_bytes,
             history=tuple(PastAttempt.from_json(entry) for entry in history or ()),
+            warnings=tuple(warnings or ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -380,6 +386,7 @@ class JobInfo:
                 else None
             ),
             "history": [attempt.to_dict() for attempt in self.history],
+            "warnings": list(self.warnings),
         }
 
 
@@ -419,6 +426,7 @@ class RunningJob:
     success_recorded: bool = False
     result_not_stored: bool = False
     last_progress_s: float = 0.0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -616,6 +624,24 @@ class JobStore:
             cursor.execute(
                 self._relaxed_progress,
                 {"message_id": message_id, "attempt": attempt, "done": done, "total": total},
+            )
+            return cursor.rowcount == 1
+
+        return self.database.transaction(work, single_statement=True)
+
+    def set_warnings(
+        self, message_id: str, *, attempt: int, warnings: Sequence[Mapping[str, Any]]
+    ) -> bool:
+        """Record the warnings of a STARTED job's current attempt (replacing earlier ones).
+
+        Returns:
+          bool: whether they were recorded (``False`` when the job is not running that attempt).
+        """
+
+        def work(cursor: Cursor) -> bool:
+            cursor.execute(
+                self._queries["warnings"],
+                {"message_id": message_id, "attempt": attempt, "warnings": Json(list(warnings))},
             )
             return cursor.rowcount == 1
 

@@ -8,11 +8,13 @@ travel through Postgres, Redis or RabbitMQ.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from psycopg2.extensions import cursor as Cursor
+from psycopg2.extras import Json
 
 from .pool import Database
 from .queries import load_queries
@@ -23,6 +25,19 @@ LOST_RETENTION_S = 86_400
 
 
 @dataclass(frozen=True)
+class ScheduleSpec:
+    """A periodic actor's schedule as its scheduler reads it.
+
+    Attributes:
+      cron: The cron spec, in the scheduler's local time.
+      utc_offset_s: The scheduler's UTC offset, in seconds, when it last heart-beat.
+    """
+
+    cron: str
+    utc_offset_s: int
+
+
+@dataclass(frozen=True)
 class Registration:
     """What a process says about itself when it registers and at every heartbeat.
 
@@ -30,6 +45,7 @@ class Registration:
       role: ``worker`` or ``scheduler``.
       parent_pid: The process that started it: processes of one host and parent are one
         worker instance (``dramatiq -p N``).
+      schedules: A scheduler's periodic actors and their schedules.
     """
 
     worker_id: uuid.UUID
@@ -40,9 +56,10 @@ class Registration:
     queues: tuple[str, ...]
     threads: int
     version: str
+    schedules: Mapping[str, ScheduleSpec] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WorkerProcess(Registration):
     """One registered process, as the database last heard of it.
 
@@ -66,7 +83,7 @@ class WorkerProcess(Registration):
     def from_row(cls, row: tuple[Any, ...]) -> WorkerProcess:
         """Build from a ``list_workers`` row."""
         (worker_id, role, hostname, pid, parent_pid, queues, threads, version, started_at,
-         heartbeat_at, jobs_in_flight, lost, processes) = row  # fmt: skip
+         heartbeat_at, jobs_in_flight, schedules, lost, processes) = row  # fmt: skip
         return cls(
             worker_id=uuid.UUID(str(worker_id)),
             role=role,
@@ -76,6 +93,10 @@ class WorkerProcess(Registration):
             queues=tuple(queues),
             threads=threads,
             version=version,
+            schedules={
+                actor: ScheduleSpec(spec["cron"], int(spec["utc_offset_s"]))
+                for actor, spec in schedules.items()
+            },
             started_at=started_at,
             heartbeat_at=heartbeat_at,
             jobs_in_flight=jobs_in_flight,
@@ -111,6 +132,12 @@ class WorkerStore:
             "threads": registration.threads,
             "version": registration.version,
             "jobs_in_flight": jobs_in_flight,
+            "schedules": Json(
+                {
+                    actor: {"cron": spec.cron, "utc_offset_s": spec.utc_offset_s}
+                    for actor, spec in registration.schedules.items()
+                }
+            ),
         }
         query = load_queries("workers")["beat"]
         self.database.transaction(lambda cur: cur.execute(query, params), single_statement=True)

@@ -94,7 +94,7 @@ def verify(systemd_analyze: str, unit: Path) -> subprocess.CompletedProcess[str]
 
 def test_the_test_virtualenv_has_every_program_the_units_run() -> None:
     # The substitution is only meaningful if the test venv is laid out like the install prefix
-    for program in ("dramatiq", "periodiq", "geotasks"):
+    for program in ("dramatiq", "python", "geotasks"):
         assert Path(TEST_PREFIX, "bin", program).is_file()
 
 

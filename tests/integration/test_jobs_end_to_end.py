@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import dramatiq.worker
+import fiona
 import orjson
 import pytest
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
 from geotasks.errors import JobFailed, JobSkipped, JobTimeout, ResultTooLarge
+from geotasks.geo.limits import GeoLimits
+from geotasks.geo.operations import shapefile_to_geojson
 from geotasks.geo.result import GeoJSONResult
+from geotasks.http.status import status_info
 from geotasks.jobs import Job, submit_with_options
 from geotasks.middleware.job_status import JobStatus, mark_throttled, progress
 from geotasks.postgres.job_status import JobState
@@ -212,6 +216,40 @@ def test_progress_is_seen_by_the_client_while_started(stack: Stack) -> None:
         assert (seen.done, seen.total, seen.fraction) == (3, 4, 0.75)
         release.set()
         assert job.get(timeout=10) == 3
+
+
+def test_invalid_polygons_a_conversion_kept_are_in_the_job_s_warnings(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # Given an actor converting a dataset whose second polygon is a bow tie
+    bowtie = [(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)]
+    square = [(0, 0), (0, 1), (1, 1), (1, 0), (0, 0)]
+    schema = {"geometry": "Polygon", "properties": {}}
+    with fiona.open(tmp_path / "parcels.shp", "w", "ESRI Shapefile", schema, crs="EPSG:4326") as f:
+        f.writerecords(
+            [{"geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": {}}
+             for ring in (square, bowtie)]
+        )  # fmt: skip
+
+    def points(count: int) -> GeoJSONResult:
+        return shapefile_to_geojson("parcels", data_dir=tmp_path, limits=GeoLimits())
+
+    stack.actor(points, actor_name="points")
+
+    # When a worker runs it
+    with stack.worker():
+        job = submit(stack, "points", 1)
+        assert len(job.get(timeout=10)["features"]) == 2
+
+    # Then the job succeeded, and its info (job.info(), GET /jobs/{id}) says what was kept
+    info = job.info()
+    assert [(w["kind"], w["count"], w["first_ids"]) for w in info.warnings] == [
+        ("invalid_geometries", 1, [1])
+    ]
+    assert info.to_dict()["warnings"] == list(info.warnings)
+    assert status_info(info, "http://x/")["warnings"][0]["message"].startswith(
+        "parcels: 1 invalid polygon(s) kept as they are"
+    )
 
 
 def test_a_cancelled_job_is_skipped_by_the_worker(stack: Stack) -> None:

@@ -124,6 +124,7 @@ WITH requeued AS (
         error_type = NULL,
         error_message = NULL,
         error_traceback = NULL,
+        warnings = NULL,
         progress_done = NULL,
         progress_total = NULL,
         progress_at = NULL
@@ -143,6 +144,11 @@ UPDATE geotasks.job SET
     progress_at = now()
 WHERE message_id = %(message_id)s AND status = 'STARTED' AND attempt = %(attempt)s;
 
+-- name: warnings
+-- Replaces the list: each attempt records its own warnings.
+UPDATE geotasks.job SET warnings = %(warnings)s::jsonb
+WHERE message_id = %(message_id)s AND status = 'STARTED' AND attempt = %(attempt)s;
+
 -- name: get
 -- The result's header comes along, so one round trip answers "is it done, and what is there".
 SELECT
@@ -156,7 +162,7 @@ SELECT
     END,
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
     j.error_type, j.error_message, j.error_traceback, j.history,
-    r.kind, r.media_type, r.size_bytes
+    r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
 WHERE j.message_id = %(message_id)s;
@@ -174,7 +180,7 @@ SELECT
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
     -- Lists leave tracebacks out: up to 64 kB each.
     j.error_type, j.error_message, NULL, j.history,
-    r.kind, r.media_type, r.size_bytes
+    r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
 WHERE (%(statuses)s::text[] IS NULL
@@ -193,7 +199,9 @@ UPDATE geotasks.job SET
     progress_done = NULL,
     progress_total = NULL,
     progress_at = NULL,
-    error_message = NULL
+    error_message = NULL,
+    error_traceback = NULL,
+    warnings = NULL
 WHERE message_id IN (
     SELECT message_id FROM geotasks.job
     WHERE expires_at <= now() AND status IN ('SUCCESS', 'FAILURE', 'SKIPPED', 'CANCELLED')
@@ -229,7 +237,7 @@ SELECT
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
     -- Lists leave tracebacks out: up to 64 kB each.
     j.error_type, j.error_message, NULL, j.history,
-    r.kind, r.media_type, r.size_bytes
+    r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
 WHERE (%(statuses)s::text[] IS NULL
@@ -263,7 +271,7 @@ SELECT
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
     -- Lists leave tracebacks out: up to 64 kB each.
     j.error_type, j.error_message, NULL, j.history,
-    r.kind, r.media_type, r.size_bytes
+    r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
 WHERE (%(statuses)s::text[] IS NULL

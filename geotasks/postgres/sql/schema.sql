@@ -139,9 +139,11 @@ CREATE TABLE geotasks.job (
     progress_at timestamptz,
     error_type text,
     error_message text,
-    -- The last attempt's traceback (migration 0008): of a FAILURE, or of a job RETRYING.
+    -- What the job warned its client about (geotasks.job_warnings.warn): a JSON array.
+    warnings jsonb,
+    -- The last attempt's traceback (migration 0010): of a FAILURE, or of a job RETRYING.
     error_traceback text,
-    -- Attempts that ended before a dead letter was re-queued, oldest first (migration 0008):
+    -- Attempts that ended before a dead letter was re-queued, oldest first (migration 0010):
     -- [{"attempt", "status", "error_type", "error_message", "error_traceback", "finished_at",
     -- "requeued_at"}].
     history jsonb NOT NULL DEFAULT '[]'
@@ -149,6 +151,8 @@ CREATE TABLE geotasks.job (
 
 CREATE INDEX job_created_at_idx ON geotasks.job (created_at);
 CREATE INDEX job_expires_at_idx ON geotasks.job (expires_at) WHERE expires_at IS NOT NULL;
+-- Migration 0008: the jobs finished in the last hour, for the dashboard and /metrics.
+CREATE INDEX job_finished_at_idx ON geotasks.job (finished_at) WHERE finished_at IS NOT NULL;
 
 -- How far a state is along one attempt: waiting (0), waiting for a rate-limit slot (1),
 -- running (2), finished (3).
@@ -254,5 +258,7 @@ CREATE TABLE geotasks.worker (
     version text NOT NULL,
     started_at timestamptz NOT NULL DEFAULT now(),
     heartbeat_at timestamptz NOT NULL DEFAULT now(),
-    jobs_in_flight integer NOT NULL DEFAULT 0 CHECK (jobs_in_flight >= 0)
+    jobs_in_flight integer NOT NULL DEFAULT 0 CHECK (jobs_in_flight >= 0),
+    -- Migration 0008: a scheduler's schedules, {"actor": {"cron": …, "utc_offset_s": …}}.
+    schedules jsonb NOT NULL DEFAULT '{}'
 );

@@ -63,6 +63,7 @@ def test_the_api_conforms_to_its_openapi_document(client: TestClient) -> None:
         "GET /jobs/{jobID}",
         "DELETE /jobs/{jobID}",
         "GET /jobs/{jobID}/results",
+        "GET /health",
         *(f"POST /processes/{name}/execution" for name in REGISTRY),
     }
     assert set(checked) == expected

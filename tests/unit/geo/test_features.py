@@ -22,6 +22,7 @@ from geotasks.errors import InputError
 from geotasks.geo import Feature, read_features
 from geotasks.geo.context import ReadContext, set_context_provider
 from geotasks.geo.limits import GeoLimits
+from geotasks.job_warnings import recording
 
 from .conftest import MakeShapefile
 from .helpers import SAMPLE_DATA, SQUARE_CW, shapefile_members, zip_files
@@ -166,17 +167,20 @@ def test_bad_arguments_fail_before_anything_is_read(use_context: Use) -> None:
         read_features("nothing", limit=0)
 
 
-def test_an_invalid_polygon_fails_unless_repaired(
+def test_an_invalid_polygon_is_repaired_and_reported_unless_strict(
     use_context: Use, make_shapefile: MakeShapefile
 ) -> None:
     # Given a bow-tie polygon
     bowtie = {"type": "Polygon", "coordinates": [[(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)]]}
     make_shapefile("bowtie", "Polygon", [{"geometry": bowtie}])
-    # When read, Then it is bad input; with repair=True it comes out valid
-    with pytest.raises(InputError, match="repair=True"):
-        list(read_features("bowtie"))
-    (feature,) = read_features("bowtie", repair=True)
+    # When read, Then it comes out valid, and the job's warning counts it
+    with recording() as warnings:
+        (feature,) = read_features("bowtie")
     assert feature.geometry is not None and feature.geometry.is_valid
+    assert [(w["count"], w["repaired"]) for w in warnings] == [(1, True)]
+    # And with strict=True it is bad input
+    with pytest.raises(InputError, match="feature 0 has an invalid polygon"):
+        list(read_features("bowtie", strict=True))
 
 
 def test_the_source_opener_resolves_a_job_argument(

@@ -21,6 +21,7 @@ from geotasks.geo.operations import (
 )
 from geotasks.geo.options import ReadingOptions
 from geotasks.geo.result import GeoJSONResult
+from geotasks.job_warnings import recording
 
 from .conftest import MakeShapefile
 from .helpers import document, with_reading
@@ -253,3 +254,31 @@ def test_a_geos_failure_is_reported_as_bad_input(
     # When buffered, Then the error is an InputError naming the feature
     with pytest.raises(InputError, match="feature 0 cannot be processed"):
         run(buffer_features, data_dir, "p", 10)
+
+
+OPERATIONS = [
+    (buffer_features, (1000,), {}),
+    (simplify_features, (100,), {}),
+    (dissolve_features, (), {}),
+    (clip_features, (), {"bbox": [-1, -1, 2, 2]}),
+    (measure_features, (), {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("operation", "args", "kwargs"), OPERATIONS, ids=[op[0].__name__ for op in OPERATIONS]
+)
+def test_operations_repair_an_invalid_polygon_and_report_it_unless_strict(
+    data_dir: Path, make_shapefile: MakeShapefile, operation: Any, args: Any, kwargs: Any
+) -> None:
+    # Given a bow tie
+    bowtie = {"type": "Polygon", "coordinates": [BOWTIE]}
+    make_shapefile("bowtie", "Polygon", [{"geometry": bowtie}])
+    # When processed, Then the output is valid and the job's warning says it was repaired
+    with recording() as warnings:
+        doc = run(operation, data_dir, "bowtie", *args, **kwargs)
+    assert shapely.geometry.shape(doc["features"][0]["geometry"]).is_valid
+    assert [(w["count"], w["first_ids"], w["repaired"]) for w in warnings] == [(1, [0], True)]
+    # And with strict=True it fails, naming the feature
+    with pytest.raises(InputError, match="feature 0 has an invalid polygon"):
+        run(operation, data_dir, "bowtie", *args, strict=True, **kwargs)

@@ -1,4 +1,4 @@
-"""ReadingOptions: one declaration of the nine reading options, checked when built."""
+"""ReadingOptions: one declaration of the reading options, checked when built."""
 
 from __future__ import annotations
 
@@ -23,14 +23,15 @@ EXPECTED_DEFAULTS = {
     "precision": 7,
     "encoding": None,
     "repair": False,
+    "strict": False,
     "limit": None,
 }
 
 
-def test_the_nine_options_in_order_with_their_defaults_and_descriptions() -> None:
+def test_the_options_in_order_with_their_defaults_and_descriptions() -> None:
     # Given the dataclass, When its fields are listed
     fields = dataclasses.fields(ReadingOptions)
-    # Then they are the actors' nine options, in their order, each with a one-line description
+    # Then they are the actors' reading options, in their order, each with a one-line description
     assert {f.name: f.default for f in fields} == EXPECTED_DEFAULTS
     assert list(EXPECTED_DEFAULTS) == [f.name for f in fields]
     for f in fields:
@@ -45,7 +46,7 @@ def test_field_types_are_plain_annotations_with_schema_fragments() -> None:
     assert hints == {
         "layer": str | None, "source_crs": str | None, "bbox": list[float] | None,
         "fields": list[str] | None, "where": str | None, "precision": int,
-        "encoding": str | None, "repair": bool, "limit": int | None,
+        "encoding": str | None, "repair": bool, "strict": bool, "limit": int | None,
     }  # fmt: skip
     schemas = {f.name: f.metadata.get("schema") for f in dataclasses.fields(ReadingOptions)}
     assert schemas["bbox"] == {"minItems": 4, "maxItems": 4}

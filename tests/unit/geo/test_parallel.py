@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import shapely
 
 from geotasks.errors import InputError
 from geotasks.geo import parallel
@@ -20,6 +21,8 @@ from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
 from geotasks.geo.reading import open_layer
 from geotasks.geo.result import GeoJSONResult
+from geotasks.geo.validity import InvalidPolicy
+from geotasks.job_warnings import recording
 
 from .conftest import MakeShapefile
 from .helpers import document, shapefile_members, with_reading, zip_files
@@ -171,19 +174,37 @@ def test_a_zipped_shapefile_is_read_in_one_process(data_dir: Path, cells: Path) 
         ] == [(0, FEATURES)]
 
 
-def test_bad_data_in_a_helper_s_range_fails_the_job_with_its_reason(
-    data_dir: Path, make_shapefile: MakeShapefile
-) -> None:
+@pytest.fixture
+def bowtie_cells(make_shapefile: MakeShapefile) -> Path:
+    """``cells`` whose feature 2500, in the range a helper process reads, is a bow tie."""
     bowtie = [(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)]
     features = [_cell(index) for index in range(FEATURES)]
     features[2_500] = {"geometry": {"type": "Polygon", "coordinates": [bowtie]}}
-    make_shapefile("cells", "Polygon", features, crs="EPSG:3857")
+    return make_shapefile("cells", "Polygon", features, crs="EPSG:3857")
 
+
+def test_bad_data_in_a_helper_s_range_fails_the_job_with_its_reason(
+    data_dir: Path, bowtie_cells: Path
+) -> None:
     with pytest.raises(InputError, match=r"cells: feature 2500 has an invalid polygon"):
-        _convert(data_dir, "cells", 3)
+        _convert(data_dir, "cells", 3, strict=True)
     assert _helpers_running() == []
     repaired = document(GeoJSONResult.from_bytes(_convert(data_dir, "cells", 3, repair=True)))
     assert len(repaired["features"]) == FEATURES
+
+
+def test_invalid_polygons_a_helper_keeps_are_reported_by_the_job(
+    data_dir: Path, bowtie_cells: Path
+) -> None:
+    # Given a bow-tie in the range a helper process reads
+    # When converted in 3 processes with the default policy
+    with recording() as warnings:
+        kept = document(GeoJSONResult.from_bytes(_convert(data_dir, "cells", 3)))
+
+    # Then the job's warning names the helper's feature, which is written as it was
+    assert [(w["count"], w["first_ids"]) for w in warnings] == [(1, [2500])]
+    assert len(kept["features"]) == FEATURES
+    assert not shapely.geometry.shape(kept["features"][2_500]["geometry"]).is_valid
 
 
 @pytest.mark.parametrize(
@@ -199,7 +220,13 @@ def test_a_helper_that_dies_fails_the_job_saying_how(
     limits = GeoLimits()
     with open_layer("cells", data_dir=data_dir, limits=limits) as layer:
         task = parallel._RangeTask(
-            layer.detached(), parallel.FeatureRange(10, 20), 7, False, False, limits, "unused"
+            layer.detached(),
+            parallel.FeatureRange(10, 20),
+            7,
+            False,
+            InvalidPolicy.FAIL,
+            limits,
+            "unused",
         )
     code = f"import os, signal; os.kill(os.getpid(), signal.{signal_name})"
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)

@@ -15,6 +15,7 @@ from geotasks.errors import InputError
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
 from geotasks.geo.streaming import BATCH_FEATURES
+from geotasks.job_warnings import recording
 
 from .conftest import MakeShapefile
 from .helpers import SAMPLE_DATA, SQUARE_CW, document, with_reading
@@ -167,12 +168,14 @@ def test_bad_source_crs_is_refused(data_dir: Path, square: Path, source_crs: Any
         convert(data_dir, "square", source_crs=source_crs)
 
 
-def test_unreadable_prj_is_refused(data_dir: Path, square: Path) -> None:
-    # Given a .prj that is not a CRS
+def test_unreadable_prj_over_lon_lat_is_read_as_wgs84(data_dir: Path, square: Path) -> None:
+    # Given a .prj that is not a CRS over plainly lon/lat coordinates
     square.with_suffix(".prj").write_text("this is not WKT")
-    # When converted, Then the message names the .prj
-    with pytest.raises(InputError, match=r"\.prj"):
-        convert(data_dir, "square")
+    # When converted, Then it is read as WGS84, as if the .prj were missing
+    assert convert(data_dir, "square")["features"][0]["geometry"]["coordinates"][0][0] == [
+        2.0,
+        48.0,
+    ]
 
 
 # --- broken files ----------------------------------------------------------------------
@@ -186,14 +189,6 @@ def test_missing_shx_is_rebuilt_on_a_copy_only(data_dir: Path, square: Path) -> 
     # Then it is read, and the data directory is left untouched
     assert len(doc["features"]) == 1
     assert not square.with_suffix(".shx").exists()
-
-
-def test_missing_dbf_is_refused(data_dir: Path, square: Path) -> None:
-    # Given a shapefile without its attribute table
-    square.with_suffix(".dbf").unlink()
-    # When converted, Then the message names the missing .dbf (GDAL alone would carry on)
-    with pytest.raises(InputError, match=r"\.dbf"):
-        convert(data_dir, "square")
 
 
 @pytest.mark.parametrize("suffix", [".shp", ".dbf"])
@@ -257,6 +252,7 @@ def test_a_bbox_across_the_antimeridian(data_dir: Path, sample: Any) -> None:
         ({"precision": -1}, "precision="),
         ({"limit": 0}, "limit="),
         ({"repair": "yes"}, "repair="),
+        ({"strict": 1}, "strict="),
         ({"layer": 3}, "layer="),
     ],
 )
@@ -280,15 +276,23 @@ def test_feature_and_vertex_limits(data_dir: Path, sample: Any) -> None:
         convert(data_dir, "naturalearth_lowres", limits=GeoLimits(max_vertices=50))
 
 
-def test_invalid_polygon_is_reported_or_repaired(
-    data_dir: Path, make_shapefile: MakeShapefile
+def test_invalid_polygon_is_kept_and_reported_repaired_or_refused(
+    data_dir: Path, make_shapefile: MakeShapefile, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Given a self-intersecting "bow tie" polygon
     bowtie = {"type": "Polygon", "coordinates": [[(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)]]}
     make_shapefile("bowtie", "Polygon", [{"geometry": POLYGON}, {"geometry": bowtie}])
-    # When converted, Then the feature is named in the error
+    # When converted, Then it is written as it is, and a warning (log and job) counts it
+    with caplog.at_level(logging.WARNING), recording() as warnings:
+        kept = convert(data_dir, "bowtie")["features"][1]["geometry"]
+    assert kept == {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
+    assert [(w["count"], w["first_ids"], w["repaired"]) for w in warnings] == [(1, [1], False)]
+    assert "bowtie: 1 invalid polygon(s) kept as they are (feature ids 1;" in caplog.text
+    # And with strict=True the feature is named in the error
     with pytest.raises(InputError, match="feature 1 has an invalid polygon"):
-        convert(data_dir, "bowtie")
+        convert(data_dir, "bowtie", strict=True)
+    with pytest.raises(InputError, match="cannot both be true"):
+        convert(data_dir, "bowtie", strict=True, repair=True)
     # And with repair=True it becomes a valid MultiPolygon of the two triangles
     geometry = convert(data_dir, "bowtie", repair=True)["features"][1]["geometry"]
     assert geometry["type"] == "MultiPolygon"
@@ -303,9 +307,9 @@ def test_an_invalid_polygon_in_a_later_batch_is_found(
     bowtie = {"type": "Polygon", "coordinates": [[(0, 0), (1, 1), (1, 0), (0, 1), (0, 0)]]}
     features = [{"geometry": bowtie if i == bad else POLYGON} for i in range(3 * BATCH_FEATURES)]
     make_shapefile("many", "Polygon", features)
-    # When converted, Then that feature is named, although earlier batches were clean
+    # When converted strictly, Then that feature is named, although earlier batches were clean
     with pytest.raises(InputError, match=f"feature {bad} has an invalid polygon"):
-        convert(data_dir, "many")
+        convert(data_dir, "many", strict=True)
     # And with repair=True only that feature changes; the others keep their order and ids
     collection = convert(data_dir, "many", repair=True)["features"]
     assert [feature["id"] for feature in collection] == list(range(3 * BATCH_FEATURES))
