@@ -151,6 +151,9 @@ class Settings:
     api_cors_origins: tuple[str, ...] = ()
     #: Largest request body the HTTP API reads, in bytes (execute requests are small JSON).
     api_max_request_bytes: int = field(default=1024 * 1024, metadata={"minimum": 1})
+    #: Serve Prometheus metrics at ``/metrics`` (``pip install 'geotasks[metrics]'``): ``true``
+    #: or ``false``. Without ``api_tokens`` they answer loopback clients only.
+    api_metrics: bool = False
     #: Longest an execute request with ``Prefer: respond-sync`` waits for its job, in seconds;
     #: a job still running then is answered asynchronously (201).
     api_sync_wait_s: int = field(default=10, metadata={"minimum": 0})
@@ -200,6 +203,15 @@ def _parse_int(name: str, raw: str, *, minimum: int) -> int:
     if value < minimum:
         raise ConfigurationError(f"{name}={raw!r} must be at least {minimum}")
     return value
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"true", "yes", "on", "1"}:
+        return True
+    if value in {"false", "no", "off", "0"}:
+        return False
+    raise ConfigurationError(f"{name}={raw!r} is neither true nor false")
 
 
 def _parse_url(name: str, raw: str, *, schemes: frozenset[str]) -> str:
@@ -253,6 +265,8 @@ def _parser_for(setting: Field[object]) -> Callable[[str, str], object]:
         return functools.partial(_parse_int, minimum=setting.metadata.get("minimum", 0))
     if setting.type in ("Path", "Path | None"):
         return _parse_path
+    if setting.type == "bool":
+        return _parse_bool
     raise TypeError(f"no parser for setting {setting.name} of type {setting.type}")
 
 

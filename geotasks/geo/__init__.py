@@ -4,7 +4,7 @@ This package knows fiona, shapely, pyproj and orjson, and nothing of Dramatiq or
 Its public names are loaded lazily (PEP 562), on first use: :mod:`geotasks.geo.result` (the
 results contract) must stay importable by a web application that never pays for GDAL::
 
-    from geotasks.geo import Feature, read_features
+    from geotasks.geo import Feature, LocalMetres, in_metres, read_features
     from geotasks.geo.result import GeoJSONResult
 """
 
@@ -15,16 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from geotasks.geo.features import Feature, read_features
+    from geotasks.geo.metres import LocalMetres, in_metres
     from geotasks.geo.options import ReadingOptions
 
 #: Each public name and the module that defines it.
 _LAZY = {
     "Feature": "geotasks.geo.features",
     "read_features": "geotasks.geo.features",
+    "LocalMetres": "geotasks.geo.metres",
+    "in_metres": "geotasks.geo.metres",
     "ReadingOptions": "geotasks.geo.options",
 }
 
-__all__ = ["Feature", "ReadingOptions", "read_features"]
+__all__ = ["Feature", "LocalMetres", "ReadingOptions", "in_metres", "read_features"]
 
 
 def __getattr__(name: str) -> Any:

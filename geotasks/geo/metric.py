@@ -3,7 +3,8 @@
 Distances in an azimuthal equidistant (AEQD) projection are true from its centre, and close
 to true nearby (about 0.1 % at 300 km, 1.6 % at 2,000 km), whatever the latitude; Web
 Mercator's metres are wrong by a factor of 1/cos(latitude). Each geometry is projected on
-an AEQD centred on itself, processed in metres, and brought back to lon/lat.
+an AEQD centred on itself, processed in metres, and brought back to lon/lat (the public
+face of this is :mod:`geotasks.geo.metres`, which also chooses the centre).
 """
 
 from __future__ import annotations
@@ -39,19 +40,6 @@ class LocalProjection:
             round(((lon + 180.0) % 360.0) - 180.0, CENTRE_ROUNDING_DEG),
             round(min(90.0, max(-90.0, lat)), CENTRE_ROUNDING_DEG),
         )
-
-    @classmethod
-    def around(cls, geometry: BaseGeometry) -> LocalProjection:
-        """A projection centred on the middle of a lon/lat geometry's bounds.
-
-        Parameters:
-          geometry: A lon/lat geometry with continuous longitudes (see ``unwrap``).
-
-        Returns:
-          The projection.
-        """
-        minx, miny, maxx, maxy = geometry.bounds
-        return cls((minx + maxx) / 2.0, (miny + maxy) / 2.0)
 
     def to_metres(self, geometry: BaseGeometry) -> BaseGeometry:
         """Project a lon/lat geometry to this projection's metres."""

@@ -4,7 +4,7 @@ Every operation takes a ``source`` (a dataset name, or a trusted ``Path`` from a
 job), its own parameters, an explicit ``data_dir`` and ``limits``, the reading options as one
 :class:`~geotasks.geo.options.ReadingOptions` and a ``tmp_dir``. Results are always
 RFC 7946: WGS84 lon/lat, split at the antimeridian. Distances are metres wherever the data
-lies, measured in a projection centred on each feature (see :mod:`geotasks.geo.metric`).
+lies, measured in a projection centred on each feature (see :mod:`geotasks.geo.metres`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pyproj import Geod
 from shapely.geometry.base import BaseGeometry
 
 from geotasks.errors import InputError
-from geotasks.geo.antimeridian import split, unwrap
+from geotasks.geo.antimeridian import split
 from geotasks.geo.bbox import bbox_polygon
 from geotasks.geo.features import continuous_features
 from geotasks.geo.geojson import FeatureCollectionWriter
 from geotasks.geo.limits import GeoLimits
-from geotasks.geo.metric import LocalProjection
+from geotasks.geo.metres import LocalMetres
 from geotasks.geo.options import ReadingOptions, check_flag, parse_bbox
 from geotasks.geo.parallel import write_layer_split
 from geotasks.geo.reading import Layer, Source, open_layer
@@ -124,9 +124,9 @@ def buffer_features(
     distance = _check_metres(distance_m, "distance_m", MAX_BUFFER_M)
 
     def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
-        local = LocalProjection.around(geometry)
-        buffered = shapely.buffer(_metric(local, geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
-        return fid, properties, _to_lonlat(local, buffered, limits)
+        frame = LocalMetres(geometry)
+        buffered = shapely.buffer(frame.to_metres(geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
+        return fid, properties, _to_lonlat(frame, buffered, limits)
 
     return _map_features(
         source, buffer, data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
@@ -165,15 +165,15 @@ def simplify_features(
     check_flag(preserve_topology, "preserve_topology")
 
     def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
-        local = LocalProjection.around(geometry)
+        frame = LocalMetres(geometry)
         simpler: BaseGeometry | None = shapely.simplify(
-            _metric(local, geometry), tolerance, preserve_topology=preserve_topology
+            frame.to_metres(geometry), tolerance, preserve_topology=preserve_topology
         )
         if simpler is not None and geometry.geom_type in POLYGONAL and not simpler.is_valid:
             simpler = make_polygonal_valid(simpler)
         if simpler is None or simpler.is_empty:
             return fid, properties, None
-        return fid, properties, _to_lonlat(local, simpler, limits)
+        return fid, properties, _to_lonlat(frame, simpler, limits)
 
     return _map_features(
         source, simplify, data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
@@ -384,29 +384,13 @@ def _map_features(
     return result
 
 
-def _metric(local: LocalProjection, geometry: BaseGeometry) -> BaseGeometry:
-    """The geometry in the local projection's metres, valid again if projecting broke it.
-
-    A polygon edge along a pole (Antarctica's, at -90°) collapses to one point in an
-    azimuthal projection, which leaves the projected polygon invalid.
-    """
-    metric = local.to_metres(geometry)
-    if geometry.geom_type in POLYGONAL and not metric.is_valid:
-        return make_polygonal_valid(metric) or shapely.Polygon()
-    return metric
-
-
 def _to_lonlat(
-    local: LocalProjection, geometry: BaseGeometry, limits: GeoLimits
+    frame: LocalMetres, geometry: BaseGeometry, limits: GeoLimits
 ) -> BaseGeometry | None:
-    """Bring an operation's result back to lon/lat, split at ±180 and valid.
-
-    Edges that touch in metres (a buffer closing a narrow inlet) can cross once the
-    projection's curvature is undone, so a polygon is checked and made valid again.
-    """
-    lonlat: BaseGeometry | None = split(unwrap(local.to_lonlat(geometry)))
-    if lonlat is not None and lonlat.geom_type in POLYGONAL and not lonlat.is_valid:
-        lonlat = make_polygonal_valid(lonlat)
+    """Bring an operation's result back to RFC 7946 lon/lat (``None`` if nothing is left)."""
+    lonlat = frame.to_lonlat(geometry)
+    if lonlat.is_empty:
+        return None
     _check_vertices(lonlat, limits)
     return lonlat
 

@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import orjson
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -33,14 +32,20 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..geo.listing import list_dataset_names
 from ..postgres.job_status import CANCELLABLE_STATES, JobInfo, JobState
 from ..settings import Settings, get_settings
+from .dashboard import dashboard_openapi, dashboard_routes
+from .error_handlers import EXCEPTION_HANDLERS
+from .forms import form_fields
 from .health import OPENAPI_PATHS as HEALTH_PATHS
 from .health import health_routes
+from .metrics import OPENAPI_PATHS as METRICS_PATHS
+from .metrics import metrics_routes
 from .negotiation import HTML, check_query, output_format
 from .openapi import DEFAULT_LIMIT, MAX_LIMIT, OPENAPI_MEDIA_TYPE, build_openapi
+from .pages import base_url, render_page
 from .problems import (
-    EXCEPTION_HANDLERS,
     INVALID_PARAMETER,
     RESULT_NOT_READY,
     Problem,
@@ -80,11 +85,6 @@ JOB_REFRESH_MS = 2000
 #: Headers of every response: never sniff content types, and never send a page's URL (which
 #: may hold a job id, the key to a result) to another site.
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
-#: HTML pages load nothing from anywhere else and run no inline script.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 
 
 def json_response(
@@ -98,12 +98,6 @@ def json_response(
     return Response(
         orjson.dumps(document), status_code=status_code, headers=headers, media_type=media_type
     )
-
-
-def base_url(request: Request) -> str:
-    """Return the API's base URL as this client reaches it, ending in ``/``."""
-    url = str(request.base_url)
-    return url if url.endswith("/") else url + "/"
 
 
 def human_size(size_bytes: int) -> str:
@@ -182,10 +176,6 @@ class Api:
         self.settings = settings
         self.catalogue = catalogue
         self.access = access
-        self.templates = Environment(
-            loader=PackageLoader("geotasks.http", "templates"),
-            autoescape=select_autoescape(["html"]),
-        )
         self._openapi: dict[str, bytes] = {}
         self._sync_waits = threading.BoundedSemaphore(MAX_SYNC_WAITS)
 
@@ -228,16 +218,8 @@ class Api:
         **context: Any,
     ) -> HTMLResponse:
         """Render an HTML page, with a link to the JSON representation of the same resource."""
-        page = self.templates.get_template(template).render(
-            title=title,
-            base_url=base_url(request),
-            alternates=[{"href": json_href, "rel": "alternate", "type": "application/json"}],
-            **context,
-        )
-        return HTMLResponse(
-            page,
-            status_code=status_code,
-            headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY},
+        return render_page(
+            request, template, title=title, json_href=json_href, status_code=status_code, **context
         )
 
     def respond(
@@ -337,7 +319,11 @@ class Api:
             list(self.catalogue),
             server_url=base_url(request).rstrip("/") or "/",
             secured=bool(self.settings.api_tokens),
-            extra_paths=HEALTH_PATHS,
+            extra_paths={
+                **dashboard_openapi(secured=bool(self.settings.api_tokens)),
+                **HEALTH_PATHS,
+                **(METRICS_PATHS if self.settings.api_metrics else {}),
+            },
         )
 
     def openapi(self, request: Request) -> Response:
@@ -397,15 +383,26 @@ class Api:
         process = self.catalogue.get(request.path_params["processID"])
         base = base_url(request)
         document = process.describe(base)
-        return self.respond(
+        if output_format(request) != HTML:
+            return json_response(document)
+        return self.html(
             request,
-            document,
             "process.html",
             title=process.title,
             json_href=f"{base}processes/{process.id}?f=json",
+            document=document,
             execute_url=f"{base}processes/{process.id}/execution",
             example={"inputs": process.example_inputs()},
+            fields=form_fields(process, self._dataset_names()),
+            secured=bool(self.settings.api_tokens),
         )
+
+    def _dataset_names(self) -> list[str]:
+        """The names the form's dataset picker offers: none when the API asks for a token
+        (the page is public; the data directory's content is not)."""
+        if self.settings.api_tokens or self.settings.data_dir is None:
+            return []
+        return list_dataset_names(self.settings.data_dir)
 
     async def execute(self, request: Request) -> Response:
         """``POST /processes/{processID}/execution``: create a job.
@@ -891,7 +888,9 @@ def create_app(
         Route("/jobs/{jobID}", api.job, methods=["GET"]),
         Route("/jobs/{jobID}", api.dismiss, methods=["DELETE"]),
         Route("/jobs/{jobID}/results", api.results, methods=["GET"]),
+        *dashboard_routes(api),
         *health_routes(settings),
+        *metrics_routes(settings, api.require_token),
         Mount("/static", StaticFiles(packages=[("geotasks.http", "static")]), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders)]

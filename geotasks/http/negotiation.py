@@ -61,10 +61,24 @@ def output_format(request: Request) -> str:
                 400, f"f={f!r} is not offered; use f=json or f=html", type_=INVALID_PARAMETER
             )
         return f
+    return HTML if _accept_prefers_html(request) else JSON
+
+
+def wants_html(request: Request) -> bool:
+    """Whether an error should be answered as an HTML page: as :func:`output_format`, except
+    that an ``f`` naming no format (the error may be about it) leaves the choice to ``Accept``.
+    """
+    f = request.query_params.get("f")
+    if f in (JSON, HTML):
+        return f == HTML
+    return _accept_prefers_html(request)
+
+
+def _accept_prefers_html(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     html = _accept_quality(accept, "text/html")
     json = max(_accept_quality(accept, "application/json"), 0.0)
-    return HTML if html > 0 and html > json else JSON
+    return html > 0 and html > json
 
 
 def check_query(request: Request, allowed: Collection[str]) -> None:

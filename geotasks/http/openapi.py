@@ -30,9 +30,13 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _problem(description: str) -> dict[str, Any]:
+    # A browser (Accept: text/html or ?f=html) gets the problem as a page.
     return {
         "description": description,
-        "content": {"application/problem+json": {"schema": _ref("exception")}},
+        "content": {
+            "application/problem+json": {"schema": _ref("exception")},
+            "text/html": {"schema": {"type": "string"}},
+        },
     }
 
 

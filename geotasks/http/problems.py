@@ -1,28 +1,24 @@
 """RFC 7807 problem documents: the one shape of every error the HTTP API returns.
 
-Endpoints raise :class:`Problem`; the app's exception handlers turn it, Starlette's own
-``HTTPException`` (unknown route, wrong method) and anything unexpected into an
-``application/problem+json`` response. OGC API - Processes names some problems with its own
+Endpoints raise :class:`Problem`; the app's exception handlers
+(:mod:`geotasks.http.error_handlers`) turn it, Starlette's own ``HTTPException`` (unknown route,
+wrong method) and anything unexpected into an ``application/problem+json`` response, or an HTML
+page for a browser. OGC API - Processes names some problems with its own
 exception type URIs (``no-such-process``, ``no-such-job``, ``result-not-ready``); others use
 ``about:blank`` with the HTTP status as the title, as RFC 7807 suggests.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 import orjson
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import DatabaseUnavailable, GeotasksError
+from ..errors import GeotasksError
 from .redaction import redact_paths
-
-logger = logging.getLogger(__name__)
 
 #: Media type of a problem document (RFC 7807).
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -70,16 +66,18 @@ class Problem(GeotasksError):
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
 
-    def to_response(self, instance: str | None = None) -> Response:
-        """Return this problem as an ``application/problem+json`` response.
+    def served_detail(self, instance: str | None = None) -> str:
+        """Return the detail as served: server paths (a worker's error naming a file) are cut
+        to their last part; ``instance``, the request's own path, is kept."""
+        return redact_paths(self.detail, request_path=instance)
 
-        Server paths in the detail (a worker's error naming a file) are cut to their last part.
-        """
+    def to_response(self, instance: str | None = None) -> Response:
+        """Return this problem as an ``application/problem+json`` response."""
         document: dict[str, Any] = {
             "type": self.type,
             "title": self.title,
             "status": self.status,
-            "detail": redact_paths(self.detail, request_path=instance),
+            "detail": self.served_detail(instance),
         }
         if instance is not None:
             document["instance"] = instance
@@ -97,49 +95,3 @@ def no_such_job(job_id: str) -> Problem:
     return Problem(
         404, f"there is no job {job_id!r} (never created, dismissed or expired)", type_=NO_SUCH_JOB
     )
-
-
-async def handle_problem(request: Request, exc: Exception) -> Response:
-    """Exception handler for :class:`Problem`."""
-    assert isinstance(exc, Problem)
-    return exc.to_response(request.url.path)
-
-
-async def handle_http_exception(request: Request, exc: Exception) -> Response:
-    """Exception handler turning Starlette's ``HTTPException`` (404, 405) into a problem."""
-    assert isinstance(exc, HTTPException)
-    detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
-    if exc.status_code == 404 and detail is None:
-        detail = f"no resource at {request.url.path}"
-    elif exc.status_code == 405 and detail is None:
-        detail = f"{request.method} is not allowed on {request.url.path}"
-    problem = Problem(
-        exc.status_code,
-        detail or HTTPStatus(exc.status_code).description,
-        headers=exc.headers,
-    )
-    return problem.to_response(request.url.path)
-
-
-async def handle_unavailable(request: Request, exc: Exception) -> Response:
-    """Exception handler for a database that cannot be reached: 503, try again later."""
-    logger.warning("Answering 503 to %s %s: %s", request.method, request.url.path, exc)
-    problem = Problem(
-        503, "the job store is unavailable; try again shortly", headers={"Retry-After": "5"}
-    )
-    return problem.to_response(request.url.path)
-
-
-async def handle_unexpected(request: Request, exc: Exception) -> Response:
-    """Exception handler of last resort: log the traceback, never send it to the client."""
-    logger.exception("Unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return Problem(500, "the server failed to handle this request").to_response(request.url.path)
-
-
-#: The handlers to install on the app, most specific first.
-EXCEPTION_HANDLERS = {
-    Problem: handle_problem,
-    HTTPException: handle_http_exception,
-    DatabaseUnavailable: handle_unavailable,
-    Exception: handle_unexpected,
-}

@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 
 #: First segments of the API's own URL paths, which messages may name (``poll /jobs/{id}``).
-API_PATH_ROOTS = frozenset({"jobs", "processes", "conformance", "openapi.json", "api", "static"})
+API_PATH_ROOTS = frozenset(
+    {"jobs", "processes", "conformance", "openapi.json", "api", "static", "health"}
+)
 
 #: An absolute POSIX path: a ``/`` not inside a word, URL or relative path, and what follows up
 #: to a space, quote, bracket or punctuation that ends a path in prose.

@@ -24,6 +24,7 @@ from geotasks.middleware.job_status import JobStatus
 from geotasks.middleware.periodic import PeriodicDeduplication
 from geotasks.middleware.rate_limit import RateLimit
 from geotasks.middleware.results import Results
+from geotasks.middleware.workers import WorkerRegistry
 from geotasks.postgres.broker import PostgresBroker
 from geotasks.postgres.results import PostgresBackend
 from geotasks.redis_broker import RedisBroker
@@ -72,6 +73,7 @@ def test_the_middleware_are_in_the_documented_order() -> None:
         Retries,
         CurrentMessage,
         Results,
+        WorkerRegistry,
     ]
 
 

@@ -138,7 +138,14 @@ def test_one_worker_instance_may_serve_several_queues() -> None:
 def test_the_scheduler_runs_periodiq_on_the_worker_and_maintenance_modules() -> None:
     unit = UnitFile.read(SCHEDULER)
     argv = unit.command("ExecStart", unit_environment(unit))
-    assert argv == [PREFIX + "/bin/periodiq", "geotasks.worker", "geotasks.maintenance"]
+    # periodiq through geotasks.scheduler, which registers it in the worker registry
+    assert argv == [
+        PREFIX + "/bin/python",
+        "-m",
+        "geotasks.scheduler",
+        "geotasks.worker",
+        "geotasks.maintenance",
+    ]
     # periodiq dies of SIGHUP, so the scheduler offers no reload
     assert unit.values("Service", "ExecReload") == []
 

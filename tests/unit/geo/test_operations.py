@@ -228,6 +228,27 @@ def test_operations_chain_through_a_path(tmp_path: Path, data_dir: Path, sample:
     assert shape.is_valid
 
 
+def test_an_island_split_at_the_antimeridian_is_buffered_where_it_lies(
+    data_dir: Path, make_shapefile: MakeShapefile
+) -> None:
+    # Given an island stored split at ±180 (as Fiji is), and the same island at 0°
+    halves = shapely.MultiPolygon(
+        [shapely.box(179.9, -17.1, 180.0, -17.0), shapely.box(-180.0, -17.1, -179.9, -17.0)]
+    )
+    for name, geometry in [("split", halves), ("zero", shapely.box(-0.1, -17.1, 0.1, -17.0))]:
+        feature = {"geometry": shapely.geometry.mapping(geometry)}
+        make_shapefile(name, geometry.geom_type, [feature])
+    # When both are buffered by 5 km
+    areas = [
+        abs(GEOD.geometry_area_perimeter(shapely.geometry.shape(
+            run(buffer_features, data_dir, name, 5000)["features"][0]["geometry"]
+        ))[0])
+        for name in ("split", "zero")
+    ]  # fmt: skip
+    # Then the areas agree (metres measured around the island, not on the other side of Earth)
+    assert areas[0] == pytest.approx(areas[1], rel=0.002)
+
+
 def test_buffering_every_country_gives_valid_rfc7946(data_dir: Path, sample: Any) -> None:
     # Given the countries, Antarctica (edges along the pole) and Fiji (split at ±180) included
     sample("naturalearth_lowres")

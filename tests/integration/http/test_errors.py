@@ -1,4 +1,5 @@
-"""No error the HTTP API serves names a server path (issue 25, item 7).
+"""Every error the HTTP API can return: a problem document for programs, an HTML page for
+browsers, and no server path in either.
 
 A worker's error is written for its operator and may name files (a missing data directory in
 site-packages, a GDAL error on ``/srv/…/parcels.shp``, a traceback). Every error response the API
@@ -8,10 +9,12 @@ come from, and none may show a directory of this server.
 
 from __future__ import annotations
 
+import html
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx2 as httpx
 import pytest
@@ -39,7 +42,20 @@ SERVER_DIRS = (
     str(Path(geotasks.__file__).resolve().parent),
     sys.prefix,
 )
-FORMATS = {"json": {"Accept": "application/json"}, "html": {"Accept": "text/html"}}
+#: How a client asks for each representation: headers, and query parameters.
+FORMATS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "json": ({"Accept": "application/json"}, {}),
+    "no preference": ({}, {}),
+    "html": ({"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}, {}),
+    "f=html": ({"Accept": "application/json"}, {"f": "html"}),
+}
+#: Media type of the answer to each way of asking.
+ERROR_MEDIA_TYPES = {
+    "json": "application/problem+json",
+    "no preference": "application/problem+json",
+    "html": "text/html; charset=utf-8",
+    "f=html": "text/html; charset=utf-8",
+}
 BIG_BODY = b"{" + b" " * (2 * 1024 * 1024) + b"}"
 
 
@@ -101,25 +117,41 @@ def clients(
             client.__exit__(None, None, None)
 
 
-Request = Callable[[dict[str, TestClient], dict[str, str], dict[str, str]], httpx.Response]
+#: A request, given the clients, the jobs, and the format's headers and query parameters.
+Request = Callable[
+    [dict[str, TestClient], dict[str, str], dict[str, str], dict[str, str]], httpx.Response
+]
+
+
+def _url(path: str, query: dict[str, str]) -> str:
+    """``path`` with ``query`` appended to the parameters it has."""
+    if not query:
+        return path
+    return path + ("&" if "?" in path else "?") + urlencode(query)
 
 
 def _get(path: str, client: str = "open", **headers: str) -> Request:
-    return lambda clients, jobs, accept: clients[client].get(
-        path.format(**jobs), headers={**accept, **headers}
+    return lambda clients, jobs, accept, query: clients[client].get(
+        _url(path.format(**jobs), query), headers={**accept, **headers}
     )
 
 
 def _execute(client: str = "open", headers: dict[str, str] | None = None, **body: Any) -> Request:
-    return lambda clients, jobs, accept: clients[client].post(
-        "/processes/echo/execution", headers={**accept, **(headers or {})}, **body
+    return lambda clients, jobs, accept, query: clients[client].post(
+        _url("/processes/echo/execution", query), headers={**accept, **(headers or {})}, **body
     )
 
 
 #: Every error the API answers, by what provokes it, and its status.
 ERRORS: dict[str, tuple[Request, int]] = {
     "unknown query parameter": (_get("/processes?colour=red"), 400),
-    "unknown format": (_get("/processes?f=xml"), 400),
+    "static file missing": (_get("/static/nothing.js"), 404),
+    "unknown format": (
+        lambda clients, jobs, accept, query: clients["open"].get(
+            "/processes?f=xml", headers=accept
+        ),
+        400,
+    ),
     "malformed number": (_get("/jobs?limit=many"), 400),
     "invalid inputs": (_execute(json={"inputs": {"nothing": 1}}), 400),
     "body not JSON": (_execute(content=b"{", headers={"Content-Type": "application/json"}), 400),
@@ -130,12 +162,14 @@ ERRORS: dict[str, tuple[Request, int]] = {
     "no such job": (_get("/jobs/0f8fad5b-d9cb-469f-a165-70867728950e"), 404),
     "result not ready": (_get("/jobs/{running}/results"), 404),
     "method not allowed": (
-        lambda clients, jobs, accept: clients["open"].put("/processes", headers=accept),
+        lambda clients, jobs, accept, query: clients["open"].put(
+            _url("/processes", query), headers=accept
+        ),
         405,
     ),
     "running job dismissed": (
-        lambda clients, jobs, accept: clients["open"].delete(
-            f"/jobs/{jobs['running']}", headers=accept
+        lambda clients, jobs, accept, query: clients["open"].delete(
+            _url(f"/jobs/{jobs['running']}", query), headers=accept
         ),
         409,
     ),
@@ -171,20 +205,47 @@ def assert_no_server_path(response: httpx.Response) -> None:
 
 
 @pytest.mark.parametrize("output", FORMATS)
-def test_no_error_names_a_server_path(
+def test_every_error_comes_in_the_format_asked_for(
     clients: dict[str, TestClient], jobs: dict[str, str], output: str
 ) -> None:
+    headers, query = FORMATS[output]
     for name, (request, status) in ERRORS.items():
-        # When the error is provoked
-        response = request(clients, jobs, FORMATS[output])
-        # Then it is answered as expected, and shows no directory of the server
+        if name == "unknown format" and query:
+            continue  # f=xml is the error itself: it cannot be asked for with f=html
+        # When the error is provoked, by a program or by a browser
+        response = request(clients, jobs, headers, query)
+        # Then it has its status, in the representation asked for, with the problem's detail
         assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
+        assert response.headers["content-type"] == ERROR_MEDIA_TYPES[output], name
+        if ERROR_MEDIA_TYPES[output] == "application/problem+json":
+            detail = response.json()["detail"]
+        else:
+            assert "<h1>" + str(status) in response.text, name
+            assert "content-security-policy" in response.headers
+            detail = html.unescape(
+                response.text.split('<p id="problem-detail">')[1].split("</p>")[0]
+            )
+        assert detail, name
+        # And it shows no directory of the server
         assert_no_server_path(response)
     for name, request in ERROR_BEARING_PAGES.items():
-        response = request(clients, jobs, FORMATS[output])
+        response = request(clients, jobs, headers, query)
         assert response.status_code == 200, name
         assert "sample_data" in response.text, f"{name} shows no error: {response.text[:500]}"
         assert_no_server_path(response)
+
+
+def test_an_error_page_keeps_the_problems_headers(clients: dict[str, TestClient]) -> None:
+    # A browser is told how to authenticate, and when to come back, as a program is
+    page = clients["secured"].post("/processes/echo/execution?f=html", json={"inputs": {}})
+    assert page.status_code == 401
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["www-authenticate"] == 'Bearer realm="geotasks"'
+    down = clients["down"].get("/jobs/0f8fad5b-d9cb-469f-a165-70867728950e?f=html")
+    assert down.status_code == 503
+    assert down.headers["content-type"].startswith("text/html")
+    assert down.headers["retry-after"] == "5"
+    assert "the job store is unavailable" in down.text
 
 
 def test_every_error_status_the_api_declares_is_provoked() -> None:
