@@ -366,6 +366,12 @@ def format_info(info: JobInfo) -> str:
         lines.append(("progress", format_progress(info)))
     if info.error is not None:
         lines.append(("error", f"{info.error.type_name}: {info.error.message}"))
+    for past in info.history:
+        error = f": {past.error.type_name}: {past.error.message}" if past.error else ""
+        requeued = past.requeued_at.isoformat(timespec="seconds")
+        lines.append(
+            ("earlier", f"attempt {past.attempt} {past.status}{error} (re-queued {requeued})")
+        )
     if info.result_size_bytes is not None and info.result_kind != "failure":
         lines.append(("result", f"{info.result_size_bytes:,} bytes {info.result_media_type}"))
     if info.expired_at is not None:

@@ -33,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..geo.listing import list_dataset_names
-from ..postgres.job_status import JobInfo, JobState
+from ..postgres.job_status import CANCELLABLE_STATES, JobInfo, JobState
 from ..settings import Settings, get_settings
 from .dashboard import dashboard_openapi, dashboard_routes
 from .error_handlers import EXCEPTION_HANDLERS
@@ -670,11 +670,12 @@ class Api:
         )
 
     def dismiss(self, request: Request) -> Response:
-        """``DELETE /jobs/{jobID}``: cancel a job that has not started, or dismiss a finished one.
+        """``DELETE /jobs/{jobID}``: cancel a waiting job, or dismiss a finished one.
 
-        A cancelled job reads ``dismissed``; a dismissed finished job is deleted with its
-        result, and its id then reads 404. A running job cannot be interrupted (a GDAL call
-        cannot be stopped halfway): 409, try again once it has finished.
+        A job waiting to start, for a rate-limit slot or for its next retry is cancelled and
+        reads ``dismissed``; a dismissed finished job is deleted with its result, and its id
+        then reads 404. A job executing (STARTED) cannot be interrupted (a GDAL call cannot be
+        stopped halfway): 409, try again once it has finished.
         """
         self.require_token(request)
         check_query(request, ())
@@ -683,7 +684,7 @@ class Api:
         if info is None:
             raise no_such_job(job_id)
         base = base_url(request)
-        if info.status in (JobState.PENDING, JobState.THROTTLED):
+        if info.status in CANCELLABLE_STATES:
             if self.access.cancel(job_id):
                 cancelled = self.access.info(job_id)
                 if cancelled is None:
