@@ -14,6 +14,10 @@ from geotasks.errors import InputError
 #: The media type of the default output.
 GEOJSON_MEDIA_TYPE = "application/geo+json"
 
+#: The message or actor option naming the media type a GeoJSON result is stored as (read by
+#: :class:`geotasks.middleware.results.Results`).
+OUTPUT_FORMAT_OPTION = "output_format"
+
 
 @dataclass(frozen=True)
 class OutputFormat:
