@@ -208,60 +208,85 @@ def parse_value(text: str) -> Any:
 
 
 def parse_submit_arguments(tokens: Sequence[str]) -> SubmitArguments:
-    """Split ``parcels --distance-m 50 --wait`` into the actor's arguments and our options.
+    """Split ``parcels --distance-m 50 --wait -o out.geojson`` into the actor's arguments and
+    the command's own options, wherever these stand.
 
-    ``--name value`` (or ``--name=value``) is a keyword argument, dashes read as underscores;
-    anything else is a positional argument; after ``--`` everything is positional. Values are
-    JSON when they parse as JSON: quote a name that looks like a number (``'"2056"'``).
+    The command's options are ``--wait``, ``--timeout S`` and ``-o``/``--output FILE`` (also
+    ``--timeout=S``, ``--output=FILE``, ``-oFILE``). Any other ``--name value`` (or
+    ``--name=value``) is a keyword argument of the actor, dashes read as underscores; anything
+    else is a positional argument. After ``--`` every option is the actor's: that is how an actor
+    parameter named ``wait``, ``timeout`` or ``output`` is reached (``-- --timeout 30``). Values
+    are JSON when they parse as JSON: quote a name that looks like a number (``'"2056"'``) or
+    a positional text that starts with ``--`` (``'"--x"'``).
 
     Raises:
-      InputError: when an option lacks its value.
+      InputError: when an option lacks its value, or ``--timeout`` is not a number.
     """
     from .errors import InputError
 
     parsed = SubmitArguments()
     remaining = list(tokens)
-    positional_only = False
+    actor_only = False
     while remaining:
         token = remaining.pop(0)
-        if positional_only or not token.startswith("--") or token == "--":
-            if token == "--" and not positional_only:
-                positional_only = True
-            else:
-                parsed.args.append(parse_value(token))
+        if token == "--" and not actor_only:
+            actor_only = True
+            continue
+        if not actor_only and token.startswith("-o") and not token.startswith("--"):
+            parsed.output = token[2:] or _option_value("-o", remaining)
+            continue
+        if not token.startswith("--") or token == "--":
+            parsed.args.append(parse_value(token))
             continue
         name, has_value, value = token[2:].partition("=")
-        if name == "wait" and not has_value:
+        if not actor_only and name == "wait" and not has_value:
             parsed.wait = True
             continue
         if not has_value:
-            if not remaining:
-                raise InputError(f"--{name} needs a value")
-            value = remaining.pop(0)
-        if name == "timeout":
-            parsed.timeout_s = float(value)
-        elif name == "output":
+            value = _option_value(f"--{name}", remaining)
+        if not actor_only and name == "timeout":
+            try:
+                parsed.timeout_s = float(value)
+            except ValueError:
+                raise InputError(f"--timeout needs a number of seconds, not {value!r}") from None
+        elif not actor_only and name == "output":
             parsed.output = value
         else:
             parsed.kwargs[name.replace("-", "_")] = parse_value(value)
     return parsed
 
 
+def _option_value(option: str, remaining: list[str]) -> str:
+    """Take the value that follows ``option`` off ``remaining``.
+
+    Raises:
+      InputError: when nothing follows.
+    """
+    from .errors import InputError
+
+    if not remaining:
+        raise InputError(f"{option} needs a value")
+    return remaining.pop(0)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     """Send a job to an actor by name; with --wait, follow it and save its result."""
+    from .errors import InputError
     from .jobs import submit
     from .postgres.job_status import JobState
 
-    parsed = parse_submit_arguments(args.rest)
+    if not args.rest or args.rest[0].startswith("-"):
+        raise InputError("name the actor first: geotasks submit ACTOR [ARG …] [--name VALUE …]")
+    actor, parsed = args.rest[0], parse_submit_arguments(args.rest[1:])
     wait = args.wait or parsed.wait
     timeout_s = parsed.timeout_s if parsed.timeout_s is not None else args.timeout
     output = parsed.output or args.output
     with database_url(get_settings()):
-        job = submit(args.actor, *parsed.args, **parsed.kwargs)
+        job = submit(actor, *parsed.args, **parsed.kwargs)
         if not wait:
             print(job.id)
             return 0
-        print(f"geotasks: submitted {args.actor} as job {job.id}", file=sys.stderr, flush=True)
+        print(f"geotasks: submitted {actor} as job {job.id}", file=sys.stderr, flush=True)
         info = wait_with_progress(job, timeout_s)
         if info.status is not JobState.SUCCESS:
             if info.status is JobState.FAILURE:
@@ -297,7 +322,12 @@ def wait_with_progress(job: Job, timeout_s: float | None) -> JobInfo:
             if deadline is not None and time.monotonic() >= deadline:
                 if interactive:
                     print(file=sys.stderr)
-                raise
+                # Said for the whole wait, not for its last step.
+                waited_s = time.monotonic() - started
+                raise JobTimeout(
+                    f"job {job.id} did not finish within {waited_s:.1f} s "
+                    f"(--timeout {timeout_s:g}); it is {job.status}"
+                ) from None
             info = job.info()
         line = f"{info.status} {format_progress(info)}".rstrip()
         if interactive:
@@ -618,14 +648,19 @@ def build_parser() -> argparse.ArgumentParser:
         "submit",
         help=cmd_submit.__doc__,
         description="Send a job by actor name: geotasks submit buffer_features parcels "
-        "--distance-m 50 --wait. Arguments are JSON when they parse as JSON.",
+        "--distance-m 50 --wait -o out.geojson. --wait, --timeout and -o/--output may stand "
+        "anywhere; every other --name VALUE is a keyword argument of the actor, and after -- "
+        "every one is (-- --timeout 30 reaches an actor parameter named timeout). Arguments "
+        "are JSON when they parse as JSON.",
     )
-    submit.add_argument("actor", metavar="ACTOR", help="registered actor name")
     submit.add_argument("--wait", action="store_true", help="follow the job, save its result")
     submit.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S s")
     submit.add_argument("-o", "--output", metavar="FILE", help="with --wait: save the result here")
     submit.add_argument(
-        "rest", nargs=argparse.REMAINDER, metavar="ARGS", help="ARG… and --name VALUE…"
+        "rest",
+        nargs=argparse.REMAINDER,
+        metavar="ACTOR ARG",
+        help="the registered actor's name, then its ARG… and --name VALUE…",
     )
     submit.set_defaults(func=cmd_submit)
 
