@@ -40,6 +40,11 @@ class DatabaseError(GeotasksError):
     """Raised when Postgres rejects an operation (a bug, or a schema that is not initialised)."""
 
 
+class DatabaseMisconfigured(ConfigurationError, DatabaseError):
+    """Raised when Postgres refuses a setting (authentication, a database or role that does not
+    exist, a missing schema): permanent, never retried."""
+
+
 class DatabaseUnavailable(TransientError, DatabaseError):
     """Raised when Postgres cannot be reached after the pool's bounded retries."""
 

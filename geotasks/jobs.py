@@ -234,7 +234,8 @@ class Job:
 
     @property
     def error(self) -> JobError | None:
-        """What the actor raised (type, message, traceback) when the job failed, else ``None``."""
+        """What the actor raised (type, message, traceback) when the job failed, or when its last
+        attempt failed and it waits to be retried (RETRYING); else ``None``."""
         info = self._store.get(self.id)
         if info is None or info.error is None:
             return None
@@ -245,10 +246,11 @@ class Job:
         return info.error
 
     def cancel(self) -> bool:
-        """Cancel the job if it has not started (PENDING or THROTTLED); a worker then skips it.
+        """Cancel the job if nothing of it runs: it waits to start (PENDING, delayed or not), for
+        a rate-limit slot (THROTTLED) or for its next retry (RETRYING). A worker then skips it.
 
         Returns:
-          bool: whether it was cancelled; ``False`` when it already started or finished.
+          bool: whether it was cancelled; ``False`` when it is running (STARTED) or finished.
         """
         cancelled = self._store.cancel(self.id, ttl_ms=self._settings.result_ttl_s * 1000)
         if cancelled:

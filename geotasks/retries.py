@@ -16,6 +16,7 @@ import dramatiq.errors
 import psycopg2
 
 from .errors import TransientError
+from .postgres.permanent_errors import is_permanent
 
 #: Retries of a transient failure before the message fails for good.
 MAX_TRANSIENT_RETRIES = 8
@@ -48,8 +49,16 @@ def transient_errors() -> tuple[type[BaseException], ...]:
 
 
 def retry_when(retries_so_far: int, exception: BaseException) -> bool:
-    """Dramatiq ``retry_when`` predicate: retry transient errors, a bounded number of times."""
-    return retries_so_far < MAX_TRANSIENT_RETRIES and isinstance(exception, transient_errors())
+    """Dramatiq ``retry_when`` predicate: retry transient errors, a bounded number of times.
+
+    A Postgres error that names a wrong setting (authentication, no such database or role) is
+    an ``OperationalError`` like an outage, but permanent: it is not retried.
+    """
+    return (
+        retries_so_far < MAX_TRANSIENT_RETRIES
+        and isinstance(exception, transient_errors())
+        and not is_permanent(exception)
+    )
 
 
 #: Actor options that apply this policy; every geotasks actor is declared with them.

@@ -32,9 +32,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..postgres.job_status import JobInfo, JobState
+from ..geo.listing import list_dataset_names
+from ..postgres.job_status import CANCELLABLE_STATES, JobInfo, JobState
 from ..settings import Settings, get_settings
+from .dashboard import dashboard_openapi, dashboard_routes
 from .error_handlers import EXCEPTION_HANDLERS
+from .forms import form_fields
 from .health import OPENAPI_PATHS as HEALTH_PATHS
 from .health import health_routes
 from .metrics import OPENAPI_PATHS as METRICS_PATHS
@@ -316,7 +319,11 @@ class Api:
             list(self.catalogue),
             server_url=base_url(request).rstrip("/") or "/",
             secured=bool(self.settings.api_tokens),
-            extra_paths={**HEALTH_PATHS, **(METRICS_PATHS if self.settings.api_metrics else {})},
+            extra_paths={
+                **dashboard_openapi(secured=bool(self.settings.api_tokens)),
+                **HEALTH_PATHS,
+                **(METRICS_PATHS if self.settings.api_metrics else {}),
+            },
         )
 
     def openapi(self, request: Request) -> Response:
@@ -376,15 +383,26 @@ class Api:
         process = self.catalogue.get(request.path_params["processID"])
         base = base_url(request)
         document = process.describe(base)
-        return self.respond(
+        if output_format(request) != HTML:
+            return json_response(document)
+        return self.html(
             request,
-            document,
             "process.html",
             title=process.title,
             json_href=f"{base}processes/{process.id}?f=json",
+            document=document,
             execute_url=f"{base}processes/{process.id}/execution",
             example={"inputs": process.example_inputs()},
+            fields=form_fields(process, self._dataset_names()),
+            secured=bool(self.settings.api_tokens),
         )
+
+    def _dataset_names(self) -> list[str]:
+        """The names the form's dataset picker offers: none when the API asks for a token
+        (the page is public; the data directory's content is not)."""
+        if self.settings.api_tokens or self.settings.data_dir is None:
+            return []
+        return list_dataset_names(self.settings.data_dir)
 
     async def execute(self, request: Request) -> Response:
         """``POST /processes/{processID}/execution``: create a job.
@@ -652,11 +670,12 @@ class Api:
         )
 
     def dismiss(self, request: Request) -> Response:
-        """``DELETE /jobs/{jobID}``: cancel a job that has not started, or dismiss a finished one.
+        """``DELETE /jobs/{jobID}``: cancel a waiting job, or dismiss a finished one.
 
-        A cancelled job reads ``dismissed``; a dismissed finished job is deleted with its
-        result, and its id then reads 404. A running job cannot be interrupted (a GDAL call
-        cannot be stopped halfway): 409, try again once it has finished.
+        A job waiting to start, for a rate-limit slot or for its next retry is cancelled and
+        reads ``dismissed``; a dismissed finished job is deleted with its result, and its id
+        then reads 404. A job executing (STARTED) cannot be interrupted (a GDAL call cannot be
+        stopped halfway): 409, try again once it has finished.
         """
         self.require_token(request)
         check_query(request, ())
@@ -665,7 +684,7 @@ class Api:
         if info is None:
             raise no_such_job(job_id)
         base = base_url(request)
-        if info.status in (JobState.PENDING, JobState.THROTTLED):
+        if info.status in CANCELLABLE_STATES:
             if self.access.cancel(job_id):
                 cancelled = self.access.info(job_id)
                 if cancelled is None:
@@ -869,6 +888,7 @@ def create_app(
         Route("/jobs/{jobID}", api.job, methods=["GET"]),
         Route("/jobs/{jobID}", api.dismiss, methods=["DELETE"]),
         Route("/jobs/{jobID}/results", api.results, methods=["GET"]),
+        *dashboard_routes(api),
         *health_routes(settings),
         *metrics_routes(settings, api.require_token),
         Mount("/static", StaticFiles(packages=[("geotasks.http", "static")]), name="static"),

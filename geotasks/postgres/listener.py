@@ -27,7 +27,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 
-from ..errors import DatabaseUnavailable
+from ..errors import DatabaseError
 from .pool import Database, describe_error, redact_url
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ class Listener:
         while not self._stopped:
             try:
                 conn = self.database.connect(autocommit=True)
-            except DatabaseUnavailable as exc:
+            except DatabaseError as exc:
+                # Unreachable, or refused: keep trying, the settings may be fixed meanwhile.
                 logger.warning("LISTEN connection unavailable, retrying: %s", exc)
                 time.sleep(RECONNECT_DELAY_S)
                 continue

@@ -25,7 +25,8 @@ import psycopg2.extensions
 from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
-from ..errors import DatabaseError, DatabaseUnavailable
+from ..errors import DatabaseError, DatabaseMisconfigured, DatabaseUnavailable
+from .permanent_errors import is_permanent, missing_schema_hint
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +190,8 @@ class Database:
 
         Raises:
           DatabaseUnavailable: when Postgres cannot be reached.
+          DatabaseMisconfigured: when it refuses the connection for good (authentication, no
+            such database or role): never retried.
         """
         try:
             conn = psycopg2.connect(
@@ -204,6 +207,11 @@ class Database:
                 keepalives_count=3,
             )
         except psycopg2.OperationalError as exc:
+            if is_permanent(exc):
+                raise DatabaseMisconfigured(
+                    f"PostgreSQL at {redact_url(self.url)} refused the connection: "
+                    f"{describe_error(exc)} (check GEOTASKS_DATABASE_URL)"
+                ) from exc
             raise DatabaseUnavailable(
                 f"cannot connect to PostgreSQL at {redact_url(self.url)}: {describe_error(exc)}"
             ) from exc
@@ -263,6 +271,8 @@ class Database:
 
         Raises:
           DatabaseUnavailable: when the connection broke on every attempt.
+          DatabaseMisconfigured: at once, when the settings are wrong (authentication, no such
+            database, role or schema).
           DatabaseError: when Postgres rejected the work (wrapping the psycopg2 error).
         """
         attempts = self.attempts if attempts is None else attempts
@@ -301,6 +311,9 @@ class Database:
                 time.sleep(delay_s)
                 delay_s = min(delay_s * 2, RETRY_BACKOFF_MAX_S)
             except psycopg2.Error as exc:
+                hint = missing_schema_hint(exc)
+                if hint or is_permanent(exc):
+                    raise DatabaseMisconfigured(describe_error(exc) + hint) from exc
                 raise DatabaseError(describe_error(exc)) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 

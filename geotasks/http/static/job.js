@@ -48,7 +48,9 @@
   }
 
   function drawMap(element) {
-    const map = L.map(element, { worldCopyJump: true }).setView([20, 0], 2);
+    // Fractional zoom lets fitBounds fill the map with the result: with whole zoom levels a
+    // world dataset was drawn at the level below the one that fits (a quarter of the map).
+    const map = L.map(element, { worldCopyJump: true, zoomSnap: 0.1 }).setView([20, 0], 2);
     map.attributionControl.addAttribution("Land: Natural Earth");
     const land = fetch(element.dataset.landUrl)
       .then((response) => response.json())
@@ -77,7 +79,7 @@
           },
         }).addTo(map);
         const bounds = layer.getBounds();
-        if (bounds.isValid()) map.fitBounds(bounds, { padding: [20, 20], maxZoom: 12, animate: false });
+        if (bounds.isValid()) map.fitBounds(bounds, { padding: [10, 10], maxZoom: 12, animate: false });
         element.dataset.featuresDrawn = String(drawn);
         element.dataset.ready = "true";
       })
