@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration acceptance clean
+.PHONY: demo test lint unit integration acceptance clean clean-db
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "geotasks needs Python 3.11 or newer"; exit 1; }
@@ -30,6 +30,11 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+# Template databases the test suite left on the server (runs that were killed, other schema
+# versions); those a running test session uses are kept. A run drops its own when it ends.
+clean-db: $(STAMP)
+	$(BIN)/python -m tests.templates
 
 clean:
 	rm -rf $(VENV) .geotasks .pytest_cache .mypy_cache .ruff_cache

@@ -77,7 +77,9 @@ def get_dead_letter(database: Database, dead_letter_id: int) -> DeadLetter | Non
     return database.transaction(fetch)
 
 
-def requeue_dead_letter(database: Database, dead_letter_id: int) -> tuple[str, str] | None:
+def requeue_dead_letter(
+    database: Database, dead_letter_id: int, *, jobs: JobStore | None = None
+) -> tuple[str, str] | None:
     """Put a dead letter back in its queue, ready now, with its poison-guard count cleared.
 
     It runs as a new attempt (one more than the attempt that failed): the message counts it in
@@ -86,6 +88,12 @@ def requeue_dead_letter(database: Database, dead_letter_id: int) -> tuple[str, s
     :func:`~geotasks.postgres.job_status.requeue_allowed`). A body that does not decode goes
     back as it was, and its job is left alone.
 
+    Parameters:
+      database: The broker's database.
+      dead_letter_id: Which dead letter.
+      jobs: The job store, when it is not in the broker's database: the job is then made
+        PENDING first, in a transaction of its own, so no worker's STARTED can precede it.
+
     Returns:
       tuple: the message id and queue name, or ``None`` when there is no such dead letter.
     """
@@ -93,7 +101,8 @@ def requeue_dead_letter(database: Database, dead_letter_id: int) -> tuple[str, s
     if letter is None:
         return None
     next_attempt = _next_attempt(letter)
-    store = JobStore(database)
+    if jobs is not None and next_attempt is not None:
+        jobs.database.transaction(lambda cur: _requeue_job(jobs, cur, next_attempt))
 
     def requeue(cur: Cursor) -> tuple[str, str] | None:
         cur.execute(
@@ -107,17 +116,21 @@ def requeue_dead_letter(database: Database, dead_letter_id: int) -> tuple[str, s
         row = cur.fetchone()
         if row is None:
             return None
-        if next_attempt is not None:
-            store.requeue(
-                cur,
-                next_attempt.message_id,
-                actor_name=next_attempt.actor_name,
-                queue_name=q_name(next_attempt.queue_name),
-                attempt=next_attempt.options["retries"],
-            )
+        if jobs is None and next_attempt is not None:
+            _requeue_job(JobStore(database), cur, next_attempt)
         return str(row[0]), str(row[1])
 
     return database.transaction(requeue)
+
+
+def _requeue_job(store: JobStore, cur: Cursor, message: Message[Any]) -> bool:
+    return store.requeue(
+        cur,
+        message.message_id,
+        actor_name=message.actor_name,
+        queue_name=q_name(message.queue_name),
+        attempt=message.options["retries"],
+    )
 
 
 def _next_attempt(letter: DeadLetter) -> Message[Any] | None:

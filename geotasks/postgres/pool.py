@@ -26,6 +26,7 @@ from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
 from ..errors import DatabaseError, DatabaseMisconfigured, DatabaseUnavailable
+from .outage import Outage
 from .permanent_errors import is_permanent, missing_schema_hint
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,9 @@ class Database:
         # Connections inherited through fork() belong to the parent: closing them here would
         # send a Terminate message down the parent's socket, so they are only kept referenced.
         self._inherited: list[Connection] = []
+        #: Shared by everything that reaches Postgres through this pool (and its listener), so
+        #: an outage is logged once, not once per attempt of every thread.
+        self.outage = Outage(f"PostgreSQL at {redact_url(url)}")
 
     def __repr__(self) -> str:
         return f"Database({redact_url(self.url)!r}, max_connections={self.max_connections})"
@@ -286,6 +290,7 @@ class Database:
                             result = work(cur)
                         if not single_statement:
                             conn.commit()
+                        self.outage.recovered()
                         return result
                     except BaseException:
                         if not conn.closed and not single_statement:
@@ -296,12 +301,13 @@ class Database:
                         if single_statement and not conn.closed:
                             conn.autocommit = False
             except RETRYABLE_ERRORS as exc:
+                self.outage.failed(describe_error(exc))
                 if attempt == attempts:
                     raise DatabaseUnavailable(
                         f"PostgreSQL at {redact_url(self.url)} failed {attempts} times; "
                         f"last error: {describe_error(exc)}"
                     ) from exc
-                logger.warning(
+                logger.debug(
                     "Database operation failed (attempt %d of %d), retrying in %.1f s: %s",
                     attempt,
                     attempts,

@@ -222,7 +222,7 @@ def wait_for_status(
 @pytest.fixture(scope="module")
 def shared_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
     """A database shared by one module's tests that only read (no job is ever recorded)."""
-    name = f"geotasks_http_{uuid.uuid4().hex[:12]}"
+    name = f"geotasks_db_http_{uuid.uuid4().hex[:12]}"
     conn = admin_connection(postgres_url)
     try:
         with conn.cursor() as cur:
