@@ -161,7 +161,9 @@ def test_submit_wait_reports_the_time_it_actually_waited(
 ) -> None:
     # Given no worker, when a job is followed for 2 s
     started = time.monotonic()
-    waited = run_geotasks("submit", "add_numbers", "2", "40", "--wait", "--timeout", "2", env=env)
+    waited = run_geotasks(
+        "submit", "measure_features", "naturalearth_cities", "--wait", "--timeout", "2", env=env
+    )
 
     # Then the command gives up saying how long it waited, not how long its last step was
     assert waited.returncode == 2

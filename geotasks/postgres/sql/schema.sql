@@ -263,7 +263,7 @@ CREATE TABLE geotasks.worker (
     schedules jsonb NOT NULL DEFAULT '{}'
 );
 
--- Actor catalogue (migration 0010) ----------------------------------------------------
+-- Actor catalogue (migration 0012) ----------------------------------------------------
 
 -- geotasks/postgres/catalogue.py: every public actor a worker serves, as clients know it. Workers
 -- publish their actors when they start; `geotasks.submit`, the CLI and the HTTP API read them,
