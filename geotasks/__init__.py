@@ -20,6 +20,7 @@ from .errors import (
     JobSkipped,
     JobTimeout,
     ResultExpired,
+    ResultIsAFile,
     ResultNotStored,
     ResultTooLarge,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "JobTimeout",
     "Progress",
     "ResultExpired",
+    "ResultIsAFile",
     "ResultNotStored",
     "ResultTooLarge",
     "progress",

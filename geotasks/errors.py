@@ -114,6 +114,10 @@ class ResultTooLarge(GeotasksError):
     """Raised when ``job.result`` would parse more than ``GEOTASKS_RESULT_PARSE_MAX_BYTES``."""
 
 
+class ResultIsAFile(GeotasksError):
+    """Raised when ``job.result`` is asked to parse a file (FlatGeobuf, GeoPackage, zip)."""
+
+
 class JobFailed(GeotasksError, ResultFailure):
     """Raised when getting the result of a job whose actor raised an exception.
 

@@ -36,13 +36,14 @@ from .errors import (
     JobSkipped,
     JobTimeout,
     ResultExpired,
+    ResultIsAFile,
     ResultNotStored,
     ResultTooLarge,
 )
 from .postgres.job_status import FINISHED_CHANNEL, JobError, JobInfo, JobState, JobStore, Progress
 from .postgres.listener import get_listener
 from .postgres.pool import Database, get_database
-from .postgres.results import FAILURE, GEOJSON, PostgresBackend, StoredResult
+from .postgres.results import FAILURE, FILE, GEOJSON, PostgresBackend, StoredResult
 from .registry import REGISTRY, Registry
 from .settings import Settings, get_settings
 
@@ -322,8 +323,16 @@ class Job:
           ResultNotStored: when the actor does not store results.
           ResultTooLarge: above ``GEOTASKS_RESULT_PARSE_MAX_BYTES``; use :meth:`save` or
             :meth:`open`, which stream.
+          ResultIsAFile: when the result is a file of another format (``output_format``); use
+            :meth:`save` or :meth:`open`.
         """
         stored = self._stored_result()
+        if stored.kind == FILE:
+            raise ResultIsAFile(
+                f"the result of job {self.id} is a {stored.media_type} file, not JSON: save it "
+                f"with job.save(path) (a folder gets {stored.file_name}) or read it with "
+                "job.open()"
+            )
         limit = self._settings.result_parse_max_bytes
         if stored.size_bytes > limit:
             raise ResultTooLarge(
@@ -346,7 +355,8 @@ class Job:
         return self._stored_result()
 
     def open(self) -> BinaryIO:
-        """Return a seekable binary stream over the result (GeoJSON or JSON bytes).
+        """Return a seekable binary stream over the result (GeoJSON, JSON or a file's bytes;
+        :meth:`result_info` says which, with its media type and file name).
 
         Memory stays bounded whatever the size: chunks are fetched as the stream is read.
 
@@ -358,6 +368,10 @@ class Job:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Stream the result into a file; the file appears complete or not at all.
 
+        Parameters:
+          path: The file to write, or an existing folder to write it into under its own name
+            (``<job id>.geojson``, ``.fgb``, ``.gpkg``, ``.zip``, ``.json``).
+
         Returns:
           Path: where it was written.
 
@@ -365,6 +379,8 @@ class Job:
           the errors of :attr:`result`, except :class:`ResultTooLarge`.
         """
         target = Path(path)
+        if target.is_dir():
+            target = target / self._stored_result().file_name
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             with self.open() as source, partial.open("wb") as sink:

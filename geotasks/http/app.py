@@ -32,8 +32,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import InputError
+from ..geo import output_formats
 from ..geo.listing import list_dataset_names
 from ..postgres.job_status import CANCELLABLE_STATES, JobInfo, JobState
+from ..postgres.results import FILE, result_file_name
 from ..settings import Settings, get_settings
 from .dashboard import dashboard_openapi, dashboard_routes
 from .error_handlers import EXCEPTION_HANDLERS
@@ -423,10 +426,10 @@ class Api:
             raise Problem(400, f"the request body is not JSON: {exc}") from None
         if not isinstance(execute, dict):
             raise Problem(400, "the execute request must be a JSON object")
-        kwargs, response_mode = self._check_execute(process, execute)
+        kwargs, response_mode, options = self._check_execute(process, execute)
         preference = Preference.parse(request.headers.get("prefer"))
         return await run_in_threadpool(
-            self._execute, request, process, kwargs, response_mode, preference
+            self._execute, request, process, kwargs, response_mode, preference, options
         )
 
     async def _read_body(self, request: Request) -> bytes:
@@ -448,7 +451,9 @@ class Api:
 
     def _check_execute(
         self, process: Process, execute: dict[str, Any]
-    ) -> tuple[dict[str, Any], str]:
+    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        """The actor's arguments, the response mode, and the message options the request asks
+        for: ``outputs.<name>.format.mediaType`` becomes ``output_format``."""
         if "subscriber" in execute:
             raise Problem(
                 400,
@@ -466,6 +471,7 @@ class Api:
         response_mode = execute.get("response", "raw")
         if response_mode not in ("raw", "document"):
             raise Problem(400, "'response' must be 'raw' or 'document'", type_=INVALID_PARAMETER)
+        options: dict[str, Any] = {}
         outputs = execute.get("outputs", {})
         if not isinstance(outputs, dict):
             raise Problem(400, "'outputs' must be a JSON object", type_=INVALID_PARAMETER)
@@ -484,7 +490,8 @@ class Api:
                     f"output {name!r}: only transmissionMode 'value' is offered",
                     type_=INVALID_PARAMETER,
                 )
-        return process.validate(execute.get("inputs", {})), response_mode
+            options.update(_output_options(process, name, output))
+        return process.validate(execute.get("inputs", {})), response_mode, options
 
     def _execute(
         self,
@@ -493,8 +500,9 @@ class Api:
         kwargs: dict[str, Any],
         response_mode: str,
         preference: Preference,
+        options: dict[str, Any],
     ) -> Response:
-        job_id = self.access.submit(process, kwargs)
+        job_id = self.access.submit(process, kwargs, **options)
         base = base_url(request)
         location = f"{base}jobs/{job_id}"
         if preference.respond_sync and self._sync_waits.acquire(blocking=False):
@@ -755,7 +763,12 @@ class Api:
         }
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)
-        if document:
+        if info.result_kind == FILE:
+            # A file of another format (output_format): saved under its own name, never
+            # wrapped in a JSON results document.
+            name = result_file_name(job_id, media_type)
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        elif document:
             assert process is not None
             return self._results_document(info, process, headers)
         byte_range = parse_range(request.headers.get("range"), size)
@@ -796,6 +809,24 @@ class Api:
             yield b"}"
 
         return StreamingResponse(body(), headers=headers, media_type="application/json")
+
+
+def _output_options(process: Process, name: str, output: dict[str, Any]) -> dict[str, Any]:
+    """``{"output_format": …}`` for an output asking for a media type other than its own."""
+    media_type = (output.get("format") or {}).get("mediaType")
+    if media_type is None or media_type == process.output.media_type:
+        return {}
+    if process.output.media_type != output_formats.GEOJSON_MEDIA_TYPE:
+        raise Problem(
+            400,
+            f"output {name!r} is {process.output.media_type}; it has no other formats",
+            type_=INVALID_PARAMETER,
+        )
+    try:
+        chosen = output_formats.output_format(media_type)
+    except InputError as exc:
+        raise Problem(400, f"output {name!r}: {exc}", type_=INVALID_PARAMETER) from None
+    return {output_formats.OUTPUT_FORMAT_OPTION: chosen.media_type}
 
 
 def _failure_problem(info: JobInfo) -> Problem:

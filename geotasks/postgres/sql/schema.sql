@@ -84,7 +84,7 @@ CREATE TABLE geotasks.message_deliveries (
 -- comes near Postgres' 1 GB limit and readers can seek. Failures keep type, message, traceback.
 CREATE TABLE geotasks.result (
     message_id text PRIMARY KEY,
-    kind text NOT NULL CHECK (kind IN ('value', 'geojson', 'failure')),
+    kind text NOT NULL CHECK (kind IN ('value', 'geojson', 'file', 'failure')),
     media_type text NOT NULL,
     size_bytes bigint NOT NULL CHECK (size_bytes >= 0),
     chunk_bytes integer CHECK (chunk_bytes > 0),
