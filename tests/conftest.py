@@ -20,6 +20,8 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from geotasks.job_warnings import set_recorder
+from geotasks.postgres.job_status import set_running_job
 from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.migrate import migrate
 from geotasks.postgres.pool import Database
@@ -183,6 +185,16 @@ def geotasks_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator
     get_settings.cache_clear()
     yield database_url
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def no_job_left_running() -> Iterator[None]:
+    """Forget the job a test announced on its own thread (by calling ``JobStatus`` hooks
+    directly): a later test's geo code would report its progress and warnings to it, in a
+    database dropped since."""
+    yield
+    set_running_job(None)
+    set_recorder(None)
 
 
 @pytest.fixture(scope="session")
