@@ -25,6 +25,7 @@ from .errors import (
     JobSkipped,
     JobTimeout,
     ResultExpired,
+    ResultIsAFile,
     ResultNotStored,
     ResultTooLarge,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "JobTimeout",
     "Progress",
     "ResultExpired",
+    "ResultIsAFile",
     "ResultNotStored",
     "ResultTooLarge",
     "actor",

@@ -9,6 +9,7 @@ and the worker's own scheduler carries on alone.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -170,7 +171,7 @@ def test_every_slot_runs_once_whatever_the_schedulers_and_a_long_job_never_piles
         "AND j.status = 'SUCCESS' ORDER BY j.started_at",
     )
     assert len(long_runs) >= 4, logs
-    for (_, finished), (next_started, _) in zip(long_runs, long_runs[1:], strict=False):
+    for (_, finished), (next_started, _) in itertools.pairwise(long_runs):
         assert finished <= next_started
     overlapping = query(
         database,
