@@ -10,6 +10,7 @@ and the worker's own scheduler carries on alone.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import signal
@@ -24,9 +25,10 @@ import pytest
 
 from geotasks.postgres.pool import Database
 from geotasks.schedule import Every
+from tests.integration.registry import register
 from tests.waiting import wait_until
 
-from .conftest import clean_environment
+from .conftest import RunGeotasks, clean_environment
 from .processes import Service, running
 
 #: The interval under test, and the long job's: it runs 12 s every 5 s.
@@ -179,3 +181,29 @@ def test_every_slot_runs_once_whatever_the_schedulers_and_a_long_job_never_piles
         "AND status = 'SKIPPED' AND error_message LIKE '%%is still STARTED%%'",
     )
     assert overlapping[0][0] >= len(long_runs)
+
+
+def test_geotasks_schedules_lists_the_schedules_the_schedulers_send(
+    database_url: str, database: Database, run_geotasks: RunGeotasks
+) -> None:
+    # Given a scheduler sending a 30 s schedule and a cron spec
+    register(
+        database,
+        role="scheduler",
+        schedules={"refresh_tiles": "every 30s", "summarise": "*/5 * * * *"},
+    )
+    env = clean_environment(GEOTASKS_DATABASE_URL=database_url)
+
+    # When they are listed, as text and as JSON
+    text = run_geotasks("schedules", env=env)
+    listed = run_geotasks("schedules", "--json", env=env)
+
+    # Then both show each schedule and its next slot (no slot has run yet)
+    assert text.returncode == 0, text.stderr
+    assert "refresh_tiles  (every 30s)" in text.stdout
+    assert "summarise  (*/5 * * * *)" in text.stdout
+    by_actor = {s["actor"]: s for s in json.loads(listed.stdout)}
+    assert by_actor["summarise"]["schedule"] == "*/5 * * * *"
+    next_slot = datetime.fromisoformat(by_actor["summarise"]["next_slot"])
+    assert next_slot.minute % 5 == 0 and next_slot.second == 0
+    assert by_actor["refresh_tiles"]["last_job_id"] is None
