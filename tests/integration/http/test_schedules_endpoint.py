@@ -19,21 +19,13 @@ def test_schedules_lists_each_periodic_actor_with_its_last_job(
     register(database, role="scheduler", schedules={"refresh_tiles": "every 30s"})
     now = datetime.now(UTC)
     slot = now - timedelta(seconds=12)
-    JobStore(database).transition(
-        "tick-1",
-        actor_name="refresh_tiles",
-        queue_name="default",
-        status=JobState.PENDING,
-        attempt=0,
-    )
-    TickStore(database).claim("refresh_tiles", slot, "tick-1", overlap=False)
-    JobStore(database).transition(
-        "tick-1",
-        actor_name="refresh_tiles",
-        queue_name="default",
-        status=JobState.SUCCESS,
-        attempt=0,
-    )
+    jobs = JobStore(database)
+    for status in (JobState.PENDING, JobState.SUCCESS):
+        jobs.transition(
+            "tick-1", actor_name="refresh_tiles", queue_name="default", status=status, attempt=0
+        )
+        if status is JobState.PENDING:
+            TickStore(database).claim("refresh_tiles", slot, "tick-1", overlap=False)
 
     # When the schedules are asked for
     response = client.get("/schedules")
