@@ -6,7 +6,7 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,10 +16,9 @@ from dramatiq.message import Message
 from dramatiq.middleware import SkipMessage
 
 from geotasks.errors import JobFailed, JobNotFound, JobSkipped, ResultExpired
-from geotasks.job_warnings import set_recorder
 from geotasks.jobs import Job
 from geotasks.middleware.job_status import JobStatus, mark_throttled
-from geotasks.postgres.job_status import JobState, JobStore, set_running_job, transition_allowed
+from geotasks.postgres.job_status import JobState, JobStore, transition_allowed
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend, delete_expired
 from geotasks.settings import Settings
@@ -58,19 +57,6 @@ def test_the_sql_rule_and_the_python_rule_agree_on_every_transition(database: Da
     in_python = [transition_allowed(*case) for case in cases]
     disagreements = [c for c, a, b in zip(cases, in_sql, in_python, strict=True) if a != b]
     assert disagreements == []
-
-
-@pytest.fixture(autouse=True)
-def no_job_left_running() -> Iterator[None]:
-    """Forget the job a test started in its own thread, as a worker does after each message.
-
-    These tests call ``before_process_message`` in the test's thread, which installs the running
-    job and its warning recorder there; left installed, a later test that warns (the geo tests)
-    would write to this test's dropped database.
-    """
-    yield
-    set_running_job(None)
-    set_recorder(None)
 
 
 class Hooks:
