@@ -1,8 +1,12 @@
 """Background geoprocessing for GIS applications, on Dramatiq workers with Postgres.
 
-The client API is importable from a web application without fiona, shapely or pyproj:
+An application declares its own actors, and sends work by name from processes that cannot
+import them; none of it loads fiona, shapely or pyproj:
 
 >>> import geotasks
+>>> @geotasks.actor(rate_limit="4/m")
+... def get_shps(name: str) -> list[Polygon]: ...
+>>> job = get_shps.submit("parcels")
 >>> job = geotasks.submit("shapefile_to_geojson", "parcels")
 >>> job.get(timeout=60)
 """
@@ -10,6 +14,7 @@ The client API is importable from a web application without fiona, shapely or py
 from __future__ import annotations
 
 from . import datasets
+from .declaration import Actor, actor
 from .errors import (
     ActorNotRegistered,
     GeotasksError,
@@ -33,6 +38,7 @@ from .postgres.job_status import JobError, JobInfo, JobState, Progress
 set_context_provider(datasets.read_context)
 
 __all__ = [
+    "Actor",
     "ActorNotRegistered",
     "GeotasksError",
     "InputError",
@@ -50,6 +56,7 @@ __all__ = [
     "ResultIsAFile",
     "ResultNotStored",
     "ResultTooLarge",
+    "actor",
     "progress",
     "submit",
     "submit_with_options",

@@ -14,6 +14,8 @@ does, to a RabbitMQ on localhost.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from urllib.parse import urlsplit
 
@@ -41,6 +43,7 @@ from .postgres.job_status import JobStore
 from .postgres.pool import Database, get_database, redact_url
 from .postgres.results import PostgresBackend
 from .postgres.workers import WorkerStore
+from .registry import DECLARED
 from .settings import POSTGRES_SCHEMES, Settings, get_settings
 
 _setup_lock = threading.Lock()
@@ -105,6 +108,42 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
     ]
 
 
+#: The classes :func:`build_middleware` installs, in its order.
+MIDDLEWARE_TYPES: tuple[type[Middleware], ...] = (
+    DeliveryLimit,
+    PeriodiqMiddleware,
+    PeriodicDeduplication,
+    RateLimit,
+    JobStatus,
+    AgeLimit,
+    TimeLimit,
+    ShutdownNotifications,
+    Callbacks,
+    Pipelines,
+    Retries,
+    CurrentMessage,
+    Results,
+    WorkerRegistry,
+)
+
+
+@functools.cache
+def known_actor_options() -> frozenset[str]:
+    """Every actor option geotasks' middleware declare, known before any broker is built.
+
+    ``@geotasks.actor`` checks options with this when it declares an actor, so that a typo
+    fails at import, not at the first send. Each middleware's ``actor_options`` is a constant
+    set, a class attribute or a property read from an instance that was never initialised.
+    """
+    options: set[str] = set()
+    for middleware_type in MIDDLEWARE_TYPES:
+        declared = inspect.getattr_static(middleware_type, "actor_options")
+        if isinstance(declared, property):
+            declared = declared.fget(object.__new__(middleware_type))  # type: ignore[misc]
+        options |= set(declared)
+    return frozenset(options)
+
+
 def build_broker(settings: Settings) -> dramatiq.Broker:
     """Return a new broker for ``settings.effective_broker_url``, with geotasks' middleware.
 
@@ -163,12 +202,18 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     raise ConfigurationError(f"no broker for {redact_url(url)}")
 
 
+def current_broker() -> dramatiq.Broker | None:
+    """geotasks' broker if :func:`setup_broker` has built one in this process, else ``None``."""
+    return _broker
+
+
 def setup_broker() -> dramatiq.Broker:
     """Build the broker from this process's settings and make it Dramatiq's global broker.
 
-    Called before actors are declared, so they are declared with geotasks' middleware and
-    options; later calls return the same broker, unless the settings changed since (tests, or
-    an application that reconfigures), in which case a broker for the new settings replaces it.
+    Every actor declared with ``@geotasks.actor`` (and no broker of its own) is bound to it, and
+    so is every actor declared later. Later calls return the same broker, unless the settings
+    changed since (tests, or an application that reconfigures), in which case a broker for the
+    new settings replaces it and the actors move to it.
 
     Raises:
       ConfigurationError: when no database is configured.
@@ -180,4 +225,6 @@ def setup_broker() -> dramatiq.Broker:
             _broker = build_broker(settings)
             _broker_settings = settings
             dramatiq.set_broker(_broker)
+            for declared in list(DECLARED.values()):
+                declared.bind(_broker)
         return _broker

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .jobs import Job
     from .postgres.job_status import JobError, JobInfo
     from .postgres.pool import Database
+    from .registry import ActorSpec
 
 logger = logging.getLogger(__name__)
 
@@ -342,6 +343,48 @@ def cmd_submit(args: argparse.Namespace) -> int:
         path = job.save(output or f"{job.id}{suffix}")
     print(path)
     return 0
+
+
+def cmd_actors(args: argparse.Namespace) -> int:
+    """List the actors clients can submit to: built-in ones and those workers published."""
+    from .catalogue import builtin_actors, list_actors
+    from .postgres.catalogue import list_published
+    from .postgres.pool import get_database
+
+    with database_url(get_settings()) as url:
+        database = get_database(url)
+        published = {entry.spec.name: entry for entry in list_published(database)}
+        specs = list_actors(database=database)
+    if args.json:
+        print(json.dumps([spec.to_json() for spec in specs], indent=2, ensure_ascii=False))
+        return 0
+    for spec in specs:
+        entry = published.get(spec.name)
+        if entry is not None:
+            origin = f"published by {entry.published_by} at {utc(entry.published_at)}"
+        else:
+            origin = "built-in" if spec.name in builtin_actors() else "declared here"
+        print(f"{spec.name}  (queue {spec.queue_name}, returns {spec.result_media_type}; {origin})")
+        print(f"    {format_call(spec)}")
+        if spec.description:
+            print(f"    {spec.description}")
+    return 0
+
+
+def format_call(spec: ActorSpec) -> str:
+    """``name(a: string, *, b: integer = 7)``: the actor's parameters with their JSON types."""
+    shown = []
+    keyword_only = False
+    for parameter in spec.parameters:
+        if parameter.keyword_only and not keyword_only:
+            shown.append("*")
+            keyword_only = True
+        kind = parameter.schema.get("type", "any")
+        text = f"{parameter.name}: {'|'.join(kind) if isinstance(kind, list) else kind}"
+        if not parameter.required:
+            text += f" = {json.dumps(parameter.schema.get('default'))}"
+        shown.append(text)
+    return f"{spec.name}({', '.join(shown)})"
 
 
 def wait_with_progress(job: Job, timeout_s: float | None) -> JobInfo:
@@ -721,6 +764,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the registered actor's name, then its ARG… and --name VALUE…",
     )
     submit.set_defaults(func=cmd_submit)
+
+    actors = commands.add_parser("actors", help=cmd_actors.__doc__)
+    actors.add_argument("--json", action="store_true", help="print the actors as JSON")
+    actors.set_defaults(func=cmd_actors)
 
     status = commands.add_parser("status", help=cmd_status.__doc__)
     status.add_argument("job_id", metavar="ID")

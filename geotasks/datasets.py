@@ -26,6 +26,13 @@ from .tmpfiles import FILE_PREFIX
 #: Prefix of a dataset argument that names an earlier job's result.
 JOB_PREFIX = "job:"
 
+#: A dataset name relative to GEOTASKS_DATA_DIR (no absolute path, no ``..``, no hidden file),
+#: or ``job:<id>``. The geo layer still resolves names safely; this lets a client (and the HTTP
+#: API's validation) refuse an impossible name before anything is sent.
+DATASET_NAME_PATTERN = (
+    r"^(job:[0-9A-Fa-f-]{32,36}|[A-Za-z0-9_][A-Za-z0-9_. -]*(/[A-Za-z0-9_][A-Za-z0-9_. -]*)*)$"
+)
+
 
 def read_context() -> ReadContext:
     """The geo layer's read context for this process's settings (``GEOTASKS_DATA_DIR``…).

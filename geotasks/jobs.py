@@ -28,6 +28,7 @@ import orjson
 from dramatiq.broker import Broker
 from dramatiq.message import Message
 
+from .catalogue import find_actor
 from .errors import (
     InputError,
     JobFailed,
@@ -44,8 +45,9 @@ from .postgres.job_status import FINISHED_CHANNEL, JobError, JobInfo, JobState, 
 from .postgres.listener import get_listener
 from .postgres.pool import Database, get_database
 from .postgres.results import FAILURE, FILE, GEOJSON, PostgresBackend, StoredResult
-from .registry import REGISTRY, Registry
+from .registry import Registry
 from .settings import Settings, get_settings
+from .signatures import checked_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +58,12 @@ COPY_BUFFER_BYTES = 1024 * 1024
 def submit(actor_name: str, /, *args: Any, **kwargs: Any) -> Job:
     """Send a message to a registered actor by name and return its :class:`Job`.
 
-    The arguments are checked against the actor's parameters before anything is sent.
+    The arguments are checked against the actor's parameters, names and types, before anything
+    is sent; the actor's code need not be importable here (see :mod:`geotasks.catalogue`).
 
     Parameters:
-      actor_name: A name from :data:`geotasks.registry.REGISTRY`, such as
-        ``"shapefile_to_geojson"``.
+      actor_name: An actor's name, such as ``"shapefile_to_geojson"``: one declared in this
+        process, one a worker published to the catalogue, or a built-in one.
       *args: Positional arguments of the actor.
       **kwargs: Keyword arguments of the actor.
 
@@ -69,7 +72,7 @@ def submit(actor_name: str, /, *args: Any, **kwargs: Any) -> Job:
 
     Raises:
       ActorNotRegistered: when no actor has that name.
-      InputError: when an argument is unknown, missing, surplus or not JSON.
+      InputError: when an argument is unknown, missing, surplus, not JSON or of the wrong type.
       ConfigurationError: when no broker is configured.
     """
     return submit_with_options(actor_name, args=args, kwargs=kwargs)
@@ -82,7 +85,8 @@ def submit_with_options(
     kwargs: Mapping[str, Any] | None = None,
     delay_ms: int | None = None,
     broker: Broker | None = None,
-    registry: Registry = REGISTRY,
+    registry: Registry | None = None,
+    database: Database | None = None,
     **options: Any,
 ) -> Job:
     """Like :func:`submit`, with message options (Dramatiq's ``send_with_options``).
@@ -94,7 +98,9 @@ def submit_with_options(
       delay_ms: Run no earlier than this many milliseconds from now.
       broker: The broker to send through; by default the one
         :func:`geotasks.broker.setup_broker` builds from the settings.
-      registry: Where to look the actor up.
+      registry: Where to look the actor up; by default :func:`geotasks.catalogue.find_actor`.
+      database: Where :func:`~geotasks.catalogue.find_actor` reads the published catalogue;
+        ``GEOTASKS_DATABASE_URL``'s by default.
       **options: Message options, such as ``result_ttl`` (ms) or ``time_limit`` (ms); only
         options some middleware of the broker declares are accepted.
 
@@ -106,9 +112,12 @@ def submit_with_options(
       InputError: when an argument or option is unknown, missing, surplus or not JSON.
       ConfigurationError: when no broker is configured.
     """
-    spec = registry.spec(actor_name)
-    kwargs = dict(kwargs or {})
-    spec.bind(args, kwargs)
+    spec = (
+        registry.spec(actor_name)
+        if registry is not None
+        else find_actor(actor_name, database=database)
+    )
+    json_args, json_kwargs = checked_arguments(spec, tuple(args), kwargs or {})
     broker = broker if broker is not None else _configured_broker()
     unknown = sorted(set(options) - broker.actor_options)
     if unknown:
@@ -119,14 +128,10 @@ def submit_with_options(
     message: Message[Any] = Message(
         queue_name=spec.queue_name,
         actor_name=spec.name,
-        args=tuple(args),
-        kwargs=kwargs,
+        args=tuple(json_args),
+        kwargs=json_kwargs,
         options=options,
     )
-    try:
-        message.encode()
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"the arguments of {actor_name} must be JSON: {exc}") from None
     broker.declare_queue(spec.queue_name)
     sent = broker.enqueue(message, delay=delay_ms)
     logger.debug("Sent message %s to %s", sent.message_id, actor_name)

@@ -20,10 +20,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from .broker import database_for, setup_broker
+from .broker import database_for
+from .declaration import actor
 from .middleware.periodic import parse_schedule
 from .postgres.maintenance import delete_old_dead_letters, delete_stale_delivery_counts
 from .postgres.periodic import TickStore
@@ -39,7 +39,6 @@ MAINTENANCE_QUEUE = "maintenance"
 #: a day leaves a readable history of which ticks ran.
 TICK_RETENTION_S = 86_400
 
-setup_broker()
 _settings = get_settings()
 
 
@@ -48,10 +47,10 @@ def _message_id() -> str:
     return "-" if message is None else message.message_id
 
 
-@dramatiq.actor(
+@actor(
     queue_name=MAINTENANCE_QUEUE,
     max_retries=0,
-    store_results=True,
+    public=False,
     periodic=parse_schedule(_settings.delete_expired_results_schedule),
 )
 def delete_expired_results() -> dict[str, int]:
@@ -67,10 +66,10 @@ def delete_expired_results() -> dict[str, int]:
     return removed
 
 
-@dramatiq.actor(
+@actor(
     queue_name=MAINTENANCE_QUEUE,
     max_retries=0,
-    store_results=True,
+    public=False,
     periodic=parse_schedule(_settings.delete_old_broker_rows_schedule),
 )
 def delete_old_broker_rows() -> dict[str, int]:
@@ -90,10 +89,10 @@ def delete_old_broker_rows() -> dict[str, int]:
     return removed
 
 
-@dramatiq.actor(
+@actor(
     queue_name=MAINTENANCE_QUEUE,
     max_retries=0,
-    store_results=True,
+    public=False,
     periodic=parse_schedule(_settings.delete_old_periodic_ticks_schedule),
 )
 def delete_old_periodic_ticks() -> dict[str, int]:

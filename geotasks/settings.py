@@ -122,6 +122,9 @@ class Settings:
     delete_old_periodic_ticks_schedule: str = field(
         default="17 * * * *", metadata={"schedule": True}
     )
+    #: The application's modules that declare actors, comma-separated (``myapp.tasks``): every
+    #: worker and scheduler imports them, so they serve the application's actors too.
+    modules: tuple[str, ...] = ()
     #: Where the ``geotasks`` command keeps the embedded PostgreSQL's data directory.
     embedded_dir: Path = Path(".geotasks")
     #: Longest a geo actor may run, in seconds, before Dramatiq's time limit stops it (it fires

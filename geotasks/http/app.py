@@ -179,7 +179,7 @@ class Api:
         self.settings = settings
         self.catalogue = catalogue
         self.access = access
-        self._openapi: dict[str, bytes] = {}
+        self._openapi: dict[tuple[str, tuple[int, ...]], bytes] = {}
         self._sync_waits = threading.BoundedSemaphore(MAX_SYNC_WAITS)
 
     # -- helpers -------------------------------------------------------------------------
@@ -316,10 +316,12 @@ class Api:
             json_href=f"{base_url(request)}conformance?f=json",
         )
 
-    def openapi_document(self, request: Request) -> dict[str, Any]:
+    def openapi_document(
+        self, request: Request, processes: list[Process] | None = None
+    ) -> dict[str, Any]:
         """Return the OpenAPI document for the base URL this client uses."""
         return build_openapi(
-            list(self.catalogue),
+            list(self.catalogue) if processes is None else processes,
             server_url=base_url(request).rstrip("/") or "/",
             secured=bool(self.settings.api_tokens),
             extra_paths={
@@ -332,13 +334,16 @@ class Api:
     def openapi(self, request: Request) -> Response:
         """``GET /openapi.json``: the API definition."""
         check_query(request, ())
-        base = base_url(request)
-        body = self._openapi.get(base)
+        processes = list(self.catalogue)
+        # The catalogue keeps one Process per actor spec: the same objects, the same document.
+        key = (base_url(request), tuple(id(process) for process in processes))
+        body = self._openapi.get(key)
         if body is None:
-            body = orjson.dumps(self.openapi_document(request))
-            # One entry per distinct base URL (host names clients use); a handful at most.
-            if len(self._openapi) < 16:
-                self._openapi[base] = body
+            body = orjson.dumps(self.openapi_document(request, processes))
+            # A handful of base URLs (host names clients use) and catalogue versions.
+            if len(self._openapi) >= 16:
+                self._openapi.clear()
+            self._openapi[key] = body
         return Response(body, media_type=OPENAPI_MEDIA_TYPE)
 
     def api_page(self, request: Request) -> Response:
@@ -892,7 +897,8 @@ def create_app(
 
     Parameters:
       settings: The configuration; read from the environment by default.
-      catalogue: The processes offered; every public actor and ``echo`` by default.
+      catalogue: The processes offered; by default every actor of the actor catalogue in the
+        job store's database.
       access: The job store; one on ``GEOTASKS_DATABASE_URL`` by default.
 
     Returns:
@@ -904,8 +910,8 @@ def create_app(
     from .processes import default_catalogue
 
     settings = settings or get_settings()
-    catalogue = catalogue or default_catalogue()
     access = access or JobAccess.from_settings(settings)
+    catalogue = catalogue or default_catalogue(access.database)
     api = Api(settings, catalogue, access)
     routes = [
         Route("/", api.landing_page, methods=["GET"]),

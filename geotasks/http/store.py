@@ -204,7 +204,9 @@ class JobAccess:
           Problem: 400 when the actor refuses the arguments, 503 when no broker is set up.
         """
         try:
-            return submit_with_options(process.id, kwargs=kwargs, broker=self.broker, **options).id
+            return submit_with_options(
+                process.id, kwargs=kwargs, broker=self.broker, database=self.database, **options
+            ).id
         except InputError as exc:
             raise Problem(400, str(exc), type_=INVALID_PARAMETER) from None
         except ConfigurationError as exc:

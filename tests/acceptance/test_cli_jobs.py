@@ -23,6 +23,7 @@ from geotasks.postgres.job_status import JobError, JobState, JobStore
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from tests.acceptance.conftest import ROOT, RunGeotasks, clean_environment
+from tests.waiting import wait_for_published_actor
 
 DOCUMENT = orjson.dumps(
     {
@@ -160,7 +161,9 @@ def test_submit_wait_reports_the_time_it_actually_waited(
 ) -> None:
     # Given no worker, when a job is followed for 2 s
     started = time.monotonic()
-    waited = run_geotasks("submit", "add_numbers", "2", "40", "--wait", "--timeout", "2", env=env)
+    waited = run_geotasks(
+        "submit", "measure_features", "naturalearth_cities", "--wait", "--timeout", "2", env=env
+    )
 
     # Then the command gives up saying how long it waited, not how long its last step was
     assert waited.returncode == 2
@@ -172,18 +175,22 @@ def test_submit_wait_reports_the_time_it_actually_waited(
 
 
 @pytest.fixture
-def worker(env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``dramatiq geotasks.worker`` on the test database, stopped with SIGTERM afterwards."""
+def worker(
+    env: dict[str, str], tmp_path: Path, database_url: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``dramatiq geotasks.worker`` serving the demo actors (an application module) on the test
+    database, once it has published them; stopped with SIGTERM afterwards."""
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "dramatiq", "geotasks.worker", "--processes", "1", "--threads", "2"],
         cwd=ROOT,
-        env=env,
+        env={**env, "GEOTASKS_MODULES": "geotasks.demo_actors"},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
+        wait_for_published_actor(database_url, "add_numbers")
         yield process
     finally:
         if process.poll() is None:

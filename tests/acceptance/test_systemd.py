@@ -27,10 +27,10 @@ import pytest
 from dramatiq.message import Message
 
 from geotasks.broker import build_broker
+from geotasks.demo_actors import add_numbers_slowly
 from geotasks.jobs import Job, submit_with_options
 from geotasks.postgres.job_status import JobState
 from geotasks.postgres.pool import get_database
-from geotasks.registry import REGISTRY
 from geotasks.settings import Settings, load_settings
 from tests import servers
 from tests.acceptance.systemd_service import (
@@ -172,7 +172,7 @@ def test_sysusers_and_tmpfiles_create_the_user_and_directories(tmp_path: Path) -
 # --- The units run: stop, reload and restart a real worker the way systemd does. ---
 
 #: The instance that serves the slow demo actor's queue.
-DEMO_QUEUE = REGISTRY["add_numbers_slowly"].queue_name
+DEMO_QUEUE = add_numbers_slowly.queue_name
 #: How long each slow demo job takes, in seconds: long enough to still run when the stop comes.
 JOB_DELAY_S = 2.0
 #: Longest wait for a job to reach a state, in seconds.
@@ -264,6 +264,8 @@ def deployment(
         # The units' own paths (/srv/geotasks/data, /var/lib/geotasks/tmp) do not exist here.
         "GEOTASKS_DATA_DIR": str(ROOT / "sample_data"),
         "GEOTASKS_TMP_DIR": str(tmp_path / "tmp"),
+        # The slow demo actor, loaded as an application's module is.
+        "GEOTASKS_MODULES": "geotasks.demo_actors",
     }
     write_environment_file(config_dir, values)
     shutil.copy(SYSTEMD_DIR / "worker-maintenance.env", config_dir)

@@ -17,7 +17,7 @@ from dramatiq.middleware import (
 )
 from periodiq import PeriodiqMiddleware
 
-from geotasks.broker import build_broker
+from geotasks.broker import MIDDLEWARE_TYPES, build_broker, known_actor_options
 from geotasks.errors import ConfigurationError
 from geotasks.middleware.deliveries import DeliveryLimit
 from geotasks.middleware.job_status import JobStatus
@@ -127,3 +127,10 @@ def test_a_missing_client_library_names_the_extra_to_install(
     # When it is built, Then the error says what to install
     with pytest.raises(ConfigurationError, match=extra.replace("[", r"\[").replace("]", r"\]")):
         build_broker(Settings(database_url=DATABASE_URL, broker_url=url))
+
+
+def test_actor_options_are_known_before_any_broker_is_built() -> None:
+    # @geotasks.actor checks options at declaration, from the middleware classes alone
+    broker = build_broker(Settings(database_url=DATABASE_URL))
+    assert list(MIDDLEWARE_TYPES) == [type(m) for m in broker.middleware]
+    assert known_actor_options() == broker.actor_options

@@ -24,7 +24,6 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.message import Message
 from dramatiq.middleware import AgeLimit
-from psycopg2 import sql
 from starlette.testclient import TestClient
 
 from geotasks.broker import build_broker, database_for
@@ -37,7 +36,6 @@ from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings, load_settings
-from tests.conftest import admin_connection, with_database
 
 #: A bearer token the secured app accepts.
 TOKEN = "test-token-0123456789abcdef"
@@ -70,9 +68,8 @@ def broker(database: Database, settings: Settings) -> Iterator[StubBroker]:
         Results(backend=PostgresBackend(database=database), result_ttl=settings.result_ttl_s * 1000)
     )
     dramatiq.set_broker(broker)
-    # The echo actor is declared once per process, on the first broker; later brokers get it too.
-    echo = importlib.import_module("geotasks.http.echo").echo
-    broker.declare_actor(echo)
+    # The echo actor is declared once per process; each test's broker gets it.
+    importlib.import_module("geotasks.http.echo").echo.bind(broker)
     try:
         yield broker
     finally:
@@ -220,31 +217,10 @@ def wait_for_status(
 
 
 @pytest.fixture(scope="module")
-def shared_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
-    """A database shared by one module's tests that only read (no job is ever recorded)."""
-    name = f"geotasks_db_http_{uuid.uuid4().hex[:12]}"
-    conn = admin_connection(postgres_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template_database)
-                )
-            )
-        yield with_database(postgres_url, name)
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        conn.close()
-
-
-@pytest.fixture(scope="module")
-def static_client(shared_database_url: str) -> Iterator[TestClient]:
+def static_client(module_database_url: str) -> Iterator[TestClient]:
     """A client of the open API for tests of resources that do not change (no jobs)."""
-    settings = make_settings(shared_database_url)
-    database = Database(shared_database_url, max_connections=2)
+    settings = make_settings(module_database_url)
+    database = Database(module_database_url, max_connections=2)
     app = create_app(settings, access=JobAccess(database, settings))
     try:
         with TestClient(app, base_url="http://testserver") as test_client:

@@ -26,6 +26,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from geotasks.broker import build_broker
+from geotasks.demo_actors import add_numbers
 from geotasks.geo.result import GeoJSONResult
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
@@ -389,7 +390,9 @@ def test_the_form_sends_the_token_a_secured_server_asks_for(
 ) -> None:
     from playwright.sync_api import sync_playwright
 
-    # Given a server that asks for a bearer token
+    # Given a server that asks for a bearer token, offering the demo's add_numbers (declared in
+    # this process, as in a worker that serves it)
+    assert add_numbers.actor_name == "add_numbers"
     secured = make_settings(geotasks_env, api_tokens=TOKEN)
     app = create_app(secured, access=JobAccess(database, secured, broker=production_broker))
     with serving(app, database) as url, sync_playwright() as playwright:
