@@ -94,7 +94,7 @@ def list_actors(*, database: Database | None = None) -> list[ActorSpec]:
     for name in sorted(published):
         actors[name] = published[name]
     for name, declared in DECLARED.items():
-        if getattr(declared, "public", True):
+        if declared.public:
             actors[name] = declared.spec
     return list(actors.values())
 

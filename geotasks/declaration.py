@@ -349,7 +349,7 @@ def _result_media_type(function: Callable[..., Any]) -> str:
     """What the return annotation suggests the result is (the value returned decides)."""
     try:
         annotation = typing.get_type_hints(function).get("return")
-    except Exception:
+    except (NameError, TypeError):  # an unresolvable hint says nothing about the result
         return JSON_MEDIA_TYPE
     return GEOJSON_MEDIA_TYPE if _mentions_geometry(annotation) else JSON_MEDIA_TYPE
 
