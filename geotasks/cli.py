@@ -224,7 +224,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_demo(url)
+        return run_demo(url, scheduler_command())
 
 
 #: How often ``geotasks submit --wait`` refreshes its progress line, in seconds.
