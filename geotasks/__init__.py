@@ -32,6 +32,7 @@ from .errors import (
 from .geo.context import set_context_provider
 from .jobs import Job, submit, submit_with_options
 from .middleware.job_status import progress
+from .middleware.periodic import current_slot
 from .postgres.job_status import JobError, JobInfo, JobState, Progress
 
 # geotasks.geo.read_features finds datasets, limits and earlier jobs' results through this.
@@ -57,6 +58,7 @@ __all__ = [
     "ResultNotStored",
     "ResultTooLarge",
     "actor",
+    "current_slot",
     "progress",
     "submit",
     "submit_with_options",

@@ -410,8 +410,9 @@ class Job:
             error = info.error or JobError("Exception", "unknown")
             raise JobFailed(self.id, error.type_name, error.message, error.traceback)
         if info.status in (JobState.SKIPPED, JobState.CANCELLED):
+            reason = f" ({info.error.message})" if info.error is not None else ""
             raise JobSkipped(
-                f"job {self.id} was {info.status} and has no result", status=info.status
+                f"job {self.id} was {info.status}{reason} and has no result", status=info.status
             )
         if info.status is JobState.SUCCESS:
             if info.result_kind is not None:

@@ -55,6 +55,7 @@ from .problems import (
     no_such_job,
 )
 from .processes import Catalogue, Process
+from .schedules import schedules_openapi, schedules_routes
 from .status import OGC_STATUS_CODES, states_for, status_info
 from .store import JobAccess, JobQuery, parse_cursor, parse_datetime_filter
 from .streaming import PIECE_BYTES, iter_stream, parse_range
@@ -328,6 +329,7 @@ class Api:
                 **dashboard_openapi(secured=bool(self.settings.api_tokens)),
                 **HEALTH_PATHS,
                 **(METRICS_PATHS if self.settings.api_metrics else {}),
+                **schedules_openapi(secured=bool(self.settings.api_tokens)),
             },
         )
 
@@ -928,6 +930,7 @@ def create_app(
         *dashboard_routes(api),
         *health_routes(settings),
         *metrics_routes(settings, api.require_token),
+        *schedules_routes(settings, api.require_token),
         Mount("/static", StaticFiles(packages=[("geotasks.http", "static")]), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders)]
