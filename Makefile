@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration acceptance clean
+.PHONY: demo test lint unit integration acceptance clean clean-db catalogue
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "geotasks needs Python 3.11 or newer"; exit 1; }
@@ -30,6 +30,17 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+# The built-in actors' specs, which clients read before any worker has published them; a test
+# fails when they drift from geotasks/actors.py.
+catalogue: $(STAMP)
+	$(BIN)/python -c 'import json; from geotasks.actors import builtin_specs; \
+		print(json.dumps(builtin_specs(), indent=2, ensure_ascii=False))' > geotasks/builtin_actors.json
+
+# Template databases the test suite left on the server (runs that were killed, other schema
+# versions); those a running test session uses are kept. A run drops its own when it ends.
+clean-db: $(STAMP)
+	$(BIN)/python -m tests.templates
 
 clean:
 	rm -rf $(VENV) .geotasks .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,12 @@
 """Background geoprocessing for GIS applications, on Dramatiq workers with Postgres.
 
-The client API is importable from a web application without fiona, shapely or pyproj:
+An application declares its own actors, and sends work by name from processes that cannot
+import them; none of it loads fiona, shapely or pyproj:
 
 >>> import geotasks
+>>> @geotasks.actor(rate_limit="4/m")
+... def get_shps(name: str) -> list[Polygon]: ...
+>>> job = get_shps.submit("parcels")
 >>> job = geotasks.submit("shapefile_to_geojson", "parcels")
 >>> job.get(timeout=60)
 """
@@ -10,6 +14,7 @@ The client API is importable from a web application without fiona, shapely or py
 from __future__ import annotations
 
 from . import datasets
+from .declaration import Actor, actor
 from .errors import (
     ActorNotRegistered,
     GeotasksError,
@@ -20,18 +25,21 @@ from .errors import (
     JobSkipped,
     JobTimeout,
     ResultExpired,
+    ResultIsAFile,
     ResultNotStored,
     ResultTooLarge,
 )
 from .geo.context import set_context_provider
+from .job_model import JobError, JobInfo, JobState, Progress
 from .jobs import Job, submit, submit_with_options
 from .middleware.job_status import progress
-from .postgres.job_status import JobError, JobInfo, JobState, Progress
+from .middleware.periodic import current_slot
 
 # geotasks.geo.read_features finds datasets, limits and earlier jobs' results through this.
 set_context_provider(datasets.read_context)
 
 __all__ = [
+    "Actor",
     "ActorNotRegistered",
     "GeotasksError",
     "InputError",
@@ -46,8 +54,11 @@ __all__ = [
     "JobTimeout",
     "Progress",
     "ResultExpired",
+    "ResultIsAFile",
     "ResultNotStored",
     "ResultTooLarge",
+    "actor",
+    "current_slot",
     "progress",
     "submit",
     "submit_with_options",

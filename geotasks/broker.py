@@ -5,15 +5,19 @@ send messages. The broker is chosen by the scheme of ``GEOTASKS_BROKER_URL`` (wh
 ``GEOTASKS_DATABASE_URL``):
 
 - ``postgresql://`` — geotasks' own :class:`~geotasks.postgres.broker.PostgresBroker`;
-- ``redis://`` — Dramatiq's ``RedisBroker`` (``pip install geotasks[redis]``);
+- ``redis://`` — Dramatiq's ``RedisBroker``, with geotasks' maintenance and doorbell
+  (:class:`~geotasks.redis.broker.RedisBroker`; ``pip install geotasks[redis]``);
 - ``amqp://`` — Dramatiq's ``RabbitmqBroker`` (``pip install geotasks[rabbitmq]``).
 
 With nothing configured it refuses to start: it never falls back, as Dramatiq's ``get_broker()``
-does, to a RabbitMQ on localhost.
+does, to a RabbitMQ on localhost. The rate limits' backend is chosen here too, by the scheme of
+``GEOTASKS_RATE_LIMIT_URL`` (the database by default).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from urllib.parse import urlsplit
 
@@ -28,7 +32,6 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from periodiq import PeriodiqMiddleware
 
 from .errors import ConfigurationError
 from .middleware.deliveries import DeliveryLimit, most_deaths_before_rejection
@@ -39,8 +42,11 @@ from .middleware.results import Results
 from .middleware.workers import WorkerRegistry
 from .postgres.job_status import JobStore
 from .postgres.pool import Database, get_database, redact_url
+from .postgres.rate_limits import PostgresBackend as PostgresLimiterBackend
 from .postgres.results import PostgresBackend
 from .postgres.workers import WorkerStore
+from .rate_limits import LimiterBackend
+from .registry import DECLARED
 from .settings import POSTGRES_SCHEMES, Settings, get_settings
 
 _setup_lock = threading.Lock()
@@ -83,11 +89,13 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
         # Its count carries STARTED too, in one round trip, when nothing in between may hold
         # the message back.
         DeliveryLimit(database, max_deliveries=settings.max_deliveries, job_status=job_status),
-        # periodiq's skip of late ticks comes before de-duplication: a copy skipped as late
-        # must not claim a tick that another scheduler's on-time copy can still run.
-        PeriodiqMiddleware(skip_delay=settings.periodic_skip_delay_s),
-        PeriodicDeduplication(database),
-        RateLimit.from_settings(settings),
+        PeriodicDeduplication(database, skip_late_s=settings.periodic_skip_delay_s),
+        RateLimit(
+            limiter_backend(settings, database),
+            guard_ms=settings.rate_limit_guard_ms,
+            hold_ms=settings.rate_limit_hold_ms,
+            lease_ttl_ms=settings.concurrency_lease_ttl_ms,
+        ),
         job_status,
         # Dramatiq's default middleware, in Dramatiq's order.
         AgeLimit(),
@@ -103,6 +111,68 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
         ),
         WorkerRegistry(WorkerStore(database), settings.broker_heartbeat_timeout_s),
     ]
+
+
+def limiter_backend(settings: Settings, database: Database) -> LimiterBackend:
+    """Return the rate-limiter backend ``GEOTASKS_RATE_LIMIT_URL`` names: ``database`` by default.
+
+    Raises:
+      ConfigurationError: when it names Redis and the redis client is not installed.
+    """
+    url = settings.rate_limit_url
+    if url is None:
+        return PostgresLimiterBackend(database)
+    if urlsplit(url).scheme in {"redis", "rediss"}:
+        try:
+            from .redis.rate_limits import RedisBackend
+        except ImportError as exc:
+            raise ConfigurationError(
+                "GEOTASKS_RATE_LIMIT_URL names Redis, but the redis client is not installed: "
+                "pip install 'geotasks[redis]'"
+            ) from exc
+        return RedisBackend(url=url)
+    return PostgresLimiterBackend(
+        get_database(
+            url,
+            max_connections=settings.pool_max_connections,
+            connect_timeout_s=settings.connect_timeout_s,
+        )
+    )
+
+
+#: The classes :func:`build_middleware` installs, in its order.
+MIDDLEWARE_TYPES: tuple[type[Middleware], ...] = (
+    DeliveryLimit,
+    PeriodicDeduplication,
+    RateLimit,
+    JobStatus,
+    AgeLimit,
+    TimeLimit,
+    ShutdownNotifications,
+    Callbacks,
+    Pipelines,
+    Retries,
+    CurrentMessage,
+    Results,
+    WorkerRegistry,
+)
+
+
+@functools.cache
+def known_actor_options() -> frozenset[str]:
+    """Every actor option geotasks' middleware declare, known before any broker is built.
+
+    ``@geotasks.actor`` checks options with this when it declares an actor, so that a typo
+    fails at import, not at the first send. Each middleware's ``actor_options`` is a constant
+    set, a class attribute or a property read from an instance that was never initialised.
+    """
+    options: set[str] = set()
+    for middleware_type in MIDDLEWARE_TYPES:
+        declared = inspect.getattr_static(middleware_type, "actor_options")
+        if isinstance(declared, property):
+            declared = declared.fget(object.__new__(middleware_type))  # type: ignore[misc]
+        options |= set(declared)
+    return frozenset(options)
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
@@ -138,7 +208,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         return broker
     if scheme in {"redis", "rediss"}:
         try:
-            from .redis_broker import RedisBroker
+            from .redis.broker import RedisBroker
         except ImportError as exc:
             raise ConfigurationError(
                 "GEOTASKS_BROKER_URL names a Redis broker, but the redis client is not "
@@ -163,12 +233,18 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     raise ConfigurationError(f"no broker for {redact_url(url)}")
 
 
+def current_broker() -> dramatiq.Broker | None:
+    """geotasks' broker if :func:`setup_broker` has built one in this process, else ``None``."""
+    return _broker
+
+
 def setup_broker() -> dramatiq.Broker:
     """Build the broker from this process's settings and make it Dramatiq's global broker.
 
-    Called before actors are declared, so they are declared with geotasks' middleware and
-    options; later calls return the same broker, unless the settings changed since (tests, or
-    an application that reconfigures), in which case a broker for the new settings replaces it.
+    Every actor declared with ``@geotasks.actor`` (and no broker of its own) is bound to it, and
+    so is every actor declared later. Later calls return the same broker, unless the settings
+    changed since (tests, or an application that reconfigures), in which case a broker for the
+    new settings replaces it and the actors move to it.
 
     Raises:
       ConfigurationError: when no database is configured.
@@ -180,4 +256,6 @@ def setup_broker() -> dramatiq.Broker:
             _broker = build_broker(settings)
             _broker_settings = settings
             dramatiq.set_broker(_broker)
+            for declared in list(DECLARED.values()):
+                declared.bind(_broker)
         return _broker

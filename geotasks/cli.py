@@ -1,8 +1,11 @@
 """The ``geotasks`` command.
 
-It is the one entry point that may start the embedded PostgreSQL: when
-``GEOTASKS_DATABASE_URL`` is unset, commands that need a database start it once, hand its URL to
-every process they start, and stop it on exit (also on Ctrl-C and SIGTERM).
+It is the one entry point that may start the embedded PostgreSQL, and only in ``demo`` and the
+development ``worker`` / ``scheduler`` wrappers: when ``GEOTASKS_DATABASE_URL`` is unset, they
+start it once, hand its URL to every process they start, and stop it on exit (also on Ctrl-C
+and SIGTERM). Every other command (``submit``, ``status``, ``db``, ``serve``…) uses an embedded
+server already running from the same directory, or fails at once naming the setting: a
+forgotten setting must not quietly create a database no worker reads.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from .errors import ConfigurationError, GeotasksError
 from .settings import POSTGRES_SCHEMES, Settings, env_name, get_settings
 
 if TYPE_CHECKING:
+    from .job_model import JobError, JobInfo
     from .jobs import Job
-    from .postgres.job_status import JobError, JobInfo
     from .postgres.pool import Database
+    from .registry import ActorSpec
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +80,47 @@ def database_url(settings: Settings) -> Iterator[str]:
         print("geotasks: embedded PostgreSQL stopped", flush=True)
 
 
+@contextlib.contextmanager
+def existing_database_url(settings: Settings) -> Iterator[str]:
+    """Yield the configured database URL, or that of an embedded PostgreSQL already running.
+
+    Never starts a server. The embedded server's URL is put into ``os.environ`` for the
+    block, so the settings read inside it see it.
+
+    Raises:
+      ConfigurationError: when no URL is configured and no embedded server runs from
+        ``GEOTASKS_EMBEDDED_DIR``.
+    """
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from .embedded import running_url
+
+    url = running_url(settings.embedded_dir)
+    if url is None:
+        raise ConfigurationError(
+            f"{env_name('database_url')} is not set: set it to the database your workers use "
+            f"(no embedded PostgreSQL is running from {settings.embedded_dir.resolve()}; only "
+            "`geotasks demo`, `geotasks worker` and `geotasks scheduler` start one)"
+        )
+    print(
+        f"geotasks: {env_name('database_url')} is not set; using the embedded PostgreSQL "
+        f"running from {settings.embedded_dir.resolve()}",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.environ[env_name("database_url")] = url
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        from .postgres.listener import close_listeners
+
+        close_listeners()
+        os.environ.pop(env_name("database_url"), None)
+        get_settings.cache_clear()
+
+
 def run_child(argv: Sequence[str]) -> int:
     """Run ``argv`` as a child process, forwarding INT, TERM and HUP; return its exit code."""
     child = subprocess.Popen(list(argv))
@@ -112,7 +157,7 @@ def _migrate_and_report(url: str) -> int:
 
 def cmd_db_init(args: argparse.Namespace) -> int:
     """Create or upgrade the schema; safe to run repeatedly and concurrently."""
-    with database_url(get_settings()) as url:
+    with existing_database_url(get_settings()) as url:
         return _migrate_and_report(url)
 
 
@@ -121,7 +166,7 @@ def cmd_db_version(args: argparse.Namespace) -> int:
     from .postgres.migrate import latest_version, schema_version
     from .postgres.pool import Database
 
-    with database_url(get_settings()) as url:
+    with existing_database_url(get_settings()) as url:
         database = Database(url, max_connections=1)
         try:
             current = schema_version(database)
@@ -132,33 +177,56 @@ def cmd_db_version(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run ``dramatiq geotasks.worker`` (plus any arguments), on the embedded DB if needed."""
+    """Run ``dramatiq geotasks.worker`` (plus any arguments), on the embedded DB if needed;
+    ``--scheduler`` runs a scheduler beside it (Celery's ``-B``)."""
+    rest = [arg for arg in args.rest if arg != "--scheduler"]
+    if len(rest) < len(args.rest):
+        os.environ[env_name("worker_scheduler")] = "true"
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_child([sys.executable, "-m", "dramatiq", "geotasks.worker", *args.rest])
+        return run_child([sys.executable, "-m", "dramatiq", "geotasks.worker", *rest])
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    """Run the periodiq scheduler, on the embedded DB if needed."""
+    """Run a scheduler for every periodic actor of the loaded modules, on the embedded DB if
+    needed."""
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
         return run_child(scheduler_command(*args.rest))
 
 
 def scheduler_command(*extra_args: str) -> list[str]:
-    """Return the command line of periodiq's scheduler on ``geotasks.worker geotasks.maintenance``.
+    """Return the command line of :mod:`geotasks.scheduler` on ``geotasks.worker``, with this
+    interpreter."""
+    return [sys.executable, "-m", "geotasks.scheduler", "geotasks.worker", *extra_args]
 
-    It runs :mod:`geotasks.scheduler` (periodiq, registered in the worker registry) with this
-    interpreter.
-    """
-    return [
-        sys.executable,
-        "-m",
-        "geotasks.scheduler",
-        "geotasks.worker",
-        "geotasks.maintenance",
-        *extra_args,
-    ]
+
+def cmd_schedules(args: argparse.Namespace) -> int:
+    """List the periodic actors: schedule, next slot, and the last slot's job, status and
+    lateness."""
+    from .monitoring.schedules import read_schedules
+    from .postgres.pool import get_database
+
+    settings = get_settings()
+    with database_url(settings) as url:
+        schedules = read_schedules(get_database(url), get_settings())
+    if args.json:
+        print(json.dumps([s.to_dict() for s in schedules], indent=2))
+        return 0
+    if not schedules:
+        print("no periodic actor: no scheduler runs and no tick ran")
+    for s in schedules:
+        print(f"{s.actor_name}  ({s.cron or 'no scheduler sends it'})")
+        print(f"    next slot  {utc(s.next_slot) if s.next_slot else '-'}", end="")
+        print(f"  (overdue by {s.lateness_s:.0f} s)" if s.late else "")
+        if s.last_slot is not None:
+            lateness = s.last_start_lateness_s
+            started = "" if lateness is None else f", started {lateness:.2f} s after its slot"
+            print(
+                f"    last slot  {utc(s.last_slot)}: job {s.last_message_id} "
+                f"{s.last_status or 'UNKNOWN'}{started}"
+            )
+    return 0
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -179,7 +247,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_demo(url)
+        return run_demo(url, scheduler_command())
 
 
 #: How often ``geotasks submit --wait`` refreshes its progress line, in seconds.
@@ -208,60 +276,85 @@ def parse_value(text: str) -> Any:
 
 
 def parse_submit_arguments(tokens: Sequence[str]) -> SubmitArguments:
-    """Split ``parcels --distance-m 50 --wait`` into the actor's arguments and our options.
+    """Split ``parcels --distance-m 50 --wait -o out.geojson`` into the actor's arguments and
+    the command's own options, wherever these stand.
 
-    ``--name value`` (or ``--name=value``) is a keyword argument, dashes read as underscores;
-    anything else is a positional argument; after ``--`` everything is positional. Values are
-    JSON when they parse as JSON: quote a name that looks like a number (``'"2056"'``).
+    The command's options are ``--wait``, ``--timeout S`` and ``-o``/``--output FILE`` (also
+    ``--timeout=S``, ``--output=FILE``, ``-oFILE``). Any other ``--name value`` (or
+    ``--name=value``) is a keyword argument of the actor, dashes read as underscores; anything
+    else is a positional argument. After ``--`` every option is the actor's: that is how an actor
+    parameter named ``wait``, ``timeout`` or ``output`` is reached (``-- --timeout 30``). Values
+    are JSON when they parse as JSON: quote a name that looks like a number (``'"2056"'``) or
+    a positional text that starts with ``--`` (``'"--x"'``).
 
     Raises:
-      InputError: when an option lacks its value.
+      InputError: when an option lacks its value, or ``--timeout`` is not a number.
     """
     from .errors import InputError
 
     parsed = SubmitArguments()
     remaining = list(tokens)
-    positional_only = False
+    actor_only = False
     while remaining:
         token = remaining.pop(0)
-        if positional_only or not token.startswith("--") or token == "--":
-            if token == "--" and not positional_only:
-                positional_only = True
-            else:
-                parsed.args.append(parse_value(token))
+        if token == "--" and not actor_only:
+            actor_only = True
+            continue
+        if not actor_only and token.startswith("-o") and not token.startswith("--"):
+            parsed.output = token[2:] or _option_value("-o", remaining)
+            continue
+        if not token.startswith("--") or token == "--":
+            parsed.args.append(parse_value(token))
             continue
         name, has_value, value = token[2:].partition("=")
-        if name == "wait" and not has_value:
+        if not actor_only and name == "wait" and not has_value:
             parsed.wait = True
             continue
         if not has_value:
-            if not remaining:
-                raise InputError(f"--{name} needs a value")
-            value = remaining.pop(0)
-        if name == "timeout":
-            parsed.timeout_s = float(value)
-        elif name == "output":
+            value = _option_value(f"--{name}", remaining)
+        if not actor_only and name == "timeout":
+            try:
+                parsed.timeout_s = float(value)
+            except ValueError:
+                raise InputError(f"--timeout needs a number of seconds, not {value!r}") from None
+        elif not actor_only and name == "output":
             parsed.output = value
         else:
             parsed.kwargs[name.replace("-", "_")] = parse_value(value)
     return parsed
 
 
+def _option_value(option: str, remaining: list[str]) -> str:
+    """Take the value that follows ``option`` off ``remaining``.
+
+    Raises:
+      InputError: when nothing follows.
+    """
+    from .errors import InputError
+
+    if not remaining:
+        raise InputError(f"{option} needs a value")
+    return remaining.pop(0)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     """Send a job to an actor by name; with --wait, follow it and save its result."""
+    from .errors import InputError
+    from .job_model import JobState
     from .jobs import submit
-    from .postgres.job_status import JobState
 
-    parsed = parse_submit_arguments(args.rest)
+    if not args.rest or args.rest[0].startswith("-"):
+        raise InputError("name the actor first: geotasks submit ACTOR [ARG …] [--name VALUE …]")
+    actor, parsed = args.rest[0], parse_submit_arguments(args.rest[1:])
     wait = args.wait or parsed.wait
     timeout_s = parsed.timeout_s if parsed.timeout_s is not None else args.timeout
     output = parsed.output or args.output
-    with database_url(get_settings()):
-        job = submit(args.actor, *parsed.args, **parsed.kwargs)
+    with existing_database_url(get_settings()):
+        job = submit(actor, *parsed.args, **parsed.kwargs)
         if not wait:
             print(job.id)
             return 0
-        print(f"geotasks: submitted {args.actor} as job {job.id}", file=sys.stderr, flush=True)
+        print(f"geotasks: submitted {actor} as job {job.id}", file=sys.stderr, flush=True)
         info = wait_with_progress(job, timeout_s)
         if info.status is not JobState.SUCCESS:
             if info.status is JobState.FAILURE:
@@ -273,6 +366,48 @@ def cmd_submit(args: argparse.Namespace) -> int:
         path = job.save(output or f"{job.id}{suffix}")
     print(path)
     return 0
+
+
+def cmd_actors(args: argparse.Namespace) -> int:
+    """List the actors clients can submit to: built-in ones and those workers published."""
+    from .catalogue import builtin_actors, list_actors
+    from .postgres.catalogue import list_published
+    from .postgres.pool import get_database
+
+    with database_url(get_settings()) as url:
+        database = get_database(url)
+        published = {entry.spec.name: entry for entry in list_published(database)}
+        specs = list_actors(database=database)
+    if args.json:
+        print(json.dumps([spec.to_json() for spec in specs], indent=2, ensure_ascii=False))
+        return 0
+    for spec in specs:
+        entry = published.get(spec.name)
+        if entry is not None:
+            origin = f"published by {entry.published_by} at {utc(entry.published_at)}"
+        else:
+            origin = "built-in" if spec.name in builtin_actors() else "declared here"
+        print(f"{spec.name}  (queue {spec.queue_name}, returns {spec.result_media_type}; {origin})")
+        print(f"    {format_call(spec)}")
+        if spec.description:
+            print(f"    {spec.description}")
+    return 0
+
+
+def format_call(spec: ActorSpec) -> str:
+    """``name(a: string, *, b: integer = 7)``: the actor's parameters with their JSON types."""
+    shown = []
+    keyword_only = False
+    for parameter in spec.parameters:
+        if parameter.keyword_only and not keyword_only:
+            shown.append("*")
+            keyword_only = True
+        kind = parameter.schema.get("type", "any")
+        text = f"{parameter.name}: {'|'.join(kind) if isinstance(kind, list) else kind}"
+        if not parameter.required:
+            text += f" = {json.dumps(parameter.schema.get('default'))}"
+        shown.append(text)
+    return f"{spec.name}({', '.join(shown)})"
 
 
 def wait_with_progress(job: Job, timeout_s: float | None) -> JobInfo:
@@ -297,7 +432,12 @@ def wait_with_progress(job: Job, timeout_s: float | None) -> JobInfo:
             if deadline is not None and time.monotonic() >= deadline:
                 if interactive:
                     print(file=sys.stderr)
-                raise
+                # Said for the whole wait, not for its last step.
+                waited_s = time.monotonic() - started
+                raise JobTimeout(
+                    f"job {job.id} did not finish within {waited_s:.1f} s "
+                    f"(--timeout {timeout_s:g}); it is {job.status}"
+                ) from None
             info = job.info()
         line = f"{info.status} {format_progress(info)}".rstrip()
         if interactive:
@@ -333,7 +473,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from .errors import JobNotFound
 
-    with database_url(get_settings()):
+    with existing_database_url(get_settings()):
         try:
             info: JobInfo | None = _job(args.job_id).info()
         except JobNotFound:
@@ -366,6 +506,12 @@ def format_info(info: JobInfo) -> str:
         lines.append(("progress", format_progress(info)))
     if info.error is not None:
         lines.append(("error", f"{info.error.type_name}: {info.error.message}"))
+    for past in info.history:
+        error = f": {past.error.type_name}: {past.error.message}" if past.error else ""
+        requeued = past.requeued_at.isoformat(timespec="seconds")
+        lines.append(
+            ("earlier", f"attempt {past.attempt} {past.status}{error} (re-queued {requeued})")
+        )
     if info.result_size_bytes is not None and info.result_kind != "failure":
         lines.append(("result", f"{info.result_size_bytes:,} bytes {info.result_media_type}"))
     if info.expired_at is not None:
@@ -390,7 +536,7 @@ def cmd_result(args: argparse.Namespace) -> int:
     """Write a finished job's result to a file, or to standard output."""
     from .errors import JobFailed
 
-    with database_url(get_settings()):
+    with existing_database_url(get_settings()):
         job = _job(args.job_id)
         try:
             if args.output:
@@ -408,7 +554,8 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     """List recent jobs as a table, newest first."""
-    from .postgres.job_status import JobState, JobStore
+    from .job_model import JobState
+    from .postgres.job_status import JobStore
     from .postgres.pool import Database
 
     try:
@@ -417,7 +564,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         names = ", ".join(s for s in JobState if s is not JobState.UNKNOWN)
         print(f"geotasks: --status must be one of {names}", file=sys.stderr)
         return 2
-    with database_url(get_settings()) as url:
+    with existing_database_url(get_settings()) as url:
         database = Database(url, max_connections=1)
         try:
             jobs = JobStore(database).recent(
@@ -451,7 +598,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def broker_database(settings: Settings) -> Iterator[Database]:
-    """Yield a pool on the Postgres broker's database (the embedded one if none is configured).
+    """Yield a pool on the Postgres broker's database (an embedded one running if none is
+    configured).
 
     Raises:
       ConfigurationError: when the configured broker is not the Postgres broker.
@@ -465,8 +613,10 @@ def broker_database(settings: Settings) -> Iterator[Database]:
             "own dead letters (Redis: the <queue>.XQ keys; RabbitMQ: the <queue>.XQ queues); "
             "`geotasks dead-letters` reads those of the Postgres broker"
         )
-    with database_url(settings) as url:
-        database = Database(broker_url or url, max_connections=1)
+    # The broker's own URL is enough: no database URL needed then.
+    urls = contextlib.nullcontext(broker_url) if broker_url else existing_database_url(settings)
+    with urls as url:
+        database = Database(url, max_connections=1)
         try:
             yield database
         finally:
@@ -537,9 +687,20 @@ def cmd_dead_letters_show(args: argparse.Namespace) -> int:
 def cmd_dead_letters_requeue(args: argparse.Namespace) -> int:
     """Put a dead letter back in its queue, to run again now."""
     from .postgres.dead_letters import requeue_dead_letter
+    from .postgres.job_status import JobStore
+    from .postgres.pool import Database
 
-    with broker_database(get_settings()) as database:
-        requeued = requeue_dead_letter(database, args.id)
+    settings = get_settings()
+    with broker_database(settings) as database:
+        jobs = None
+        if settings.database_url and database.url != settings.database_url:
+            # Job status lives in GEOTASKS_DATABASE_URL's database, not the broker's.
+            jobs = JobStore(Database(settings.database_url, max_connections=1))
+        try:
+            requeued = requeue_dead_letter(database, args.id, jobs=jobs)
+        finally:
+            if jobs is not None:
+                jobs.database.close()
     if requeued is None:
         print(f"geotasks: no dead letter {args.id}", file=sys.stderr)
         return 1
@@ -574,7 +735,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) from exc
     # Checked before anything starts: an unsafe address fails fast, embedded database or not.
     check_exposure(args.host, get_settings())
-    with database_url(get_settings()) as url:
+    with existing_database_url(get_settings()) as url:
         _migrate_and_report(url)
         setup_broker()
         serve(args.host, args.port, get_settings(), log_level="debug" if args.verbose else "info")
@@ -595,9 +756,14 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("version", help=cmd_db_version.__doc__).set_defaults(func=cmd_db_version)
 
     for name, func in (("worker", cmd_worker), ("scheduler", cmd_scheduler)):
-        sub = commands.add_parser(name, help=func.__doc__)
+        # Every argument, options included, is the wrapped command's: none is an option here.
+        sub = commands.add_parser(name, help=func.__doc__, prefix_chars="+", add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER, help="passed on to the command")
         sub.set_defaults(func=func)
+
+    schedules = commands.add_parser("schedules", help=cmd_schedules.__doc__)
+    schedules.add_argument("--json", action="store_true", help="print the schedules as JSON")
+    schedules.set_defaults(func=cmd_schedules)
 
     commands.add_parser("demo", help=cmd_demo.__doc__).set_defaults(func=cmd_demo)
 
@@ -612,16 +778,25 @@ def build_parser() -> argparse.ArgumentParser:
         "submit",
         help=cmd_submit.__doc__,
         description="Send a job by actor name: geotasks submit buffer_features parcels "
-        "--distance-m 50 --wait. Arguments are JSON when they parse as JSON.",
+        "--distance-m 50 --wait -o out.geojson. --wait, --timeout and -o/--output may stand "
+        "anywhere; every other --name VALUE is a keyword argument of the actor, and after -- "
+        "every one is (-- --timeout 30 reaches an actor parameter named timeout). Arguments "
+        "are JSON when they parse as JSON.",
     )
-    submit.add_argument("actor", metavar="ACTOR", help="registered actor name")
     submit.add_argument("--wait", action="store_true", help="follow the job, save its result")
     submit.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S s")
     submit.add_argument("-o", "--output", metavar="FILE", help="with --wait: save the result here")
     submit.add_argument(
-        "rest", nargs=argparse.REMAINDER, metavar="ARGS", help="ARG… and --name VALUE…"
+        "rest",
+        nargs=argparse.REMAINDER,
+        metavar="ACTOR ARG",
+        help="the registered actor's name, then its ARG… and --name VALUE…",
     )
     submit.set_defaults(func=cmd_submit)
+
+    actors = commands.add_parser("actors", help=cmd_actors.__doc__)
+    actors.add_argument("--json", action="store_true", help="print the actors as JSON")
+    actors.set_defaults(func=cmd_actors)
 
     status = commands.add_parser("status", help=cmd_status.__doc__)
     status.add_argument("job_id", metavar="ID")

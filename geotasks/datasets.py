@@ -2,8 +2,9 @@
 
 :mod:`geotasks.geo` reads datasets by name without knowing settings or the job store; this
 module tells it where the data lives, which limits apply and how ``job:<id>`` is read (a
-temporary copy of that job's stored GeoJSON on this host, so a client can chain clip → buffer
-without downloading anything). ``import geotasks`` registers :func:`read_context` as the geo
+temporary copy on this host of that job's stored result, GeoJSON or a file written with
+``output_format``, so a client can chain clip → buffer without downloading anything).
+``import geotasks`` registers :func:`read_context` as the geo
 layer's context provider. Light: it loads no fiona, shapely or pyproj.
 """
 
@@ -18,12 +19,19 @@ from pathlib import Path
 from .errors import InputError, JobNotFound, TransientError
 from .geo.context import ReadContext
 from .geo.limits import GeoLimits
-from .postgres.job_status import JobState
+from .job_model import JobState
 from .settings import Settings, get_settings
 from .tmpfiles import FILE_PREFIX
 
 #: Prefix of a dataset argument that names an earlier job's result.
 JOB_PREFIX = "job:"
+
+#: A dataset name relative to GEOTASKS_DATA_DIR (no absolute path, no ``..``, no hidden file),
+#: or ``job:<id>``. The geo layer still resolves names safely; this lets a client (and the HTTP
+#: API's validation) refuse an impossible name before anything is sent.
+DATASET_NAME_PATTERN = (
+    r"^(job:[0-9A-Fa-f-]{32,36}|[A-Za-z0-9_][A-Za-z0-9_. -]*(/[A-Za-z0-9_][A-Za-z0-9_. -]*)*)$"
+)
 
 
 def read_context() -> ReadContext:
@@ -84,9 +92,10 @@ def dataset_source(name: object, settings: Settings) -> Iterator[str | Path]:
         raise InputError(f"{name} did not succeed (it is {info.status}): nothing to read")
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=FILE_PREFIX, dir=settings.tmp_dir) as folder:
-        path = Path(folder) / "input.geojson"
         try:
-            job.save(path)
+            # Saved under its own name, whose suffix tells the reader its format (.geojson,
+            # or .fgb, .gpkg, .zip for a result written with output_format).
+            path = job.save(Path(folder))
         except JobNotFound:
             raise InputError(f"{name}: its result has expired") from None
         yield path

@@ -1,7 +1,7 @@
-"""Stand-in actors for the demo and the broker tests, until the geoprocessing actors exist.
+"""Stand-in actors for the demo and the deployment tests: trivial arithmetic, logged.
 
-They do trivial arithmetic and log what they computed, so that a worker's log shows that each
-message ran.
+Not in the default worker: the demo and the tests that need them load them with
+``GEOTASKS_MODULES=geotasks.demo_actors``, as an application loads its own.
 """
 
 from __future__ import annotations
@@ -9,29 +9,39 @@ from __future__ import annotations
 import logging
 import time
 
-from .broker import setup_broker
+from .declaration import actor
 from .errors import InputError
-from .registry import MAX_DEMO_DELAY_S, REGISTRY
 
 logger = logging.getLogger(__name__)
 
-setup_broker()
+#: Longest delay ``add_numbers_slowly`` accepts, in seconds.
+MAX_DEMO_DELAY_S = 60
 
 
-@REGISTRY["add_numbers"].declare
+@actor(max_retries=0)
 def add_numbers(x: float, y: float) -> float:
-    """Return ``x + y`` (and log it)."""
+    """Add two numbers: the demo's stand-in for real work.
+
+    Parameters:
+      x: a number
+      y: another number
+    """
     total = x + y
     logger.info("add_numbers(%r, %r) = %r", x, y, total)
     return total
 
 
-@REGISTRY["add_numbers_slowly"].declare
+@actor(max_retries=0)
 def add_numbers_slowly(x: float, y: float, delay_s: float) -> float:
-    """Return ``x + y`` after ``delay_s`` seconds.
+    """Add two numbers after a delay: the demo's stand-in for a long job.
 
     The deployment tests stop and reload a worker while this runs: it must finish and its result
     be stored.
+
+    Parameters:
+      x: a number
+      y: another number
+      delay_s: seconds to wait before answering
 
     Raises:
       InputError: when ``delay_s`` is negative or above :data:`MAX_DEMO_DELAY_S`.

@@ -28,6 +28,7 @@ import orjson
 from dramatiq.broker import Broker
 from dramatiq.message import Message
 
+from .catalogue import find_actor
 from .errors import (
     InputError,
     JobFailed,
@@ -36,15 +37,18 @@ from .errors import (
     JobSkipped,
     JobTimeout,
     ResultExpired,
+    ResultIsAFile,
     ResultNotStored,
     ResultTooLarge,
 )
-from .postgres.job_status import FINISHED_CHANNEL, JobError, JobInfo, JobState, JobStore, Progress
+from .job_model import JobError, JobInfo, JobState, Progress
+from .postgres.job_status import FINISHED_CHANNEL, JobStore
 from .postgres.listener import get_listener
 from .postgres.pool import Database, get_database
-from .postgres.results import FAILURE, GEOJSON, PostgresBackend, StoredResult
-from .registry import REGISTRY, Registry
+from .postgres.results import FAILURE, FILE, GEOJSON, PostgresBackend, StoredResult
+from .registry import Registry
 from .settings import Settings, get_settings
+from .signatures import checked_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +59,12 @@ COPY_BUFFER_BYTES = 1024 * 1024
 def submit(actor_name: str, /, *args: Any, **kwargs: Any) -> Job:
     """Send a message to a registered actor by name and return its :class:`Job`.
 
-    The arguments are checked against the actor's parameters before anything is sent.
+    The arguments are checked against the actor's parameters, names and types, before anything
+    is sent; the actor's code need not be importable here (see :mod:`geotasks.catalogue`).
 
     Parameters:
-      actor_name: A name from :data:`geotasks.registry.REGISTRY`, such as
-        ``"shapefile_to_geojson"``.
+      actor_name: An actor's name, such as ``"shapefile_to_geojson"``: one declared in this
+        process, one a worker published to the catalogue, or a built-in one.
       *args: Positional arguments of the actor.
       **kwargs: Keyword arguments of the actor.
 
@@ -68,7 +73,7 @@ def submit(actor_name: str, /, *args: Any, **kwargs: Any) -> Job:
 
     Raises:
       ActorNotRegistered: when no actor has that name.
-      InputError: when an argument is unknown, missing, surplus or not JSON.
+      InputError: when an argument is unknown, missing, surplus, not JSON or of the wrong type.
       ConfigurationError: when no broker is configured.
     """
     return submit_with_options(actor_name, args=args, kwargs=kwargs)
@@ -81,7 +86,8 @@ def submit_with_options(
     kwargs: Mapping[str, Any] | None = None,
     delay_ms: int | None = None,
     broker: Broker | None = None,
-    registry: Registry = REGISTRY,
+    registry: Registry | None = None,
+    database: Database | None = None,
     **options: Any,
 ) -> Job:
     """Like :func:`submit`, with message options (Dramatiq's ``send_with_options``).
@@ -93,7 +99,9 @@ def submit_with_options(
       delay_ms: Run no earlier than this many milliseconds from now.
       broker: The broker to send through; by default the one
         :func:`geotasks.broker.setup_broker` builds from the settings.
-      registry: Where to look the actor up.
+      registry: Where to look the actor up; by default :func:`geotasks.catalogue.find_actor`.
+      database: Where :func:`~geotasks.catalogue.find_actor` reads the published catalogue;
+        ``GEOTASKS_DATABASE_URL``'s by default.
       **options: Message options, such as ``result_ttl`` (ms) or ``time_limit`` (ms); only
         options some middleware of the broker declares are accepted.
 
@@ -105,9 +113,12 @@ def submit_with_options(
       InputError: when an argument or option is unknown, missing, surplus or not JSON.
       ConfigurationError: when no broker is configured.
     """
-    spec = registry.spec(actor_name)
-    kwargs = dict(kwargs or {})
-    spec.bind(args, kwargs)
+    spec = (
+        registry.spec(actor_name)
+        if registry is not None
+        else find_actor(actor_name, database=database)
+    )
+    json_args, json_kwargs = checked_arguments(spec, tuple(args), kwargs or {})
     broker = broker if broker is not None else _configured_broker()
     unknown = sorted(set(options) - broker.actor_options)
     if unknown:
@@ -118,14 +129,10 @@ def submit_with_options(
     message: Message[Any] = Message(
         queue_name=spec.queue_name,
         actor_name=spec.name,
-        args=tuple(args),
-        kwargs=kwargs,
+        args=tuple(json_args),
+        kwargs=json_kwargs,
         options=options,
     )
-    try:
-        message.encode()
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"the arguments of {actor_name} must be JSON: {exc}") from None
     broker.declare_queue(spec.queue_name)
     sent = broker.enqueue(message, delay=delay_ms)
     logger.debug("Sent message %s to %s", sent.message_id, actor_name)
@@ -234,7 +241,8 @@ class Job:
 
     @property
     def error(self) -> JobError | None:
-        """What the actor raised (type, message, traceback) when the job failed, else ``None``."""
+        """What the actor raised (type, message, traceback) when the job failed, or when its last
+        attempt failed and it waits to be retried (RETRYING); else ``None``."""
         info = self._store.get(self.id)
         if info is None or info.error is None:
             return None
@@ -245,10 +253,11 @@ class Job:
         return info.error
 
     def cancel(self) -> bool:
-        """Cancel the job if it has not started (PENDING or THROTTLED); a worker then skips it.
+        """Cancel the job if nothing of it runs: it waits to start (PENDING, delayed or not), for
+        a rate-limit slot (THROTTLED) or for its next retry (RETRYING). A worker then skips it.
 
         Returns:
-          bool: whether it was cancelled; ``False`` when it already started or finished.
+          bool: whether it was cancelled; ``False`` when it is running (STARTED) or finished.
         """
         cancelled = self._store.cancel(self.id, ttl_ms=self._settings.result_ttl_s * 1000)
         if cancelled:
@@ -320,8 +329,16 @@ class Job:
           ResultNotStored: when the actor does not store results.
           ResultTooLarge: above ``GEOTASKS_RESULT_PARSE_MAX_BYTES``; use :meth:`save` or
             :meth:`open`, which stream.
+          ResultIsAFile: when the result is a file of another format (``output_format``); use
+            :meth:`save` or :meth:`open`.
         """
         stored = self._stored_result()
+        if stored.kind == FILE:
+            raise ResultIsAFile(
+                f"the result of job {self.id} is a {stored.media_type} file, not JSON: save it "
+                f"with job.save(path) (a folder gets {stored.file_name}) or read it with "
+                "job.open()"
+            )
         limit = self._settings.result_parse_max_bytes
         if stored.size_bytes > limit:
             raise ResultTooLarge(
@@ -344,7 +361,8 @@ class Job:
         return self._stored_result()
 
     def open(self) -> BinaryIO:
-        """Return a seekable binary stream over the result (GeoJSON or JSON bytes).
+        """Return a seekable binary stream over the result (GeoJSON, JSON or a file's bytes;
+        :meth:`result_info` says which, with its media type and file name).
 
         Memory stays bounded whatever the size: chunks are fetched as the stream is read.
 
@@ -356,6 +374,10 @@ class Job:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Stream the result into a file; the file appears complete or not at all.
 
+        Parameters:
+          path: The file to write, or an existing folder to write it into under its own name
+            (``<job id>.geojson``, ``.fgb``, ``.gpkg``, ``.zip``, ``.json``).
+
         Returns:
           Path: where it was written.
 
@@ -363,6 +385,8 @@ class Job:
           the errors of :attr:`result`, except :class:`ResultTooLarge`.
         """
         target = Path(path)
+        if target.is_dir():
+            target = target / self._stored_result().file_name
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             with self.open() as source, partial.open("wb") as sink:
@@ -387,8 +411,9 @@ class Job:
             error = info.error or JobError("Exception", "unknown")
             raise JobFailed(self.id, error.type_name, error.message, error.traceback)
         if info.status in (JobState.SKIPPED, JobState.CANCELLED):
+            reason = f" ({info.error.message})" if info.error is not None else ""
             raise JobSkipped(
-                f"job {self.id} was {info.status} and has no result", status=info.status
+                f"job {self.id} was {info.status}{reason} and has no result", status=info.status
             )
         if info.status is JobState.SUCCESS:
             if info.result_kind is not None:

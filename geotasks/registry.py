@@ -1,34 +1,37 @@
-"""Every public actor's name, queue, parameters and default options, without the actors' code.
+"""The mechanism behind ``@geotasks.actor`` and the catalogue: what clients know of an actor.
 
-The registry is what lets a web application send work by name (``geotasks.submit``) without
-importing fiona or shapely, and check the arguments before anything is sent. The actors module
-declares each actor from its :class:`ActorSpec`, so both sides agree on names, queues and
-options; the HTTP layer describes each process from it.
+An :class:`ActorSpec` is an actor as a client sees it (name, queue, parameters with their JSON
+Schemas, description, result media type), with no code: built from the function's signature
+where the actor is declared (:mod:`geotasks.declaration`), published by workers to Postgres, and
+read back by :func:`geotasks.submit`, the CLI and the HTTP API in processes that cannot import
+the actor (:mod:`geotasks.catalogue`). A call's arguments are checked against it, names *and*
+types, before anything is sent.
+
+This module is light: the standard library, and jsonschema when arguments are checked.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ParamSpec, TypeVar
-
-import dramatiq
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import ActorNotRegistered, InputError
-from .retries import RETRY_OPTIONS
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-#: The queue of the geoprocessing actors.
-GEO_QUEUE = "geo"
-#: Longest delay ``add_numbers_slowly`` accepts, in seconds.
-MAX_DEMO_DELAY_S = 60
+if TYPE_CHECKING:
+    from dramatiq import Broker
+    from jsonschema import Validator
 
 _NO_DEFAULT: Any = inspect.Parameter.empty
+
+#: Media type of a result stored as JSON.
+JSON_MEDIA_TYPE = "application/json"
+#: Media type of a result stored as an RFC 7946 FeatureCollection.
+GEOJSON_MEDIA_TYPE = "application/geo+json"
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Parameter:
       name: The keyword the actor takes.
       default: The default value; a parameter without one is required.
       description: One line for humans (CLI help, the HTTP API's process description).
-      schema: A JSON Schema fragment describing valid values.
+      schema: A JSON Schema describing valid values (as the message carries them).
       keyword_only: Whether it can only be given by name.
     """
 
@@ -54,6 +57,29 @@ class Parameter:
         """Whether a call must give this parameter."""
         return self.default is _NO_DEFAULT
 
+    def to_json(self) -> dict[str, Any]:
+        """This parameter as the catalogue stores it."""
+        document: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "schema": dict(self.schema),
+            "keyword_only": self.keyword_only,
+        }
+        if not self.required:
+            document["default"] = self.schema.get("default", self.default)
+        return document
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Parameter:
+        """Read a parameter back from :meth:`to_json`'s form."""
+        return cls(
+            name=document["name"],
+            default=document.get("default", _NO_DEFAULT),
+            description=document.get("description", ""),
+            schema=document.get("schema", {}),
+            keyword_only=bool(document.get("keyword_only", False)),
+        )
+
 
 @dataclass(frozen=True)
 class ActorSpec:
@@ -64,13 +90,16 @@ class ActorSpec:
       queue_name: The queue its messages go to.
       parameters: Its parameters, in positional order.
       description: One paragraph for humans.
-      options: Dramatiq actor options it is declared with (``store_results``, ``throws``…).
+      result_media_type: What its result usually is (advisory: the value the function returns
+        at run time decides): ``application/geo+json`` or ``application/json``.
+      options: Its public options (``rate_limit``, ``time_limit``…), as JSON, for display.
     """
 
     name: str
     queue_name: str
     parameters: tuple[Parameter, ...] = ()
     description: str = ""
+    result_media_type: str = JSON_MEDIA_TYPE
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -90,57 +119,83 @@ class ActorSpec:
         )
 
     def bind(self, args: Iterable[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Check a call's arguments against the signature; return them all by name.
+        """Check a call's argument *names* against the signature; return them all by name.
 
         Raises:
           InputError: naming the unknown, missing or surplus argument.
         """
         signature = self.signature
-        expected = ", ".join(str(p) for p in signature.parameters.values())
         for keyword in kwargs:
             if keyword not in signature.parameters:
                 close = difflib.get_close_matches(keyword, signature.parameters, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
-                raise InputError(f"{self.name}({expected}): unknown argument {keyword!r}{hint}")
+                raise InputError(f"{self.call_text}: unknown argument {keyword!r}{hint}")
         try:
             bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise InputError(f"{self.name}({expected}): {exc}") from None
+            raise InputError(f"{self.call_text}: {exc}") from None
         return dict(bound.arguments)
 
-    def declare(self, fn: Callable[P, R], **options: Any) -> dramatiq.Actor[P, R]:
-        """Declare ``fn`` as this actor on Dramatiq's global broker (set it up first).
+    def check(self, args: Iterable[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        """Check a call's argument names and JSON values against the parameters' schemas.
 
         Parameters:
-          fn: The actor's code; its parameters must be the registered ones, in order.
-          options: Dramatiq actor options added to (or overriding) the registered ones, for
-            values known only where the actor is declared, such as a configured time limit.
+          args: Positional arguments, as JSON values (see
+            :func:`geotasks.signatures.to_json_value`).
+          kwargs: Keyword arguments, as JSON values.
+
+        Returns:
+          Every given argument by name.
 
         Raises:
-          TypeError: when ``fn``'s parameters are not the ones registered, so the registry
-            and the actors' code cannot drift apart.
+          InputError: naming the argument and what it expects.
         """
-        if _call_shape(inspect.signature(fn)) != _call_shape(self.signature):
-            raise TypeError(
-                f"{self.name} is registered as {self.name}{self.signature}, "
-                f"not {self.name}{inspect.signature(fn)}"
-            )
-        decorate = dramatiq.actor(
-            actor_name=self.name, queue_name=self.queue_name, **{**self.options, **options}
+        bound = self.bind(args, kwargs)
+        validators = self._validators
+        for name, value in bound.items():
+            error = next(iter(validators[name].iter_errors(value)), None)
+            if error is not None:
+                where = "".join(f"[{part!r}]" for part in error.absolute_path)
+                raise InputError(f"{self.call_text}: argument {name!r}{where}: {error.message}")
+        return bound
+
+    @property
+    def call_text(self) -> str:
+        """``name(a, b, *, c=1)``, for error messages."""
+        return f"{self.name}{self.signature}"
+
+    @functools.cached_property
+    def _validators(self) -> dict[str, Validator]:
+        from jsonschema import Draft202012Validator
+
+        return {p.name: Draft202012Validator(dict(p.schema)) for p in self.parameters}
+
+    def to_json(self) -> dict[str, Any]:
+        """This actor as the catalogue stores it."""
+        return {
+            "name": self.name,
+            "queue_name": self.queue_name,
+            "description": self.description,
+            "parameters": [parameter.to_json() for parameter in self.parameters],
+            "result_media_type": self.result_media_type,
+            "options": dict(self.options),
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> ActorSpec:
+        """Read an actor back from :meth:`to_json`'s form."""
+        return cls(
+            name=document["name"],
+            queue_name=document["queue_name"],
+            parameters=tuple(Parameter.from_json(p) for p in document.get("parameters", ())),
+            description=document.get("description", ""),
+            result_media_type=document.get("result_media_type", JSON_MEDIA_TYPE),
+            options=MappingProxyType(dict(document.get("options", {}))),
         )
-        return decorate(fn)
-
-
-def _call_shape(signature: inspect.Signature) -> tuple[list[str], set[str]]:
-    """Positional parameter names in order, and keyword-only names: what callers rely on."""
-    parameters = signature.parameters.values()
-    positional = [p.name for p in parameters if p.kind is not p.KEYWORD_ONLY]
-    keyword_only = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY}
-    return positional, keyword_only
 
 
 class Registry(Mapping[str, ActorSpec]):
-    """The actors clients may send to, by name.
+    """Actors by name.
 
     Parameters:
       specs: The actors to start with.
@@ -152,7 +207,7 @@ class Registry(Mapping[str, ActorSpec]):
             self.register(spec)
 
     def register(self, spec: ActorSpec) -> ActorSpec:
-        """Add an actor; an application may register its own to send them by name.
+        """Add an actor.
 
         Raises:
           ValueError: when another actor with the same name is registered.
@@ -172,12 +227,7 @@ class Registry(Mapping[str, ActorSpec]):
         try:
             return self._specs[name]
         except KeyError:
-            close = difflib.get_close_matches(name, self._specs, n=3)
-            hint = f"; did you mean {' or '.join(close)}?" if close else ""
-            known = ", ".join(sorted(self._specs)) or "none"
-            raise ActorNotRegistered(
-                f"no actor named {name!r}{hint} (known actors: {known})"
-            ) from None
+            raise not_registered(name, self._specs) from None
 
     def __getitem__(self, name: str) -> ActorSpec:
         return self._specs[name]
@@ -189,249 +239,27 @@ class Registry(Mapping[str, ActorSpec]):
         return len(self._specs)
 
 
-#: A dataset name relative to GEOTASKS_DATA_DIR (no absolute path, no ``..``, no hidden file),
-#: or ``job:<id>``. The geo layer still resolves names safely; this lets a client (and the HTTP
-#: API's validation) refuse an impossible name before anything is sent.
-DATASET_NAME_PATTERN = (
-    r"^(job:[0-9A-Fa-f-]{32,36}|[A-Za-z0-9_][A-Za-z0-9_. -]*(/[A-Za-z0-9_][A-Za-z0-9_. -]*)*)$"
-)
-
-_NAME = Parameter(
-    "name",
-    description="dataset name in GEOTASKS_DATA_DIR, or job:<id> for another job's result",
-    schema={"type": "string", "minLength": 1, "maxLength": 255, "pattern": DATASET_NAME_PATTERN},
-)
-_READING = (
-    Parameter(
-        "layer",
-        None,
-        "layer name when the dataset holds several",
-        {"type": ["string", "null"]},
-        keyword_only=True,
-    ),
-    Parameter(
-        "source_crs",
-        None,
-        "CRS of a dataset without .prj, such as EPSG:2056",
-        {"type": ["string", "null"]},
-        keyword_only=True,
-    ),
-    Parameter(
-        "bbox",
-        None,
-        "only features intersecting [west, south, east, north], in lon/lat degrees",
-        {
-            "type": ["array", "null"],
-            "items": {"type": "number"},
-            "minItems": 4,
-            "maxItems": 4,
-        },
-        keyword_only=True,
-    ),
-    Parameter(
-        "fields",
-        None,
-        "attribute fields to keep (all when omitted)",
-        {"type": ["array", "null"], "items": {"type": "string"}},
-        keyword_only=True,
-    ),
-    Parameter(
-        "where",
-        None,
-        "OGR SQL attribute filter",
-        {"type": ["string", "null"]},
-        keyword_only=True,
-    ),
-    Parameter(
-        "precision",
-        7,
-        "decimal places of output coordinates",
-        {"type": "integer", "minimum": 0, "maximum": 15},
-        keyword_only=True,
-    ),
-    Parameter(
-        "encoding",
-        None,
-        "DBF text encoding, overriding .cpg and the DBF header",
-        {"type": ["string", "null"]},
-        keyword_only=True,
-    ),
-    Parameter(
-        "repair",
-        False,
-        "make invalid polygons valid instead of reporting them",
-        {"type": "boolean"},
-        keyword_only=True,
-    ),
-    Parameter(
-        "limit",
-        None,
-        "read at most this many features",
-        {"type": ["integer", "null"], "minimum": 1},
-        keyword_only=True,
-    ),
-)
-
-#: Options every geo actor is declared with: results stored, bad input fails once, only
-#: transient errors retried.
-GEO_OPTIONS: Mapping[str, Any] = MappingProxyType(
-    {"store_results": True, "throws": (InputError,), **RETRY_OPTIONS}
-)
+def not_registered(name: str, known: Iterable[str]) -> ActorNotRegistered:
+    """The error for an unknown actor name, with the closest known names."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    listed = ", ".join(names) or "none"
+    return ActorNotRegistered(f"no actor named {name!r}{hint} (known actors: {listed})")
 
 
-def _geo_actor(name: str, description: str, *extra: Parameter) -> ActorSpec:
-    return ActorSpec(
-        name=name,
-        queue_name=GEO_QUEUE,
-        parameters=(_NAME, *extra, *_READING),
-        description=description,
-        options=GEO_OPTIONS,
-    )
+class Declared(Protocol):
+    """An actor declared in this process, waiting for (or bound to) geotasks' broker."""
+
+    actor_name: str
+    spec: ActorSpec
+    #: Whether clients may see it (the catalogue, the CLI, the HTTP API).
+    public: bool
+
+    def bind(self, broker: Broker) -> None:
+        """Declare the actor on ``broker``."""
 
 
-#: The actors geotasks ships, by name.
-REGISTRY = Registry(
-    [
-        _geo_actor(
-            "shapefile_to_geojson",
-            "Read a dataset and return it as an RFC 7946 GeoJSON FeatureCollection.",
-        ),
-        _geo_actor(
-            "buffer_features",
-            "Buffer every feature by a distance in metres (geodesic, wherever it lies).",
-            Parameter(
-                "distance_m", description="buffer distance in metres", schema={"type": "number"}
-            ),
-        ),
-        _geo_actor(
-            "simplify_features",
-            "Simplify every geometry with a tolerance in metres.",
-            Parameter(
-                "tolerance_m",
-                description="simplification tolerance in metres",
-                schema={"type": "number", "exclusiveMinimum": 0},
-            ),
-            Parameter(
-                "preserve_topology",
-                True,
-                "never create invalid geometries",
-                {"type": "boolean"},
-            ),
-        ),
-        _geo_actor(
-            "dissolve_features",
-            "Merge features, all of them or grouped by attribute values.",
-            Parameter(
-                "by",
-                None,
-                "attribute field to group by; everything into one feature when omitted",
-                {"type": ["string", "null"]},
-            ),
-        ),
-        ActorSpec(
-            name="clip_features",
-            queue_name=GEO_QUEUE,
-            parameters=(
-                _NAME,
-                Parameter(
-                    "geometry",
-                    None,
-                    "GeoJSON geometry to clip to, in lon/lat (or give bbox)",
-                    {"type": ["object", "null"]},
-                    keyword_only=True,
-                ),
-                *_READING,
-            ),
-            description="Clip features to a bounding box (bbox) or a GeoJSON geometry.",
-            options=GEO_OPTIONS,
-        ),
-        _geo_actor(
-            "measure_features",
-            "Add geodesic area (m²) and length or perimeter (m) to every feature's properties.",
-        ),
-        # OGC API - Processes' test process, so OGC's conformance suite can be pointed at the
-        # HTTP API; declared by geotasks.http.echo (imported by the worker module).
-        ActorSpec(
-            name="echo",
-            queue_name=GEO_QUEUE,
-            parameters=(
-                Parameter(
-                    "stringInput",
-                    description="any text, returned as it is",
-                    schema={"type": "string", "maxLength": 10_000},
-                ),
-                Parameter(
-                    "doubleInput",
-                    None,
-                    "any number, returned as it is",
-                    {"type": ["number", "null"]},
-                ),
-                Parameter(
-                    "arrayInput",
-                    None,
-                    "up to 100 integers, returned as they are",
-                    {"type": ["array", "null"], "items": {"type": "integer"}, "maxItems": 100},
-                ),
-                Parameter(
-                    "boundingBoxInput",
-                    None,
-                    "an OGC bounding box ({bbox: [west, south, east, north], crs}), returned",
-                    {
-                        "type": ["object", "null"],
-                        "required": ["bbox"],
-                        "properties": {
-                            "bbox": {
-                                "type": "array",
-                                "items": {"type": "number"},
-                                "minItems": 4,
-                                "maxItems": 6,
-                            },
-                            "crs": {"type": "string"},
-                        },
-                    },
-                ),
-                Parameter(
-                    "complexObjectInput",
-                    None,
-                    "any JSON object, returned as it is",
-                    {"type": ["object", "null"]},
-                ),
-                Parameter(
-                    "pause_s",
-                    0,
-                    "seconds to wait before answering, reporting progress (for tests), 0 to 60",
-                    {"type": "number", "minimum": 0, "maximum": 60},
-                ),
-            ),
-            description="Return the inputs it was given (the OGC API - Processes test process).",
-            options=GEO_OPTIONS,
-        ),
-        ActorSpec(
-            name="add_numbers",
-            queue_name="default",
-            parameters=(
-                Parameter("x", description="a number", schema={"type": "number"}),
-                Parameter("y", description="another number", schema={"type": "number"}),
-            ),
-            description="Add two numbers: the demo's stand-in for real work.",
-            options=MappingProxyType({"store_results": True, "max_retries": 0}),
-        ),
-        ActorSpec(
-            name="add_numbers_slowly",
-            queue_name="default",
-            parameters=(
-                Parameter("x", description="a number", schema={"type": "number"}),
-                Parameter("y", description="another number", schema={"type": "number"}),
-                Parameter(
-                    "delay_s",
-                    description="seconds to wait before answering",
-                    schema={"type": "number", "minimum": 0, "maximum": MAX_DEMO_DELAY_S},
-                ),
-            ),
-            description="Add two numbers after a delay: the demo's stand-in for a long job.",
-            options=MappingProxyType(
-                {"store_results": True, "max_retries": 0, "throws": (InputError,)}
-            ),
-        ),
-    ]
-)
+#: Every actor this process declared with ``@geotasks.actor`` and no broker of its own, by
+#: name: bound to geotasks' broker when it is built (:func:`geotasks.broker.setup_broker`).
+DECLARED: dict[str, Declared] = {}

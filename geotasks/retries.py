@@ -16,6 +16,7 @@ import dramatiq.errors
 import psycopg2
 
 from .errors import TransientError
+from .postgres.permanent_errors import is_permanent
 
 #: Retries of a transient failure before the message fails for good.
 MAX_TRANSIENT_RETRIES = 8
@@ -47,9 +48,30 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def retry_when(retries_so_far: int, exception: BaseException) -> bool:
-    """Dramatiq ``retry_when`` predicate: retry transient errors, a bounded number of times."""
-    return retries_so_far < MAX_TRANSIENT_RETRIES and isinstance(exception, transient_errors())
+def retry_when(
+    retries_so_far: int, exception: BaseException, *, max_retries: int = MAX_TRANSIENT_RETRIES
+) -> bool:
+    """Dramatiq ``retry_when`` predicate: retry transient errors, at most ``max_retries`` times.
+
+    A Postgres error that names a wrong setting (authentication, no such database or role) is
+    an ``OperationalError`` like an outage, but permanent: it is not retried.
+    """
+    return (
+        retries_so_far < max_retries
+        and isinstance(exception, transient_errors())
+        and not is_permanent(exception)
+    )
+
+
+def retry_options(max_retries: int | None = None) -> dict[str, Any]:
+    """Actor options applying this policy, with an actor's own ``max_retries`` if it has one.
+
+    Dramatiq ignores ``max_retries`` once an actor has a ``retry_when``, so the limit is
+    carried into the predicate instead.
+    """
+    if max_retries is None:
+        return dict(RETRY_OPTIONS)
+    return {**RETRY_OPTIONS, "retry_when": functools.partial(retry_when, max_retries=max_retries)}
 
 
 #: Actor options that apply this policy; every geotasks actor is declared with them.

@@ -15,3 +15,19 @@ def wait_until(condition: Callable[[], object], timeout_s: float = 10.0, what: s
         if time.monotonic() >= deadline:
             pytest.fail(f"{what or 'condition'} not met within {timeout_s} s")
         time.sleep(0.02)
+
+
+def wait_for_published_actor(database_url: str, actor_name: str, timeout_s: float = 60.0) -> None:
+    """Wait until a worker has published ``actor_name`` to the catalogue (it has booted)."""
+    import psycopg2
+
+    def published() -> bool:
+        with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT 1 FROM geotasks.actor_catalogue WHERE actor_name = %s", (actor_name,)
+            )
+            found = cur.fetchone() is not None
+        conn.close()
+        return found
+
+    wait_until(published, timeout_s, f"a worker publishing {actor_name}")

@@ -23,6 +23,7 @@ from ..postgres.overview import read_state
 from ..settings import Settings
 from .negotiation import HTML, check_query, output_format
 from .pages import base_url, render_page
+from .redaction import redact_paths
 
 #: How often the dashboard page refreshes itself, in milliseconds.
 DASHBOARD_REFRESH_MS = 5000
@@ -148,6 +149,10 @@ def dashboard_routes(pages: Pages) -> list[Route]:
         except BrokerUnreachable as exc:
             broker_error = str(exc)
         document = dashboard_document(settings, state, queues, broker_error, base_url=base)
+        # A job's error is written for operators: served, it keeps no server path.
+        for failure in document["recent_failures"]:
+            if failure["error"]:
+                failure["error"] = redact_paths(failure["error"])
         if not wants_html:
             return Response(
                 orjson.dumps(document),

@@ -4,45 +4,52 @@ OGC's conformance suite executes a process named ``echo``; this is it. It is als
 way to check a deployment end to end (HTTP → queue → worker → results → HTTP). Its ``pause_s``
 input makes it wait, reporting progress, so tests and people can watch a job run.
 
-The worker module imports this after the broker is set up; the HTTP API itself never imports
-it (it sends by name, through the registry).
+It is not in the default worker: a deployment that wants it loads it as an application module
+(``GEOTASKS_MODULES=geotasks.http.echo``), and its worker then publishes it to the catalogue the
+HTTP API reads.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any, NotRequired
 
-import dramatiq
-import dramatiq.broker
+from pydantic import Field
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
-from ..errors import ConfigurationError
+from ..declaration import actor
 from ..middleware.job_status import progress
-from ..registry import REGISTRY
 
 #: How often a pausing echo reports progress, in seconds.
 PROGRESS_STEP_S = 0.25
 
-if dramatiq.broker.global_broker is None:
-    # Declaring an actor would otherwise make Dramatiq create a RabbitMQ broker on localhost.
-    raise ConfigurationError(
-        "geotasks.http.echo declares an actor: import it after the broker is set up "
-        "(geotasks.worker does)"
-    )
 
-_SPEC = REGISTRY.spec("echo")
+class BoundingBox(TypedDict):
+    """An OGC bounding box input."""
+
+    bbox: Annotated[list[float], Field(min_length=4, max_length=6)]
+    crs: NotRequired[str]
 
 
-@dramatiq.actor(actor_name=_SPEC.name, queue_name=_SPEC.queue_name, **_SPEC.options)
+@actor(queue_name="geo")
 def echo(
-    stringInput: str,
+    stringInput: Annotated[str, Field(max_length=10_000)],
     doubleInput: float | None = None,
-    arrayInput: list[int] | None = None,
-    boundingBoxInput: dict[str, Any] | None = None,
+    arrayInput: Annotated[list[int], Field(max_length=100)] | None = None,
+    boundingBoxInput: BoundingBox | None = None,
     complexObjectInput: dict[str, Any] | None = None,
-    pause_s: float = 0,
+    pause_s: Annotated[float, Field(ge=0, le=60)] = 0,
 ) -> dict[str, Any]:
-    """Return the inputs given (those not left out), after pausing ``pause_s`` seconds."""
+    """Return the inputs it was given (the OGC API - Processes test process).
+
+    Parameters:
+      stringInput: any text, returned as it is
+      doubleInput: any number, returned as it is
+      arrayInput: up to 100 integers, returned as they are
+      boundingBoxInput: an OGC bounding box ({bbox: [west, south, east, north], crs}), returned
+      complexObjectInput: any JSON object, returned as it is
+      pause_s: seconds to wait before answering, reporting progress (for tests), 0 to 60
+    """
     steps = int(pause_s / PROGRESS_STEP_S)
     for step in range(steps):
         progress(step, steps)

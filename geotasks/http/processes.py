@@ -8,14 +8,18 @@ and never becomes a message that fails on a worker. A process's id is its actor'
 from __future__ import annotations
 
 import copy
+import json
 import re
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft7Validator, ValidationError
 
-from ..registry import REGISTRY, ActorSpec, Registry
+from ..catalogue import list_actors
+from ..postgres.pool import Database
+from ..registry import GEOJSON_MEDIA_TYPE, ActorSpec
 from .problems import INVALID_PARAMETER, NO_SUCH_PROCESS, Problem
 
 #: Rel of a process description's link to its execution endpoint.
@@ -301,20 +305,37 @@ def _input_of(error: ValidationError) -> str | None:
 
 
 class Catalogue:
-    """The processes a server offers, by id.
+    """The processes a server offers, by id: one per actor of the actor catalogue.
+
+    The actors are read again at every request (:mod:`geotasks.catalogue` caches them
+    briefly), so an actor is offered as soon as a worker that serves it has started.
 
     Parameters:
-      processes: The processes, in the order ``/processes`` lists them.
+      actors: Returns the actors to offer, in the order ``/processes`` lists them.
     """
 
-    def __init__(self, processes: list[Process]) -> None:
-        self._processes = {process.id: process for process in processes}
+    def __init__(self, actors: Callable[[], Iterable[ActorSpec]]) -> None:
+        self._actors = actors
+        self._lock = threading.Lock()
+        #: Processes by their actor's spec, as JSON: a validator is built once per spec.
+        self._built: dict[str, Process] = {}
+
+    def _processes(self) -> dict[str, Process]:
+        processes = {}
+        for spec in self._actors():
+            key = json.dumps(spec.to_json(), sort_keys=True)
+            with self._lock:
+                process = self._built.get(key)
+                if process is None:
+                    process = self._built[key] = process_from_spec(spec)
+            processes[process.id] = process
+        return processes
 
     def __iter__(self) -> Iterator[Process]:
-        return iter(self._processes.values())
+        return iter(self._processes().values())
 
     def __len__(self) -> int:
-        return len(self._processes)
+        return len(self._processes())
 
     def get(self, process_id: str) -> Process:
         """Return the process named ``process_id``.
@@ -322,7 +343,7 @@ class Catalogue:
         Raises:
           Problem: 404 ``no-such-process``.
         """
-        process = self._processes.get(process_id)
+        process = self._processes().get(process_id)
         if process is None:
             raise Problem(404, f"there is no process {process_id!r}", type_=NO_SUCH_PROCESS)
         return process
@@ -337,7 +358,16 @@ GEOJSON_OUTPUT = Output(
     schema={"type": "object", "required": ["type", "features"]},
 )
 
-#: Actors whose result is not GeoJSON, and what it is.
+#: The output of an actor whose result is any JSON value.
+JSON_OUTPUT = Output(
+    name="result",
+    title="Result",
+    description="the actor's result, as JSON",
+    media_type="application/json",
+    schema={},
+)
+
+#: Actors whose output has a name of its own.
 OTHER_OUTPUTS = {
     "echo": Output(
         name="echo",
@@ -374,11 +404,21 @@ def process_from_spec(spec: ActorSpec) -> Process:
             )
             for parameter in spec.parameters
         ),
-        output=OTHER_OUTPUTS.get(spec.name, GEOJSON_OUTPUT),
+        output=OTHER_OUTPUTS.get(spec.name, _output_of(spec)),
         keywords=("geotasks", spec.queue_name),
     )
 
 
-def default_catalogue(registry: Registry = REGISTRY) -> Catalogue:
-    """Return every registered actor as a process, in registration order."""
-    return Catalogue([process_from_spec(registry[name]) for name in registry])
+def _output_of(spec: ActorSpec) -> Output:
+    if spec.result_media_type == GEOJSON_MEDIA_TYPE:
+        return GEOJSON_OUTPUT
+    return JSON_OUTPUT
+
+
+def default_catalogue(database: Database | None = None) -> Catalogue:
+    """Return every actor of the actor catalogue as a process: built-in ones first.
+
+    Parameters:
+      database: Where workers publish their actors; ``GEOTASKS_DATABASE_URL``'s by default.
+    """
+    return Catalogue(lambda: list_actors(database=database))

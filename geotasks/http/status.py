@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..postgres.job_status import JobInfo, JobState
+from ..job_model import JobInfo, JobState
 from .redaction import redact_paths
 
 #: Rel of the link from a job to its results (OGC API - Processes 1.0).
@@ -80,7 +80,8 @@ def status_message(info: JobInfo) -> str:
         return "running"
     if state is JobState.RETRYING:
         due = f", next attempt at {iso(info.next_at)}" if info.next_at else ""
-        return f"attempt {info.attempt} failed, will be retried{due}"
+        error = f": {info.error.type_name}: {info.error.message}" if info.error else ""
+        return f"attempt {info.attempt} failed{error}; it will be retried{due}"
     if state is JobState.SUCCESS:
         return "finished"
     if state is JobState.FAILURE:

@@ -4,12 +4,14 @@
 hook                   state recorded
 =====================  =========================================================
 after_enqueue          PENDING (first send), RETRYING (Retries re-enqueued it, with
-                       the attempt and next run time) or THROTTLED (a rate limiter
-                       re-enqueued it, see :func:`mark_throttled`)
+                       the attempt, next run time and the failed attempt's error) or
+                       THROTTLED (a rate limiter re-enqueued it, see
+                       :func:`mark_throttled`)
 before_process_message STARTED; a CANCELLED job is skipped instead
 after_process_message  SUCCESS (no exception), unless the results backend recorded it
                        in the transaction that stored the result
-after_skip_message     SKIPPED (unless throttled, or failed: after_nack follows)
+after_skip_message     SKIPPED (unless throttled, or failed: after_nack follows), with
+                       the reason given by :func:`mark_skipped`
 after_nack             FAILURE, with the exception's type and message
 =====================  =========================================================
 
@@ -33,11 +35,11 @@ from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
-from periodiq import PeriodiqMiddleware
 from psycopg2.extensions import cursor as Cursor
 
+from ..job_model import JobError, JobState
 from ..job_warnings import set_recorder
-from ..postgres.job_status import JobState, JobStore, RunningJob, running_job, set_running_job
+from ..postgres.job_status import JobStore, RunningJob, running_job, set_running_job
 from ..postgres.results import describe_exception
 
 logger = logging.getLogger(__name__)
@@ -45,6 +47,9 @@ logger = logging.getLogger(__name__)
 #: Message option a rate limiter sets (ms since the epoch: when the message may start) on a
 #: message it re-enqueues instead of running; see :func:`mark_throttled`.
 THROTTLED_UNTIL_OPTION = "throttled_until_ms"
+#: Message option a middleware sets, just before it raises ``SkipMessage``, to say why; see
+#: :func:`mark_skipped`.
+SKIP_REASON_OPTION = "skip_reason"
 #: Most warnings recorded per attempt of a job; later ones are only logged.
 MAX_WARNINGS_PER_JOB = 20
 #: Shortest interval between two progress writes of one job, in seconds (the last one, with
@@ -56,6 +61,14 @@ PROGRESS_INTERVAL_S = 0.5
 #: ``(message id, attempt, status after it)``; read once by ``before_process_message``.
 _started_early: contextvars.ContextVar[tuple[str, int, JobState] | None] = contextvars.ContextVar(
     "geotasks_started_early", default=None
+)
+
+
+#: The delivery this thread is processing, from ``before_process_message`` until its
+#: ``after_process_message``: Retries re-enqueues a copy of it in between, and the RETRYING
+#: recorded for the copy carries the delivery's exception.
+_processing: contextvars.ContextVar[MessageProxy | None] = contextvars.ContextVar(
+    "geotasks_processing", default=None
 )
 
 
@@ -89,6 +102,15 @@ def mark_throttled(message: Message[Any] | MessageProxy, start_at_ms: int) -> No
       start_at_ms: When the message may start, in milliseconds since the epoch.
     """
     message.options[THROTTLED_UNTIL_OPTION] = start_at_ms
+
+
+def mark_skipped(message: MessageProxy, reason: str) -> None:
+    """Say why a message is skipped, just before raising :class:`~dramatiq.middleware.SkipMessage`.
+
+    ``JobStatus`` records the job SKIPPED with ``reason`` as its error message (type
+    ``Skipped``), so that ``job.error``, the CLI and the HTTP API tell why it never ran.
+    """
+    message.options[SKIP_REASON_OPTION] = reason
 
 
 class JobStatus(Middleware):
@@ -170,6 +192,7 @@ class JobStatus(Middleware):
             "attempt": attempt,
             "sent_at_ms": message.message_timestamp,
             "next_at_ms": next_at_ms,
+            "error": _retried_error(message) if status is JobState.RETRYING else None,
         }
 
     def start_params(
@@ -212,11 +235,6 @@ class JobStatus(Middleware):
         if guard_at > self_at:
             return False
         for other in middleware[guard_at + 1 : self_at]:
-            if isinstance(other, PeriodiqMiddleware):
-                # It only skips late ticks of periodic actors.
-                if "scheduled_at" in message.options:
-                    return False
-                continue
             holds_back: HoldsBack | None = getattr(other, "holds_back", None)
             if holds_back is None or holds_back(broker, message):
                 return False
@@ -234,6 +252,7 @@ class JobStatus(Middleware):
         # The mark belonged to the delivery that was throttled; if this one fails, Retries
         # re-enqueues it and that must read RETRYING.
         message.options.pop(THROTTLED_UNTIL_OPTION, None)
+        _processing.set(message)
         attempt = message.options.get("retries", 0)
         with self._ran_as_lock:
             self._ran_as[id(message)] = (weakref.ref(message), attempt)
@@ -279,6 +298,7 @@ class JobStatus(Middleware):
         """
         running = running_job()
         set_running_job(None)
+        _processing.set(None)
         set_recorder(None)
         if exception is not None or message.failed:
             return
@@ -287,12 +307,16 @@ class JobStatus(Middleware):
         self._finish(broker, message, JobState.SUCCESS)
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
-        """Record SKIPPED, unless the message was throttled or failed."""
+        """Record SKIPPED (with the reason, see :func:`mark_skipped`), unless the message was
+        throttled or failed."""
         set_running_job(None)
+        _processing.set(None)
         set_recorder(None)
+        reason = message.options.pop(SKIP_REASON_OPTION, None)
         if message.failed or THROTTLED_UNTIL_OPTION in message.options:
             return
-        self._finish(broker, message, JobState.SKIPPED)
+        error = None if reason is None else JobError("Skipped", str(reason))
+        self._finish(broker, message, JobState.SKIPPED, error=error)
 
     def after_ack(self, broker: Broker, message: MessageProxy) -> None:
         """Forget the attempt the delivery ran as: it is finished."""
@@ -347,6 +371,17 @@ class JobStatus(Middleware):
             actor_options = {}
         ttl_ms = message.options.get("result_ttl", actor_options.get("result_ttl"))
         return int(ttl_ms) if ttl_ms is not None else self.result_ttl_ms
+
+
+def _retried_error(message: Message[Any]) -> JobError | None:
+    """What the delivery being retried raised, when this thread is processing it."""
+    delivery = _processing.get()
+    if delivery is None or delivery.message_id != message.message_id:
+        return None
+    exception = delivery._exception
+    if exception is None:
+        return None
+    return describe_exception(exception, fallback_traceback=message.options.get("traceback"))
 
 
 def progress(done: int, total: int | None = None) -> None:

@@ -6,21 +6,12 @@ sender may record PENDING after a worker recorded SUCCESS. Every write is theref
 upsert that applies a state only if :func:`transition_allowed` permits it from the stored state
 and attempt. The same rule lives in SQL as ``geotasks.job_transition_allowed``.
 
-States, per attempt (``attempt`` is Dramatiq's retry count)::
-
-    PENDING ─► THROTTLED ─► STARTED ─► SUCCESS | FAILURE | SKIPPED
-                   ▲  │        │
-                   └──┘        └─► RETRYING (attempt + 1) ─► THROTTLED / STARTED …
-    PENDING | THROTTLED ─► CANCELLED (job.cancel())
-
-A finished job past its time to live reads EXPIRED (a tombstone kept ``GEOTASKS_JOB_RETENTION_S``);
-an id that was never seen reads UNKNOWN.
+The states and their machine are :mod:`geotasks.job_model`'s.
 """
 
 from __future__ import annotations
 
 import contextvars
-import enum
 import logging
 import threading
 from collections.abc import Mapping, Sequence
@@ -31,6 +22,12 @@ from typing import Any
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import Json
 
+from ..job_model import (
+    JobError,
+    JobInfo,
+    JobState,
+    Transition,
+)
 from .pool import Database, PreparedStatement, execute_prepared
 from .queries import load_queries
 
@@ -38,278 +35,6 @@ logger = logging.getLogger(__name__)
 
 #: The notification channel whose payload is a message id: "this job finished, look again".
 FINISHED_CHANNEL = "geotasks_result"
-
-
-class JobState(enum.StrEnum):
-    """Where a job is. ``UNKNOWN`` is never stored: it is what an id without a row reads."""
-
-    PENDING = "PENDING"
-    THROTTLED = "THROTTLED"
-    RETRYING = "RETRYING"
-    STARTED = "STARTED"
-    SUCCESS = "SUCCESS"
-    FAILURE = "FAILURE"
-    SKIPPED = "SKIPPED"
-    CANCELLED = "CANCELLED"
-    EXPIRED = "EXPIRED"
-    UNKNOWN = "UNKNOWN"
-
-    @property
-    def finished(self) -> bool:
-        """Whether the job will never run (again): its outcome is known."""
-        return self in FINISHED_STATES
-
-
-#: States after which nothing runs any more.
-FINISHED_STATES = frozenset(
-    {
-        JobState.SUCCESS,
-        JobState.FAILURE,
-        JobState.SKIPPED,
-        JobState.CANCELLED,
-        JobState.EXPIRED,
-    }
-)
-
-#: Progress within one attempt: waiting (0), waiting for a rate-limit slot (1), running (2),
-#: finished (3). Mirrors ``geotasks.job_phase`` in SQL.
-_PHASES = {
-    JobState.PENDING: 0,
-    JobState.RETRYING: 0,
-    JobState.THROTTLED: 1,
-    JobState.STARTED: 2,
-}
-_FINISHED_PHASE = 3
-
-
-def phase(state: JobState) -> int:
-    """Return how far ``state`` is along one attempt (0 waiting … 3 finished)."""
-    return _PHASES.get(state, _FINISHED_PHASE)
-
-
-def transition_allowed(
-    current: JobState | None, current_attempt: int, new: JobState, new_attempt: int
-) -> bool:
-    """Decide whether a job may move from ``current`` to ``new``.
-
-    A state is applied only when it is further along than the stored one, comparing
-    ``(attempt, phase)``; so a late PENDING never overwrites STARTED, and a late RETRYING of
-    attempt 2 never overwrites STARTED of attempt 2. STARTED and THROTTLED may repeat within an
-    attempt (a redelivered message starts again, a throttled one may be throttled again).
-    Finished states are final. CANCELLED applies only to a job that is waiting to start.
-
-    Parameters:
-      current: The stored state, ``None`` when the job has no row yet.
-      current_attempt: The stored attempt (ignored when ``current`` is ``None``).
-      new: The state a hook wants to record.
-      new_attempt: The attempt the hook saw (``message.options["retries"]``).
-
-    Returns:
-      bool: whether the transition is applied.
-    """
-    if new in (JobState.UNKNOWN, JobState.EXPIRED) or current is JobState.UNKNOWN:
-        return False
-    if current is None:
-        return new is not JobState.CANCELLED
-    if current in FINISHED_STATES:
-        return False
-    if new is JobState.CANCELLED:
-        return current in (JobState.PENDING, JobState.THROTTLED)
-    stored = (current_attempt, phase(current))
-    wanted = (new_attempt, phase(new))
-    if new in (JobState.STARTED, JobState.THROTTLED) and wanted == stored:
-        return True
-    return wanted > stored
-
-
-@dataclass(frozen=True)
-class JobError:
-    """What a failed job raised.
-
-    Attributes:
-      type_name: The exception's class name, such as ``InputError``.
-      message: ``str()`` of the exception.
-      traceback: The formatted traceback, ``""`` when none was recorded.
-    """
-
-    type_name: str
-    message: str
-    traceback: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        """Return the error as a JSON-ready mapping."""
-        return {"type": self.type_name, "message": self.message, "traceback": self.traceback}
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What an actor last reported with :func:`geotasks.progress`."""
-
-    done: int
-    total: int | None
-    reported_at: datetime
-
-    @property
-    def fraction(self) -> float | None:
-        """``done / total`` between 0 and 1, or ``None`` when the total is unknown."""
-        if not self.total:
-            return None
-        return min(max(self.done / self.total, 0.0), 1.0)
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    """Everything known about one job: its state, each state's timestamp, progress, error.
-
-    Attributes:
-      attempt: Dramatiq's retry count (``message.options["retries"]``): 0 until a retry.
-      runs: How many times the actor was started (a redelivered message counts again).
-      result_kind: ``value``, ``geojson`` or ``failure`` when a result is stored, else ``None``.
-      result_media_type: The stored result's media type, such as ``application/geo+json``.
-      result_size_bytes: The stored result's size.
-      warnings: What the job warned about while it ran (:func:`geotasks.job_warnings.warn`),
-        such as invalid geometries it kept: mappings with a ``message``, in order.
-    """
-
-    message_id: str
-    actor_name: str
-    queue_name: str
-    status: JobState
-    attempt: int
-    runs: int
-    created_at: datetime
-    updated_at: datetime
-    pending_at: datetime | None
-    throttled_at: datetime | None
-    retrying_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    expired_at: datetime | None
-    next_at: datetime | None
-    expires_at: datetime | None
-    progress: Progress | None
-    error: JobError | None
-    result_kind: str | None
-    result_media_type: str | None
-    result_size_bytes: int | None
-    warnings: tuple[dict[str, Any], ...] = ()
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> JobInfo:
-        """Build from a row of the ``get`` or ``recent`` query."""
-        (
-            message_id,
-            actor_name,
-            queue_name,
-            status,
-            attempt,
-            runs,
-            created_at,
-            updated_at,
-            pending_at,
-            throttled_at,
-            retrying_at,
-            started_at,
-            finished_at,
-            expired_at,
-            next_at,
-            expires_at,
-            progress_done,
-            progress_total,
-            progress_at,
-            error_type,
-            error_message,
-            result_kind,
-            result_media_type,
-            result_size_bytes,
-            warnings,
-        ) = row
-        return cls(
-            message_id=message_id,
-            actor_name=actor_name,
-            queue_name=queue_name,
-            status=JobState(status),
-            attempt=attempt,
-            runs=runs,
-            created_at=created_at,
-            updated_at=updated_at,
-            pending_at=pending_at,
-            throttled_at=throttled_at,
-            retrying_at=retrying_at,
-            started_at=started_at,
-            finished_at=finished_at,
-            expired_at=expired_at,
-            next_at=next_at,
-            expires_at=expires_at,
-            progress=(
-                Progress(progress_done, progress_total, progress_at)
-                if progress_at is not None
-                else None
-            ),
-            error=(JobError(error_type, error_message or "") if error_type is not None else None),
-            result_kind=result_kind,
-            result_media_type=result_media_type,
-            result_size_bytes=result_size_bytes,
-            warnings=tuple(warnings or ()),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the info as a JSON-ready mapping (timestamps in ISO 8601)."""
-
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value is not None else None
-
-        return {
-            "id": self.message_id,
-            "actor_name": self.actor_name,
-            "queue_name": self.queue_name,
-            "status": str(self.status),
-            "attempt": self.attempt,
-            "runs": self.runs,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-            "pending_at": iso(self.pending_at),
-            "throttled_at": iso(self.throttled_at),
-            "retrying_at": iso(self.retrying_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
-            "expired_at": iso(self.expired_at),
-            "next_at": iso(self.next_at),
-            "expires_at": iso(self.expires_at),
-            "progress": (
-                {
-                    "done": self.progress.done,
-                    "total": self.progress.total,
-                    "reported_at": iso(self.progress.reported_at),
-                }
-                if self.progress is not None
-                else None
-            ),
-            "error": (
-                {"type": self.error.type_name, "message": self.error.message}
-                if self.error is not None
-                else None
-            ),
-            "result": (
-                {"media_type": self.result_media_type, "size_bytes": self.result_size_bytes}
-                if self.result_kind is not None and self.result_kind != "failure"
-                else None
-            ),
-            "warnings": list(self.warnings),
-        }
-
-
-@dataclass(frozen=True)
-class Transition:
-    """What a :meth:`JobStore.transition` did.
-
-    Attributes:
-      status: The job's status after the statement.
-      applied: Whether the requested state was recorded (``False``: refused by the rules).
-    """
-
-    status: JobState
-    applied: bool
 
 
 @dataclass
@@ -393,7 +118,7 @@ class JobStore:
             since the epoch: recorded as PENDING's time by whichever hook creates the row.
           next_at_ms: When a waiting job is due to run, in ms since the epoch.
           ttl_ms: For a finished state: how long the job (and its result) stays readable.
-          error: For FAILURE: what the actor raised.
+          error: For FAILURE and RETRYING: what the attempt raised.
 
         Returns:
           Transition: the job's status afterwards and whether this write was applied.
@@ -457,6 +182,7 @@ class JobStore:
             "ttl_ms": ttl_ms,
             "error_type": error.type_name if error is not None else None,
             "error_message": error.message if error is not None else None,
+            "error_traceback": error.traceback if error is not None else None,
         }
         # Sent with the statement in one round trip: psycopg2 returns the last one's rows.
         prefix = "" if status.finished or durable else self._queries["relax_commit"] + "\n"
@@ -484,8 +210,32 @@ class JobStore:
             )
         return outcome
 
+    def requeue(
+        self, cursor: Cursor, message_id: str, *, actor_name: str, queue_name: str, attempt: int
+    ) -> bool:
+        """Make a FAILURE (or EXPIRED, or forgotten) job PENDING again as ``attempt``, inside
+        the caller's transaction: its dead letter is being re-queued (see
+        :func:`requeue_allowed`).
+
+        The failed attempt is kept in the job's history, its failure result deleted.
+
+        Returns:
+          bool: whether the job was made PENDING (``False``: it was in another state).
+        """
+        cursor.execute(
+            self._queries["requeue"],
+            {
+                "message_id": message_id,
+                "actor_name": actor_name,
+                "queue_name": queue_name,
+                "attempt": attempt,
+            },
+        )
+        return cursor.fetchone() is not None
+
     def cancel(self, message_id: str, *, ttl_ms: int) -> bool:
-        """Mark a PENDING or THROTTLED job CANCELLED; workers then skip its message.
+        """Mark a job that is waiting (PENDING, THROTTLED, RETRYING) CANCELLED; workers then
+        skip its message.
 
         Returns:
           bool: whether the job was cancelled (``False``: it had started, finished, or is unknown).

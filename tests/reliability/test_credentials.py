@@ -14,16 +14,16 @@ import pytest
 from psycopg2 import sql
 
 from geotasks.broker import build_broker
+from geotasks.demo_actors import add_numbers
 from geotasks.errors import GeotasksError
 from geotasks.jobs import submit_with_options
 from geotasks.settings import Settings
-from tests.conftest import admin_connection
+from tests.conftest import admin_connection, release_connections
 
 from .conftest import (
     SAMPLE_DATA,
     WORKER_TIMEOUT_S,
     WorkerProcess,
-    release_connections,
     worker_environment,
 )
 
@@ -73,16 +73,20 @@ def test_the_password_never_appears_in_any_log(
     url, password = password_url
     caplog.set_level(logging.DEBUG)
     # Given a verbose worker and a client, both connecting with a password in the URL
-    env = worker_environment(GEOTASKS_DATABASE_URL=url, GEOTASKS_DATA_DIR=str(SAMPLE_DATA))
+    env = worker_environment(
+        GEOTASKS_DATABASE_URL=url,
+        GEOTASKS_DATA_DIR=str(SAMPLE_DATA),
+        GEOTASKS_MODULES="geotasks.demo_actors",
+    )
     worker = WorkerProcess(env, tmp_path / "worker.log", arguments=("-p", "1", "-t", "1", "-v"))
     monkeypatch.setenv("GEOTASKS_DATABASE_URL", url)
     try:
         broker = build_broker(Settings(database_url=url))
         try:
             # When a job runs, and one fails
-            ok = submit_with_options("add_numbers", args=(1, 2), broker=broker)
+            ok = submit_with_options(add_numbers.actor_name, args=(1, 2), broker=broker)
             assert ok.get(timeout=WORKER_TIMEOUT_S) == 3
-            bad = submit_with_options("shapefile_to_geojson", args=("../x",), broker=broker)
+            bad = submit_with_options("shapefile_to_geojson", args=("no_such_data",), broker=broker)
             with pytest.raises(GeotasksError):
                 bad.get(timeout=WORKER_TIMEOUT_S)
         finally:

@@ -1,17 +1,17 @@
-"""The actor registry and submit(): refused at once, client-side, before anything is sent."""
+"""The built-in actors' specs and submit(): bad calls refused client-side, before sending."""
 
 from __future__ import annotations
 
-import dramatiq
-import dramatiq.broker
 import pytest
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.results import Results
-from dramatiq.results.backends import StubBackend
 
+from geotasks.actors import GEO_QUEUE
+from geotasks.catalogue import builtin_actors
 from geotasks.errors import ActorNotRegistered, InputError
 from geotasks.jobs import submit_with_options
-from geotasks.registry import GEO_QUEUE, REGISTRY, ActorSpec, Parameter, Registry
+from geotasks.registry import ActorSpec, Parameter, Registry
+
+REGISTRY = builtin_actors()
 
 GEO_ACTORS = {
     "shapefile_to_geojson",
@@ -28,7 +28,7 @@ def test_the_geo_actors_are_registered_on_the_geo_queue_and_store_results() -> N
     for name in GEO_ACTORS:
         spec = REGISTRY[name]
         assert spec.queue_name == GEO_QUEUE
-        assert spec.options["store_results"] is True
+        assert spec.result_media_type == "application/geo+json"
         assert spec.parameters[0].name == "name"
         assert spec.parameters[0].required
 
@@ -81,8 +81,28 @@ def test_bad_arguments_are_refused_before_anything_is_sent(
 
 def test_arguments_must_be_json() -> None:
     broker = StubBroker()
-    with pytest.raises(InputError, match="must be JSON"):
+    with pytest.raises(InputError, match="object has no JSON form"):
         submit_with_options("buffer_features", args=("parcels", object()), broker=broker)
+    assert broker.queues == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "complaint"),
+    [
+        ((42, 5), {}, r"argument 'name': 42 is not of type 'string'"),
+        (("parcels", "far"), {}, r"argument 'distance_m': 'far' is not of type 'number'"),
+        (("parcels", 5), {"precision": 99}, r"argument 'precision': 99 is greater than"),
+        (("parcels", 5), {"bbox": [1, 2]}, r"argument 'bbox': \[1, 2\] is too short"),
+        (("../etc/passwd", 5), {}, r"argument 'name': '../etc/passwd' does not match"),
+    ],
+)
+def test_argument_types_are_checked_before_anything_is_sent(
+    args: tuple[object, ...], kwargs: dict[str, object], complaint: str
+) -> None:
+    # Given the catalogue's JSON Schemas only (no actor code is imported by a client)
+    broker = StubBroker()
+    with pytest.raises(InputError, match=complaint):
+        submit_with_options("buffer_features", args=args, kwargs=kwargs, broker=broker)
     assert broker.queues == {}
 
 
@@ -114,26 +134,3 @@ def test_registering_a_different_actor_under_a_taken_name_is_refused() -> None:
     with pytest.raises(ValueError, match="already registered"):
         registry.register(ActorSpec("echo", "other", ()))
     assert len(registry) == 1
-
-
-def test_an_actor_is_declared_from_its_spec_and_must_match_its_parameters() -> None:
-    # Given a broker and a registered spec
-    broker = StubBroker()
-    broker.add_middleware(Results(backend=StubBackend()))
-    previous = dramatiq.broker.global_broker
-    dramatiq.set_broker(broker)
-    spec = ActorSpec("echo", "echoes", (Parameter("value"),), options={"store_results": True})
-    try:
-        # When a function with the registered parameters is declared, it gets the spec's identity
-        echo = spec.declare(lambda value: value)
-        assert (echo.actor_name, echo.queue_name, echo.options) == (
-            "echo",
-            "echoes",
-            {"store_results": True},
-        )
-
-        # And a function whose parameters drifted from the registry is refused
-        with pytest.raises(TypeError, match=r"registered as echo\(value\), not echo\(v\)"):
-            spec.declare(lambda v: v)
-    finally:
-        dramatiq.broker.global_broker = previous

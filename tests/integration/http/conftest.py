@@ -8,9 +8,13 @@ the test's Postgres database exactly as in a deployment; ``worker`` runs them.
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -20,19 +24,19 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.message import Message
 from dramatiq.middleware import AgeLimit
-from psycopg2 import sql
 from starlette.testclient import TestClient
 
+from geotasks.broker import build_broker, database_for
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
+from geotasks.job_model import JobError, JobState
 from geotasks.middleware.job_status import JobStatus
 from geotasks.middleware.results import Results
-from geotasks.postgres.job_status import JobError, JobState, JobStore
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings, load_settings
-from tests.conftest import admin_connection, with_database
 
 #: A bearer token the secured app accepts.
 TOKEN = "test-token-0123456789abcdef"
@@ -65,9 +69,8 @@ def broker(database: Database, settings: Settings) -> Iterator[StubBroker]:
         Results(backend=PostgresBackend(database=database), result_ttl=settings.result_ttl_s * 1000)
     )
     dramatiq.set_broker(broker)
-    # The echo actor is declared once per process, on the first broker; later brokers get it too.
-    echo = importlib.import_module("geotasks.http.echo").echo
-    broker.declare_actor(echo)
+    # The echo actor is declared once per process; each test's broker gets it.
+    importlib.import_module("geotasks.http.echo").echo.bind(broker)
     try:
         yield broker
     finally:
@@ -215,31 +218,10 @@ def wait_for_status(
 
 
 @pytest.fixture(scope="module")
-def shared_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
-    """A database shared by one module's tests that only read (no job is ever recorded)."""
-    name = f"geotasks_http_{uuid.uuid4().hex[:12]}"
-    conn = admin_connection(postgres_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template_database)
-                )
-            )
-        yield with_database(postgres_url, name)
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        conn.close()
-
-
-@pytest.fixture(scope="module")
-def static_client(shared_database_url: str) -> Iterator[TestClient]:
+def static_client(module_database_url: str) -> Iterator[TestClient]:
     """A client of the open API for tests of resources that do not change (no jobs)."""
-    settings = make_settings(shared_database_url)
-    database = Database(shared_database_url, max_connections=2)
+    settings = make_settings(module_database_url)
+    database = Database(module_database_url, max_connections=2)
     app = create_app(settings, access=JobAccess(database, settings))
     try:
         with TestClient(app, base_url="http://testserver") as test_client:
@@ -247,3 +229,62 @@ def static_client(shared_database_url: str) -> Iterator[TestClient]:
     finally:
         close_listeners(database.url)
         database.close()
+
+
+ROOT = Path(__file__).resolve().parents[3]
+#: Longest the worker process may take to start, in seconds.
+WORKER_START_TIMEOUT_S = 30
+
+
+@pytest.fixture
+def production_broker(settings: Settings) -> Iterator[dramatiq.Broker]:
+    """The broker a deployment builds from these settings, set as Dramatiq's global broker."""
+    broker = build_broker(settings)
+    previous = dramatiq.broker.global_broker
+    dramatiq.set_broker(broker)
+    try:
+        yield broker
+    finally:
+        broker.close()
+        dramatiq.broker.global_broker = previous
+        close_listeners(database_for(settings).url)
+
+
+@pytest.fixture
+def worker_process(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``dramatiq geotasks.worker geotasks.http.echo`` on the test's database, until it is ready."""
+    log = tmp_path / "worker.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTASKS_")}
+    env["GEOTASKS_DATABASE_URL"] = settings.require_database_url()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "geotasks.worker",
+                "geotasks.http.echo",
+                "--processes",
+                "1",
+                "--threads",
+                "2",
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        while b"ready for action" not in log.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the worker did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

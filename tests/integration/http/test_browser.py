@@ -26,16 +26,24 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from geotasks.broker import build_broker
+from geotasks.demo_actors import add_numbers
 from geotasks.geo.result import GeoJSONResult
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
-from geotasks.postgres.job_status import JobState, JobStore
+from geotasks.job_model import JobState
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database, get_database
 from geotasks.postgres.workers import WorkerStore
 from geotasks.settings import Settings, env_name
 from tests import servers
-from tests.integration.http.conftest import feature_collection, finished_job, record_job
+from tests.integration.http.conftest import (
+    TOKEN,
+    feature_collection,
+    finished_job,
+    make_settings,
+    record_job,
+)
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[3]
@@ -321,3 +329,92 @@ def test_the_dashboard_shows_real_workers_a_lost_one_and_a_failure_that_leads_to
         worker.stop()
         broker.close()
     assert shot.stat().st_size > 10_000
+
+
+def test_the_process_page_runs_the_process_and_follows_the_job_to_its_map(
+    chromium_path: str,
+    production_broker: dramatiq.Broker,
+    worker_process: subprocess.Popen[bytes],
+    database: Database,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    # Given the process page of a geo process, served with a worker behind it
+    app = create_app(settings, access=JobAccess(database, settings, broker=production_broker))
+    with serving(app, database) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"{url}processes/simplify_features?f=html")
+            # Then its form offers the data directory's datasets and a field per input
+            options = page.eval_on_selector_all(
+                "#datasets-name option", "options => options.map((o) => o.value)"
+            )
+            assert "naturalearth_lowres" in options
+            assert page.get_attribute("#input-tolerance_m", "type") == "number"
+            assert page.get_attribute("#input-tolerance_m", "min") == "0"
+            assert page.eval_on_selector("#input-preserve_topology", "e => e.tagName") == "SELECT"
+            assert page.eval_on_selector("#input-bbox", "e => e.tagName") == "TEXTAREA"
+            # When a bad input is given, the API's own error is shown next to the form
+            page.fill("#input-name", "naturalearth_lowres")
+            page.fill("#input-tolerance_m", "0.5")
+            page.fill("#input-bbox", "[-20, 30, 40]")
+            page.click("#execute")
+            page.wait_for_selector("#execute-errors li", timeout=DRAW_TIMEOUT_MS)
+            page.screenshot(path=str(tmp_path / "form.png"), full_page=True)
+            assert "bbox" in (page.text_content("#execute-errors") or "")
+            assert page.get_attribute("#input-bbox", "aria-invalid") == "true"
+            # When the form is filled in correctly and run
+            page.fill("#input-bbox", "[-20, 30, 40, 70]")
+            page.select_option("#input-preserve_topology", "true")
+            page.click("#execute")
+            # Then the browser follows the new job to its page, which draws its result
+            page.wait_for_url(f"{url}jobs/*?f=html", timeout=DRAW_TIMEOUT_MS)
+            page.wait_for_selector("#map[data-ready='true']", timeout=DRAW_TIMEOUT_MS)
+            page.screenshot(path=str(tmp_path / "executed.png"), full_page=True)
+            assert page.text_content("#job-status") == "successful"
+            assert int(page.get_attribute("#map", "data-features-drawn") or 0) > 10
+            assert errors == []
+        finally:
+            browser.close()
+
+
+def test_the_form_sends_the_token_a_secured_server_asks_for(
+    chromium_path: str,
+    production_broker: dramatiq.Broker,
+    database: Database,
+    geotasks_env: str,
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    # Given a server that asks for a bearer token, offering the demo's add_numbers (declared in
+    # this process, as in a worker that serves it)
+    assert add_numbers.actor_name == "add_numbers"
+    secured = make_settings(geotasks_env, api_tokens=TOKEN)
+    app = create_app(secured, access=JobAccess(database, secured, broker=production_broker))
+    with serving(app, database) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}processes/add_numbers?f=html")
+            page.fill("#input-x", "2")
+            page.fill("#input-y", "3")
+            # When the form is run with a wrong token, it is refused as over the API
+            page.fill("#token", "not-the-token-0123456789")
+            page.click("#execute")
+            page.wait_for_selector("#execute-errors li", timeout=DRAW_TIMEOUT_MS)
+            assert "token" in (page.text_content("#execute-errors") or "")
+            # When it is run with the right one
+            page.fill("#token", TOKEN)
+            page.click("#execute")
+            # Then the job is created and its page opened
+            page.wait_for_url(f"{url}jobs/*?f=html", timeout=DRAW_TIMEOUT_MS)
+            job_id = page.url.rsplit("/", 1)[1].split("?")[0]
+            info = JobStore(database).get(job_id)
+            assert info is not None and info.actor_name == "add_numbers"
+        finally:
+            browser.close()

@@ -16,16 +16,32 @@ from dramatiq import Worker
 from jsonschema import Draft7Validator
 from starlette.testclient import TestClient
 
+from geotasks.catalogue import builtin_actors, find_actor
 from geotasks.http.app import CONFORMANCE_CLASSES, REL_CONFORMANCE, REL_JOB_LIST, REL_PROCESSES
 from geotasks.http.openapi import OPENAPI_MEDIA_TYPE
 from geotasks.http.problems import NO_SUCH_JOB, NO_SUCH_PROCESS, RESULT_NOT_READY
 from geotasks.http.status import REL_RESULTS
-from geotasks.postgres.job_status import JobError, JobState
+from geotasks.job_model import JobError, JobState
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
-from geotasks.registry import REGISTRY
+from geotasks.registry import DECLARED, ActorSpec
 from tests.integration.http.conftest import finished_job, record_job, shift_job, wait_for_status
 
 CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
+
+
+def offered() -> list[str]:
+    """The processes the API offers when no worker published anything: the built-in actors,
+    then those declared in this process (echo, by the conftest)."""
+    declared = [name for name, actor in DECLARED.items() if getattr(actor, "public", False)]
+    return list(dict.fromkeys([*builtin_actors(), *declared]))
+
+
+def find(name: str) -> ActorSpec:
+    """The actor ``name``, as this process knows it."""
+    return find_actor(name)
+
+
 ECHO = {"inputs": {"stringInput": "hello"}}
 
 
@@ -112,7 +128,7 @@ def test_req_core_process_list_success(static_client: TestClient) -> None:
     document = static_client.get("/processes").json()
     # Then it is a processList holding every registered actor, each linking its description
     assert schema(static_client, "processList").is_valid(document)
-    assert [p["id"] for p in document["processes"]] == list(REGISTRY)
+    assert [p["id"] for p in document["processes"]] == offered()
     for summary in document["processes"]:
         assert (
             rels(summary)["self"]["href"] == f"http://testserver/processes/{summary['id']}?f=json"
@@ -141,7 +157,7 @@ def test_req_core_pl_links(static_client: TestClient) -> None:
         seen.extend(p["id"] for p in document["processes"])
         url = rels(document).get("next", {}).get("href")
     # Then every process was listed once
-    assert seen == list(REGISTRY)
+    assert seen == offered()
 
 
 def test_req_core_process(static_client: TestClient) -> None:
@@ -361,7 +377,7 @@ def test_req_ogc_process_description_json_encoding(static_client: TestClient) ->
 def test_req_ogc_process_description_inputs_def(static_client: TestClient) -> None:
     inputs = static_client.get("/processes/buffer_features").json()["inputs"]
     assert isinstance(inputs, dict)
-    assert list(inputs) == [p.name for p in REGISTRY.spec("buffer_features").parameters]
+    assert list(inputs) == [p.name for p in find("buffer_features").parameters]
 
 
 def test_req_ogc_process_description_input_def(static_client: TestClient) -> None:
@@ -379,8 +395,8 @@ def test_req_ogc_process_description_input_mixed_type(static_client: TestClient)
     # An input taking a value or nothing is described as OpenAPI 3.0 does: one type, nullable
     # (never a JSON Schema type list, which OpenAPI 3.0 does not have).
     inputs = static_client.get("/processes/buffer_features").json()["inputs"]
-    assert inputs["layer"]["schema"] == {"type": "string", "nullable": True}
-    for process in REGISTRY:
+    assert inputs["layer"]["schema"] == {"type": "string", "nullable": True, "default": None}
+    for process in offered():
         description = static_client.get(f"/processes/{process}").json()
         for entry in description["inputs"].values():
             assert not isinstance(entry["schema"].get("type"), list), (process, entry)
@@ -491,10 +507,10 @@ def test_req_oas30_oas_impl(static_client: TestClient) -> None:
 def test_req_oas30_completeness(static_client: TestClient) -> None:
     # Each process's own execution path carries its input schema.
     document = static_client.get("/openapi.json").json()
-    for name in REGISTRY:
+    for name in offered():
         body = document["paths"][f"/processes/{name}/execution"]["post"]["requestBody"]
         inputs = body["content"]["application/json"]["schema"]["properties"]["inputs"]
-        assert set(inputs["properties"]) == {p.name for p in REGISTRY.spec(name).parameters}
+        assert set(inputs["properties"]) == {p.name for p in find(name).parameters}
 
 
 def test_req_oas30_exceptions_codes(static_client: TestClient) -> None:
@@ -702,6 +718,31 @@ def test_a_running_job_cannot_be_dismissed_until_it_ends(
     response = client.delete(f"/jobs/{running}")
     assert response.status_code == 409
     assert client.get(f"/jobs/{running}").json()["status"] == "running"
+
+
+def test_a_job_waiting_for_its_retry_shows_its_error_and_can_be_dismissed(
+    client: TestClient, database: Database
+) -> None:
+    # Given a job whose first attempt failed and which waits for its retry
+    job_id = record_job(database, [JobState.PENDING, JobState.STARTED])
+    JobStore(database).transition(
+        job_id,
+        actor_name="echo",
+        queue_name="geo",
+        status=JobState.RETRYING,
+        attempt=1,
+        error=JobError("ConnectionError", "the tile server went away"),
+    )
+    # Then its document and its page say why
+    assert (
+        "ConnectionError: the tile server went away"
+        in client.get(f"/jobs/{job_id}").json()["message"]
+    )
+    assert "the tile server went away" in client.get(f"/jobs/{job_id}?f=html").text
+    # And When it is dismissed, Then it is cancelled: nothing of it is running
+    response = client.delete(f"/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "dismissed"
 
 
 def test_results_link_appears_once_the_job_succeeded(

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.testclient import TestClient
 
-from geotasks.registry import REGISTRY
+from tests.integration.http.test_conformance import offered
 
 #: Generated requests per API operation.
 EXAMPLES_PER_OPERATION = 25
@@ -65,6 +65,7 @@ def test_the_api_conforms_to_its_openapi_document(client: TestClient) -> None:
         "GET /jobs/{jobID}/results",
         "GET /health",
         "GET /dashboard",
-        *(f"POST /processes/{name}/execution" for name in REGISTRY),
+        "GET /schedules",
+        *(f"POST /processes/{name}/execution" for name in offered()),
     }
     assert set(checked) == expected
