@@ -31,8 +31,8 @@ from .errors import ConfigurationError, GeotasksError
 from .settings import POSTGRES_SCHEMES, Settings, env_name, get_settings
 
 if TYPE_CHECKING:
+    from .job_model import JobError, JobInfo
     from .jobs import Job
-    from .postgres.job_status import JobError, JobInfo
     from .postgres.pool import Database
     from .registry import ActorSpec
 
@@ -340,8 +340,8 @@ def _option_value(option: str, remaining: list[str]) -> str:
 def cmd_submit(args: argparse.Namespace) -> int:
     """Send a job to an actor by name; with --wait, follow it and save its result."""
     from .errors import InputError
+    from .job_model import JobState
     from .jobs import submit
-    from .postgres.job_status import JobState
 
     if not args.rest or args.rest[0].startswith("-"):
         raise InputError("name the actor first: geotasks submit ACTOR [ARG …] [--name VALUE …]")
@@ -554,7 +554,8 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     """List recent jobs as a table, newest first."""
-    from .postgres.job_status import JobState, JobStore
+    from .job_model import JobState
+    from .postgres.job_status import JobStore
     from .postgres.pool import Database
 
     try:

@@ -41,7 +41,8 @@ from .errors import (
     ResultNotStored,
     ResultTooLarge,
 )
-from .postgres.job_status import FINISHED_CHANNEL, JobError, JobInfo, JobState, JobStore, Progress
+from .job_model import JobError, JobInfo, JobState, Progress
+from .postgres.job_status import FINISHED_CHANNEL, JobStore
 from .postgres.listener import get_listener
 from .postgres.pool import Database, get_database
 from .postgres.results import FAILURE, FILE, GEOJSON, PostgresBackend, StoredResult

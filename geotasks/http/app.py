@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import InputError
 from ..geo import output_formats
 from ..geo.listing import list_dataset_names
-from ..postgres.job_status import CANCELLABLE_STATES, JobInfo, JobState
+from ..job_model import CANCELLABLE_STATES, JobInfo, JobState
 from ..postgres.results import FILE, result_file_name
 from ..settings import Settings, get_settings
 from .dashboard import dashboard_openapi, dashboard_routes

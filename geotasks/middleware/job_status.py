@@ -37,15 +37,9 @@ from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
 from psycopg2.extensions import cursor as Cursor
 
+from ..job_model import JobError, JobState
 from ..job_warnings import set_recorder
-from ..postgres.job_status import (
-    JobError,
-    JobState,
-    JobStore,
-    RunningJob,
-    running_job,
-    set_running_job,
-)
+from ..postgres.job_status import JobStore, RunningJob, running_job, set_running_job
 from ..postgres.results import describe_exception
 
 logger = logging.getLogger(__name__)

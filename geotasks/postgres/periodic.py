@@ -13,7 +13,7 @@ from datetime import datetime
 
 from psycopg2.extensions import cursor as Cursor
 
-from .job_status import FINISHED_STATES, JobState
+from ..job_model import FINISHED_STATES, JobState
 from .pool import Database
 from .queries import load_queries
 

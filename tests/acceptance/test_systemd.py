@@ -28,8 +28,8 @@ from dramatiq.message import Message
 
 from geotasks.broker import build_broker
 from geotasks.demo_actors import add_numbers_slowly
+from geotasks.job_model import JobState
 from geotasks.jobs import Job, submit_with_options
-from geotasks.postgres.job_status import JobState
 from geotasks.postgres.pool import get_database
 from geotasks.settings import Settings, load_settings
 from tests import servers

@@ -7,7 +7,8 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
-from geotasks.postgres.job_status import JobState, JobStore
+from geotasks.job_model import JobState
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.periodic import OtherTick, TickStore
 from geotasks.postgres.pool import Database
 

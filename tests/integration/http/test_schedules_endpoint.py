@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.testclient import TestClient
 
-from geotasks.postgres.job_status import JobState, JobStore
+from geotasks.job_model import JobState
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.periodic import TickStore
 from geotasks.postgres.pool import Database
 from tests.integration.registry import register
