@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The module the worker and scheduler commands load (``geotasks.contrib.django.worker`` in a
+#: Django project).
+WORKER_MODULE = "geotasks.worker"
+
 #: Signals passed on to a child process instead of stopping the ``geotasks`` command.
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -136,17 +140,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run ``dramatiq geotasks.worker`` (plus any arguments), on the embedded DB if needed."""
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_child([sys.executable, "-m", "dramatiq", "geotasks.worker", *args.rest])
+        return run_child([sys.executable, "-m", "dramatiq", args.worker_module, *args.rest])
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
     """Run the periodiq scheduler, on the embedded DB if needed."""
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_child(scheduler_command(*args.rest))
+        return run_child(scheduler_command(*args.rest, worker_module=args.worker_module))
 
 
-def scheduler_command(*extra_args: str) -> list[str]:
+def scheduler_command(*extra_args: str, worker_module: str = WORKER_MODULE) -> list[str]:
     """Return the command line of periodiq's scheduler on ``geotasks.worker geotasks.maintenance``.
 
     It runs :mod:`geotasks.scheduler` (periodiq, registered in the worker registry) with this
@@ -156,7 +160,7 @@ def scheduler_command(*extra_args: str) -> list[str]:
         sys.executable,
         "-m",
         "geotasks.scheduler",
-        "geotasks.worker",
+        worker_module,
         "geotasks.maintenance",
         *extra_args,
     ]
@@ -624,11 +628,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the ``geotasks`` command."""
+def build_parser(*, worker_module: str = WORKER_MODULE) -> argparse.ArgumentParser:
+    """Return the argument parser of the ``geotasks`` command.
+
+    Parameters:
+      worker_module: The module ``worker`` and ``scheduler`` hand to Dramatiq and periodiq.
+    """
     parser = argparse.ArgumentParser(
         prog="geotasks", description="Background geoprocessing on Dramatiq workers."
     )
+    parser.set_defaults(worker_module=worker_module)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -638,7 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("version", help=cmd_db_version.__doc__).set_defaults(func=cmd_db_version)
 
     for name, func in (("worker", cmd_worker), ("scheduler", cmd_scheduler)):
-        sub = commands.add_parser(name, help=func.__doc__)
+        # Every argument, dashed ones included (`worker -p 2 -t 4`, `-h`), is the command's:
+        # an argument of REMAINDER that starts with "-" is otherwise refused.
+        sub = commands.add_parser(name, help=func.__doc__, prefix_chars="+", add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER, help="passed on to the command")
         sub.set_defaults(func=func)
 
@@ -716,9 +727,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``geotasks`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, worker_module: str = WORKER_MODULE) -> int:
+    """Entry point of the ``geotasks`` command; returns the exit code.
+
+    Parameters:
+      argv: The arguments (``sys.argv[1:]`` by default).
+      worker_module: The module ``worker`` and ``scheduler`` load (``manage.py geotasks``
+        passes its Django worker).
+    """
+    args = build_parser(worker_module=worker_module).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
