@@ -13,7 +13,7 @@ _database = urlsplit(
 
 SECRET_KEY = "geotasks-tests-only"
 DEBUG = False
-ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 USE_TZ = True
 ROOT_URLCONF = "geoproject.urls"
 STATIC_URL = "/static/"
