@@ -1,0 +1,63 @@
+"""``manage.py migrate`` and ``manage.py geotasks …`` in a real project, as subprocesses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg2
+
+from geotasks.postgres.migrate import latest_version
+from tests.acceptance.processes import Service
+
+from .conftest import manage
+
+
+def schema_version(database_url: str) -> int:
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT max(version) FROM geotasks.schema_version")
+        (version,) = cur.fetchone()
+    conn.close()
+    return int(version)
+
+
+def test_migrate_builds_the_geotasks_schema_and_a_second_migrate_is_a_no_op(
+    migrated_project: str,
+) -> None:
+    # Given: `manage.py migrate` ran once on an empty database (the fixture)
+    # Then: geotasks' schema is there at this release's version
+    assert schema_version(migrated_project) == latest_version()
+    # When: migrate runs again
+    again = manage(migrated_project, "migrate", "--no-input")
+    # Then: nothing to do, nothing broken
+    assert again.returncode == 0, again.stderr
+    assert "No migrations to apply" in again.stdout
+    version = manage(migrated_project, "geotasks", "db", "version")
+    assert version.returncode == 0, version.stderr
+    assert f"database schema version {latest_version()}" in version.stdout
+
+
+def test_the_worker_runs_an_app_task_submitted_by_name(
+    migrated_project: str, django_worker: Service, tmp_path: Path
+) -> None:
+    # Given: a worker started with `manage.py geotasks worker -p 1 -t 4`; `parcels.tasks` is
+    # found because `parcels` is an installed app, and its actor uses Django's ORM connection
+    output = tmp_path / "areas.json"
+    # When: a job is sent by name from another manage.py process
+    done = manage(
+        migrated_project,
+        "geotasks", "submit", "parcel_areas", "[1, 2.5]", "--wait", "--output", str(output),
+        timeout_s=60,
+    )
+    # Then: it ran in the worker, with Django set up, and its result was saved
+    assert done.returncode == 0, done.stderr + django_worker.log()
+    assert json.loads(output.read_text()) == {"total_m2": 3.5}
+    listing = manage(migrated_project, "geotasks", "jobs", "--actor", "parcel_areas")
+    assert "SUCCESS" in listing.stdout
+
+
+def test_a_project_on_another_database_engine_is_refused_clearly(migrated_project: str) -> None:
+    done = manage(migrated_project, "check", TEST_DJANGO_ENGINE="django.db.backends.sqlite3")
+    assert done.returncode != 0
+    assert "geotasks needs PostgreSQL" in done.stderr
+    assert "django.db.backends.sqlite3" in done.stderr
