@@ -82,7 +82,9 @@ def migrated_project(django_database_url: str) -> str:
 
 
 @pytest.fixture(scope="package")
-def django_worker(migrated_project: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def django_worker(
+    migrated_project: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
     """``manage.py geotasks worker``, booted (it has published the project's tasks)."""
     services = Services(project_env(migrated_project), tmp_path_factory.mktemp("django-worker"))
     argv = [sys.executable, str(PROJECT / "manage.py"), "geotasks", "worker"]

@@ -48,7 +48,9 @@ def pending_job() -> geotasks.Job:
 
 
 def act(client: Any, url: str, action: str, *ids: object) -> Any:
-    return client.post(url, {"action": action, "_selected_action": [str(i) for i in ids]}, follow=True)
+    return client.post(
+        url, {"action": action, "_selected_action": [str(i) for i in ids]}, follow=True
+    )
 
 
 def test_acting_needs_the_actions_permission(staff: Any) -> None:
@@ -115,9 +117,11 @@ def test_dead_letters_are_requeued_and_purged(staff: Any) -> None:
     # When: one is requeued, it runs again (and fails again: a new dead letter)
     act(client, DEAD_LETTERS_URL, "requeue", letters[jobs[0].id])
     wait_until(
-        lambda: DeadLetter.objects.filter(message_id=jobs[0].id)
-        .exclude(dead_letter_id=letters[jobs[0].id])
-        .exists(),
+        lambda: (
+            DeadLetter.objects.filter(message_id=jobs[0].id)
+            .exclude(dead_letter_id=letters[jobs[0].id])
+            .exists()
+        ),
         30,
         "the requeued message to fail again",
     )

@@ -6,7 +6,6 @@ files), its jobs run by the package's ``manage.py geotasks worker``.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 import urllib.request
@@ -23,7 +22,7 @@ from .conftest import PROJECT, project_env
 
 pytest.importorskip("playwright.sync_api")
 
-from tests.integration.http.test_browser import (  # noqa: E402
+from tests.integration.http.test_browser import (
     CHROMIUM_ARGS,
     DRAW_TIMEOUT_MS,
     chromium_path,
@@ -46,8 +45,14 @@ def admin_url(django_here: str, django_worker: Service, tmp_path: Path) -> Itera
     services = Services(project_env(django_here), tmp_path)
     services.start(
         "runserver",
-        [sys.executable, str(PROJECT / "manage.py"), "runserver", "--noreload", "--insecure",
-         f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            str(PROJECT / "manage.py"),
+            "runserver",
+            "--noreload",
+            "--insecure",
+            f"127.0.0.1:{port}",
+        ],
     )
     url = f"http://127.0.0.1:{port}/admin/"
     try:

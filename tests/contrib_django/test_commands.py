@@ -46,7 +46,13 @@ def test_the_worker_runs_an_app_task_submitted_by_name(
     # When: a job is sent by name from another manage.py process
     done = manage(
         migrated_project,
-        "geotasks", "submit", "parcel_areas", "[1, 2.5]", "--wait", "--output", str(output),
+        "geotasks",
+        "submit",
+        "parcel_areas",
+        "[1, 2.5]",
+        "--wait",
+        "--output",
+        str(output),
         timeout_s=60,
     )
     # Then: it ran in the worker, with Django set up, and its result was saved

@@ -5,6 +5,7 @@ Django 6's ``django.tasks``, or on Django 5.2 the ``django-tasks`` backport.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -123,7 +124,7 @@ def test_a_rate_limited_task_keeps_its_limit_across_the_worker(tasks: Any) -> No
     # Then: they all ran, started at least half a second apart
     assert [r.return_value for r in results] == [[0], [0, 1], [0, 1, 2]]
     starts = sorted(r.started_at for r in results)
-    gaps_s = [(b - a).total_seconds() for a, b in zip(starts, starts[1:], strict=False)]
+    gaps_s = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert min(gaps_s) >= 0.45, gaps_s
 
 

@@ -20,11 +20,16 @@ from django.utils.html import format_html, format_html_join
 from .models import DeadLetter, Job
 from .views import JobAssetsView, JobMapView, JobResultView, geotasks_database
 
+#: Shown for a job whose arguments the broker no longer holds.
+NOT_KEPT = (
+    "(not kept: the Postgres broker holds a message's arguments while it waits in its queue "
+    "and, once it failed for good, as a dead letter)"
+)
 #: Finished statuses: a job in one of them has run (or never will).
 FINISHED = ("SUCCESS", "FAILURE", "SKIPPED", "CANCELLED", "EXPIRED")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     """Nothing is added, edited or deleted through a form: the rows are geotasks' own."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -95,7 +100,7 @@ class JobAdmin(ReadOnlyAdmin):
 
         kept = message_arguments(geotasks_database(), job.message_id)
         if kept is None:
-            return "(not kept: the broker holds a message's arguments while it waits in its queue and as a dead letter)"
+            return NOT_KEPT
         shown = [repr(value) for value in kept.args]
         shown += [f"{name}={value!r}" for name, value in kept.kwargs.items()]
         return f"{kept.actor_name}({', '.join(shown)})"
@@ -119,25 +124,40 @@ class JobAdmin(ReadOnlyAdmin):
         if result is None or result.kind == "failure" or self.shown_status(job) == "EXPIRED":
             return ""
         links = [
-            (reverse("admin:geotasks_job_result", args=[job.message_id]), "result-download",
-             f"Download ({result.size_bytes:,} bytes, {result.media_type})")
+            (
+                reverse("admin:geotasks_job_result", args=[job.message_id]),
+                "result-download",
+                f"Download ({result.size_bytes:,} bytes, {result.media_type})",
+            )
         ]
         if result.kind == "geojson":
             links.append(
-                (reverse("admin:geotasks_job_map", args=[job.message_id]), "result-map",
-                 "Map preview")
+                (
+                    reverse("admin:geotasks_job_map", args=[job.message_id]),
+                    "result-map",
+                    "Map preview",
+                )
             )
         return format_html_join(" · ", '<a href="{}" class="{}">{}</a>', links)
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/result/", view(JobResultView.as_view(model_admin=self)),
-                 name="geotasks_job_result"),
-            path("<path:object_id>/map/", view(JobMapView.as_view(model_admin=self)),
-                 name="geotasks_job_map"),
-            path("assets/<path:name>", view(JobAssetsView.as_view(model_admin=self)),
-                 name="geotasks_job_asset"),
+            path(
+                "<path:object_id>/result/",
+                view(JobResultView.as_view(model_admin=self)),
+                name="geotasks_job_result",
+            ),
+            path(
+                "<path:object_id>/map/",
+                view(JobMapView.as_view(model_admin=self)),
+                name="geotasks_job_map",
+            ),
+            path(
+                "assets/<path:name>",
+                view(JobAssetsView.as_view(model_admin=self)),
+                name="geotasks_job_asset",
+            ),
             *super().get_urls(),
         ]
 
@@ -197,8 +217,15 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     search_fields = ("=message_id", "^actor_name")
     actions = ("requeue", "purge")
     fields = (
-        "dead_letter_id", "message_id", "queue_name", "actor_name", "redeliveries",
-        "enqueued_at", "dead_at", "body", "error",
+        "dead_letter_id",
+        "message_id",
+        "queue_name",
+        "actor_name",
+        "redeliveries",
+        "enqueued_at",
+        "dead_at",
+        "body",
+        "error",
     )
 
     @admin.display(description="error")

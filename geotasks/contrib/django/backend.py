@@ -49,7 +49,7 @@ STATUSES: Mapping[JobState, TaskResultStatus] = {
 UNRECORDED_WORKER = "geotasks-worker"
 
 
-class GeotasksBackend(BaseTaskBackend):  # type: ignore[misc]
+class GeotasksBackend(BaseTaskBackend):
     """Tasks are sent to geotasks' broker and run by ``manage.py geotasks worker``.
 
     ``OPTIONS`` maps a task's import path to its geotasks options: ``queue_name`` (the

@@ -144,7 +144,9 @@ def configure(
       ConfigurationError: naming the first bad setting.
     """
     if django_settings is None:
-        from django.conf import settings as django_settings
+        from django.conf import settings as project_settings
+
+        django_settings = project_settings
     environ = os.environ if environ is None else environ
     merged = merged_environ(
         getattr(django_settings, "GEOTASKS", None) or {},

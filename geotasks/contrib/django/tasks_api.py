@@ -14,19 +14,19 @@ try:
     from django.utils.json import normalize_json
 except ImportError:
     try:
-        from django_tasks import TaskContext, TaskResult, TaskResultStatus  # type: ignore
-        from django_tasks.backends.base import BaseTaskBackend  # type: ignore
-        from django_tasks.base import Task, TaskError  # type: ignore
-        from django_tasks.exceptions import (  # type: ignore
+        from django_tasks import TaskContext, TaskResult, TaskResultStatus
+        from django_tasks.backends.base import BaseTaskBackend
+        from django_tasks.base import Task, TaskError
+        from django_tasks.exceptions import (
             InvalidTaskError as InvalidTask,
         )
-        from django_tasks.exceptions import TaskResultDoesNotExist  # type: ignore
-        from django_tasks.signals import (  # type: ignore
+        from django_tasks.exceptions import TaskResultDoesNotExist
+        from django_tasks.signals import (
             task_enqueued,
             task_finished,
             task_started,
         )
-        from django_tasks.utils import normalize_json  # type: ignore
+        from django_tasks.utils import normalize_json
     except ImportError as exc:
         raise ImportError(
             "geotasks.contrib.django.GeotasksBackend needs Django's Tasks framework: Django 6 "

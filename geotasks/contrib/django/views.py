@@ -50,7 +50,7 @@ class JobAdminView(View):
         assert self.model_admin is not None
         if not self.model_admin.has_view_permission(request):
             raise PermissionDenied
-        return super().dispatch(request, *args, **kwargs)  # type: ignore[no-any-return]
+        return super().dispatch(request, *args, **kwargs)
 
 
 class JobResultView(JobAdminView):

@@ -5,11 +5,13 @@
 schema changes are applied at the end of every ``migrate`` (see ``apps.upgrade_schema``).
 """
 
+from typing import Any
+
 import django.db.models.deletion
 from django.db import DEFAULT_DB_ALIAS, migrations, models
 
 
-def create_geotasks_schema(apps, schema_editor):
+def create_geotasks_schema(apps: Any, schema_editor: Any) -> None:
     if schema_editor.connection.alias != DEFAULT_DB_ALIAS:
         return
     from geotasks.contrib.django.schema import migrate_schema
@@ -22,7 +24,7 @@ class Migration(migrations.Migration):
     # geotasks' migrations run in their own transaction, under their own advisory lock.
     atomic = False
 
-    dependencies = []
+    dependencies: list[tuple[str, str]] = []
 
     operations = [
         migrations.RunPython(create_geotasks_schema, migrations.RunPython.noop, elidable=False),
