@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg2
 
 from geotasks.postgres.migrate import latest_version
+from tests.acceptance.conftest import ROOT
 from tests.acceptance.processes import Service
 
-from .conftest import manage
+from .conftest import manage, project_env
 
 
 def schema_version(database_url: str) -> int:
@@ -67,3 +71,34 @@ def test_a_project_on_another_database_engine_is_refused_clearly(migrated_projec
     assert done.returncode != 0
     assert "geotasks needs PostgreSQL" in done.stderr
     assert "django.db.backends.sqlite3" in done.stderr
+
+
+def test_the_example_project_migrates_and_serves_its_actor(empty_database_url: str) -> None:
+    # Given: examples/django_project on an empty database
+    example = ROOT / "examples" / "django_project"
+    name = empty_database_url.rsplit("/", 1)[1]
+    env = {**project_env(empty_database_url), "PGDATABASE": name, "PGUSER": "postgres"}
+    env["DJANGO_SETTINGS_MODULE"] = "geosite.settings"
+    env["PYTHONPATH"] = os.pathsep.join([str(example), str(ROOT)])
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=example,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    # When: it is migrated
+    migrated = run("migrate", "--no-input")
+    assert migrated.returncode == 0, migrated.stderr
+    # Then: its actor's function runs here and now, on the sample data
+    shapes = run(
+        "shell",
+        "-c",
+        "from maps.tasks import get_shps; print(len(get_shps('naturalearth_lowres', 1e6)))",
+    )
+    assert shapes.returncode == 0, shapes.stderr
+    assert 0 < int(shapes.stdout.strip().splitlines()[-1]) < 177
