@@ -192,8 +192,8 @@ def _submit_jobs() -> list[DemoJob]:
             "cities_measured.geojson",
         ),
         DemoJob(
-            'shapefile_to_geojson("../../etc/passwd")  # must fail at once, never retried',
-            submit("shapefile_to_geojson", "../../etc/passwd"),
+            'shapefile_to_geojson("no_such_dataset")  # must fail at once, never retried',
+            submit("shapefile_to_geojson", "no_such_dataset"),
             None,
         ),
     ]

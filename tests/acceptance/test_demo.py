@@ -18,7 +18,7 @@ EXPECTED_OUTCOMES = [
     ('clip_features("naturalearth_lowres"', "SUCCESS: "),
     ('buffer_features("job:', "SUCCESS: "),
     ('measure_features("naturalearth_cities", limit=3)', "SUCCESS: 3 features"),
-    ('shapefile_to_geojson("../../etc/passwd")', "FAILURE after 1 run: InputError: "),
+    ('shapefile_to_geojson("no_such_dataset")', "FAILURE after 1 run: InputError: "),
     ("delete_expired_results()", "SUCCESS: removed {'results': "),
 ]
 

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dramatiq.message import Message
 
 import geotasks
+from geotasks.broker import setup_broker
 from geotasks.errors import InputError, JobFailed
 from geotasks.settings import get_settings
 from tests.acceptance.conftest import ROOT, clean_environment
@@ -108,8 +110,21 @@ def test_a_job_chained_before_its_input_finished_waits_for_it(
 def test_bad_input_fails_once_with_a_clear_message(
     worker: subprocess.Popen[str], client_env: None
 ) -> None:
-    # When a dataset outside the data directory is asked for
-    job = geotasks.submit("shapefile_to_geojson", "../../etc/passwd")
+    # A dataset outside the data directory is refused before it is sent…
+    with pytest.raises(InputError, match="argument 'name': '../../etc/passwd' does not match"):
+        geotasks.submit("shapefile_to_geojson", "../../etc/passwd")
+
+    # …and when it reaches the worker all the same (a message sent by hand)
+    sent = setup_broker().enqueue(
+        Message(
+            queue_name="geo",
+            actor_name="shapefile_to_geojson",
+            args=("../../etc/passwd",),
+            kwargs={},
+            options={},
+        )
+    )
+    job = geotasks.Job.from_message(sent)
 
     # Then the job fails on its first attempt, with the reason, and is not retried
     with pytest.raises(JobFailed) as excinfo:
