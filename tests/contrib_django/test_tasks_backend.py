@@ -132,3 +132,37 @@ def test_a_geotasks_job_is_no_django_task(tasks: Any) -> None:
     job = geotasks.submit("parcel_areas", [1.0])
     with pytest.raises(tasks_api.TaskResultDoesNotExist, match="not a Django task"):
         tasks.add.get_backend().get_result(job.id)
+
+
+def test_the_worker_side_sends_djangos_task_signals(tasks: Any) -> None:
+    from geotasks.contrib.django.backend import GeotasksBackend
+    from geotasks.contrib.django.task_actors import task_actor
+
+    # Given: receivers of task_started and task_finished
+    seen: list[tuple[str, Any, Any]] = []
+
+    def started(sender: Any, task_result: Any, **_: Any) -> None:
+        seen.append(("started", sender, task_result.status))
+
+    def ended(sender: Any, task_result: Any, **_: Any) -> None:
+        seen.append(("finished", sender, task_result.status))
+
+    tasks_api.task_started.connect(started)
+    tasks_api.task_finished.connect(ended)
+    try:
+        # When: the actor a worker runs for `divide` runs it, once well and once badly
+        runner = task_actor(tasks.divide, GeotasksBackend, {})
+        assert runner(6, 3) == 2
+        with pytest.raises(ZeroDivisionError):
+            runner(1, 0)
+    finally:
+        tasks_api.task_started.disconnect(started)
+        tasks_api.task_finished.disconnect(ended)
+    # Then: each run was announced, and its outcome
+    statuses = tasks_api.TaskResultStatus
+    assert seen == [
+        ("started", GeotasksBackend, statuses.RUNNING),
+        ("finished", GeotasksBackend, statuses.SUCCESSFUL),
+        ("started", GeotasksBackend, statuses.RUNNING),
+        ("finished", GeotasksBackend, statuses.FAILED),
+    ]

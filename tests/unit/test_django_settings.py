@@ -116,3 +116,13 @@ def test_configure_puts_the_settings_into_the_environment_under_what_is_set() ->
         "GEOTASKS_BROKER_URL": "redis://r:6379/0",
         "GEOTASKS_DATABASE_URL": "postgresql://app:p%40ss%2Fword@db.internal:5433/gis",
     }
+
+
+def test_a_stored_errors_class_path_is_read_from_its_traceback() -> None:
+    pytest.importorskip("django")
+    from geotasks.contrib.django.backend import exception_class_path
+
+    traceback = 'Traceback (most recent call last):\n  File "x.py", line 1\nmyapp.errors.Late: oh\n'
+    assert exception_class_path("Late", traceback) == "myapp.errors.Late"
+    assert exception_class_path("KeyError", "KeyError: 'a'\n") == "builtins.KeyError"
+    assert exception_class_path("Gone", "") == "builtins.Gone"
