@@ -128,3 +128,33 @@ def test_dead_letters_are_requeued_and_purged(staff: Any) -> None:
     # When: the other is purged, it is gone
     act(client, DEAD_LETTERS_URL, "purge", letters[jobs[1].id])
     assert not DeadLetter.objects.filter(message_id=jobs[1].id).exists()
+
+
+def test_the_schedules_page_shows_the_last_tick_and_its_job(staff: Any, django_here: str) -> None:
+    import psycopg2
+
+    # Given: a tick of a periodic actor that ran as a job
+    job = geotasks.submit("parcel_areas", [3.0])
+    job.wait(timeout=30)
+    with psycopg2.connect(django_here) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO geotasks.periodic_tick (actor_name, slot, message_id) "
+            "VALUES ('nightly_tiles', '2026-01-02 03:04+00', %s)",
+            (job.id,),
+        )
+    conn.close()
+    # When: staff who may view schedules open the page
+    page = staff("geotasks.view_schedule").get("/admin/geotasks/schedule/")
+    # Then: the actor, its last run and a link to that run's job
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "nightly_tiles" in html and "2026-01-02 03:04" in html
+    assert f"/admin/geotasks/job/{job.id}/change/" in html
+    assert "no running scheduler sends it" in html
+
+
+def test_the_models_match_their_migrations(migrated_project: str) -> None:
+    from .conftest import manage
+
+    done = manage(migrated_project, "makemigrations", "geotasks", "--check", "--dry-run")
+    assert done.returncode == 0, done.stdout + done.stderr

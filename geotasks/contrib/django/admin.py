@@ -1,4 +1,5 @@
-"""The Django admin over geotasks: jobs and dead letters, read-only, with a few actions.
+"""The Django admin over geotasks: jobs, dead letters and schedules, read-only, with a few
+actions.
 
 Rows are read straight from geotasks' tables (:mod:`.models`); actions go through geotasks'
 own functions: cancel (a job that has not started), retry (send the same arguments again, as a
@@ -11,13 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from .models import DeadLetter, Job
+from .models import DeadLetter, Job, Schedule
 from .views import JobAssetsView, JobMapView, JobResultView, geotasks_database
 
 #: Shown for a job whose arguments the broker no longer holds.
@@ -254,3 +257,28 @@ class DeadLetterAdmin(ReadOnlyAdmin):
         ids = list(queryset.values_list("dead_letter_id", flat=True))
         deleted = delete_dead_letters(geotasks_database(), ids)
         self.message_user(request, f"{deleted} dead letter(s) deleted")
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(ReadOnlyAdmin):
+    """Each periodic actor's cron spec, last run (its job) and next run, and whether it is late."""
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        from ...monitoring.schedules import schedule_states
+        from ...postgres.overview import read_state
+        from ...settings import get_settings
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        settings = get_settings()
+        state = read_state(geotasks_database(), settings.broker_heartbeat_timeout_s)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Schedules",
+            "schedules": schedule_states(state, settings.periodic_skip_delay_s),
+            **(extra_context or {}),
+        }
+        return render(request, "admin/geotasks/schedules.html", context)

@@ -119,3 +119,19 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name or '?'} {self.message_id}"
+
+
+class Schedule(models.Model):
+    """A periodic actor's schedule. There is no table: the admin page reads the schedules from
+    the alive schedulers and the ticks that ran (:func:`geotasks.monitoring.schedules.
+    schedule_states`, which the schedules work extends with its own); the model only gives the
+    page its place in the admin and its ``view`` permission."""
+
+    actor_name = models.TextField("actor", primary_key=True)
+
+    class Meta:
+        managed = False
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return self.actor_name

@@ -136,4 +136,17 @@ class Migration(migrations.Migration):
                 "default_permissions": (),
             },
         ),
+        migrations.CreateModel(
+            name="Schedule",
+            fields=[
+                (
+                    "actor_name",
+                    models.TextField(primary_key=True, serialize=False, verbose_name="actor"),
+                ),
+            ],
+            options={
+                "managed": False,
+                "default_permissions": ("view",),
+            },
+        ),
     ]
