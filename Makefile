@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 # Django 6 needs Python 3.12 or newer, which may be installed by pyenv without being on the PATH:
 # its tests run in a second virtualenv.
 PYTHON_DJANGO6 ?= $(shell for p in python3.13 python3.12 \
-	$(sort $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python)); do \
+	$(sort $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.1[2-9]*/bin/python)); do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' \
 	2>/dev/null && { echo $$p; break; }; done)
 VENV_DJANGO6 := .venv-django6
