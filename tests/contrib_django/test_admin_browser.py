@@ -94,6 +94,8 @@ def test_staff_log_in_filter_search_cancel_and_see_a_result_on_the_map(
             expect(page.locator("#result_list")).to_be_visible()
             # And filter by status
             page.click("#changelist-filter a:text-is('Failure')")
+            page.click("#changelist-filter a:text-is('parcels.tasks.divide')")
+            assert "status__exact=FAILURE" in page.url and "actor=parcels.tasks.divide" in page.url
             rows = page.locator("#result_list tbody tr")
             assert failed.id in (page.text_content("#result_list") or "")
             assert mapped.id not in (page.text_content("#result_list") or "")

@@ -21,7 +21,9 @@ from django.utils.module_loading import import_string
 
 from ...errors import GeotasksError, JobNotFound, ResultExpired
 from ...postgres.job_status import JobInfo, JobState
+from ...postgres.messages import message_arguments
 from ...signatures import checked_arguments
+from .database import geotasks_database
 from .task_actors import task_actor
 from .tasks_api import (
     BaseTaskBackend,
@@ -118,6 +120,8 @@ class GeotasksBackend(BaseTaskBackend):
         if status is None:
             raise TaskResultDoesNotExist(f"{result_id} is {info.status}")
         task = _task_named(info.actor_name, result_id)
+        # The Postgres broker holds a message's arguments while it waits and as a dead letter.
+        kept = message_arguments(geotasks_database(), result_id)
         result = TaskResult(
             task=task,
             id=result_id,
@@ -126,9 +130,8 @@ class GeotasksBackend(BaseTaskBackend):
             started_at=info.started_at,
             finished_at=info.finished_at if status.value in ("SUCCESSFUL", "FAILED") else None,
             last_attempted_at=info.started_at,
-            # geotasks keeps a job's arguments only while its message waits in a queue.
-            args=[],
-            kwargs={},
+            args=kept.args if kept is not None else [],
+            kwargs=kept.kwargs if kept is not None else {},
             backend=self.alias,
             errors=_errors(job, info),
             # One entry per run, as Django counts attempts: geotasks counts runs but does not

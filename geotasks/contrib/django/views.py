@@ -19,8 +19,6 @@ from django.urls import reverse
 from django.views import View
 
 from ...errors import GeotasksError
-from ...postgres.pool import Database, get_database
-from ...settings import get_settings
 
 #: Files the map page loads, by the name it asks for: where each lives in the package.
 ASSETS = {
@@ -31,14 +29,6 @@ ASSETS = {
 }
 #: How long a browser may keep an asset, in seconds (they change only with a release).
 ASSET_MAX_AGE_S = 86_400
-
-
-def geotasks_database() -> Database:
-    """The pool on geotasks' database, shared by this process."""
-    settings = get_settings()
-    return get_database(
-        settings.require_database_url(), connect_timeout_s=settings.connect_timeout_s
-    )
 
 
 class JobAdminView(View):
