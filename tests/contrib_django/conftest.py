@@ -100,7 +100,14 @@ def django_worker(
 
 @pytest.fixture(scope="package")
 def django_here(migrated_project: str) -> Iterator[str]:
-    """Django set up in this process on the package's database; returns its URL."""
+    """Django set up in this process on the package's database; returns its URL.
+
+    Afterwards the environment is as it was and the actors the project declared are forgotten.
+    """
+    from geotasks.catalogue import forget_cache
+    from geotasks.registry import DECLARED
+
+    declared_before = set(DECLARED)
     saved = {k: v for k, v in os.environ.items() if k.startswith("GEOTASKS_")}
     for name in saved:
         del os.environ[name]
@@ -119,6 +126,13 @@ def django_here(migrated_project: str) -> Iterator[str]:
         from django.db import connections
 
         connections.close_all()
+        # The project's actors leave with it: later tests list the declared actors.
+        from geotasks.contrib.django import task_actors
+
+        for name in set(DECLARED) - declared_before:
+            del DECLARED[name]
+        task_actors._actors.clear()
+        forget_cache()
         for name in [k for k in os.environ if k.startswith("GEOTASKS_")]:
             del os.environ[name]
         os.environ.update(saved)
