@@ -17,7 +17,7 @@ PYTHON_DJANGO6 ?= $(shell for p in python3.13 python3.12 \
 VENV_DJANGO6 := .venv-django6
 STAMP_DJANGO6 := $(VENV_DJANGO6)/.installed
 
-.PHONY: demo test test-django6 lint unit integration acceptance clean catalogue
+.PHONY: demo test test-django6 lint unit integration acceptance clean clean-db catalogue
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "geotasks needs Python 3.11 or newer"; exit 1; }
@@ -58,6 +58,11 @@ unit: $(STAMP)
 # fails when they drift from geotasks/actors.py.
 catalogue: $(STAMP)
 	$(BIN)/python -c 'from geotasks.catalogue import main; main()' > geotasks/builtin_actors.json
+
+# Template databases the test suite left on the server (runs that were killed, other schema
+# versions); those a running test session uses are kept. A run drops its own when it ends.
+clean-db: $(STAMP)
+	$(BIN)/python -m tests.templates
 
 clean:
 	rm -rf $(VENV) $(VENV_DJANGO6) .geotasks .pytest_cache .mypy_cache .ruff_cache

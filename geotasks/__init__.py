@@ -25,6 +25,7 @@ from .errors import (
     JobSkipped,
     JobTimeout,
     ResultExpired,
+    ResultIsAFile,
     ResultNotStored,
     ResultTooLarge,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "JobTimeout",
     "Progress",
     "ResultExpired",
+    "ResultIsAFile",
     "ResultNotStored",
     "ResultTooLarge",
     "actor",

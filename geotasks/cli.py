@@ -1,8 +1,11 @@
 """The ``geotasks`` command.
 
-It is the one entry point that may start the embedded PostgreSQL: when
-``GEOTASKS_DATABASE_URL`` is unset, commands that need a database start it once, hand its URL to
-every process they start, and stop it on exit (also on Ctrl-C and SIGTERM).
+It is the one entry point that may start the embedded PostgreSQL, and only in ``demo`` and the
+development ``worker`` / ``scheduler`` wrappers: when ``GEOTASKS_DATABASE_URL`` is unset, they
+start it once, hand its URL to every process they start, and stop it on exit (also on Ctrl-C
+and SIGTERM). Every other command (``submit``, ``status``, ``db``, ``serve``…) uses an embedded
+server already running from the same directory, or fails at once naming the setting: a
+forgotten setting must not quietly create a database no worker reads.
 """
 
 from __future__ import annotations
@@ -81,6 +84,47 @@ def database_url(settings: Settings) -> Iterator[str]:
         print("geotasks: embedded PostgreSQL stopped", flush=True)
 
 
+@contextlib.contextmanager
+def existing_database_url(settings: Settings) -> Iterator[str]:
+    """Yield the configured database URL, or that of an embedded PostgreSQL already running.
+
+    Never starts a server. The embedded server's URL is put into ``os.environ`` for the
+    block, so the settings read inside it see it.
+
+    Raises:
+      ConfigurationError: when no URL is configured and no embedded server runs from
+        ``GEOTASKS_EMBEDDED_DIR``.
+    """
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from .embedded import running_url
+
+    url = running_url(settings.embedded_dir)
+    if url is None:
+        raise ConfigurationError(
+            f"{env_name('database_url')} is not set: set it to the database your workers use "
+            f"(no embedded PostgreSQL is running from {settings.embedded_dir.resolve()}; only "
+            "`geotasks demo`, `geotasks worker` and `geotasks scheduler` start one)"
+        )
+    print(
+        f"geotasks: {env_name('database_url')} is not set; using the embedded PostgreSQL "
+        f"running from {settings.embedded_dir.resolve()}",
+        file=sys.stderr,
+        flush=True,
+    )
+    os.environ[env_name("database_url")] = url
+    get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        from .postgres.listener import close_listeners
+
+        close_listeners()
+        os.environ.pop(env_name("database_url"), None)
+        get_settings.cache_clear()
+
+
 def run_child(argv: Sequence[str]) -> int:
     """Run ``argv`` as a child process, forwarding INT, TERM and HUP; return its exit code."""
     child = subprocess.Popen(list(argv))
@@ -117,7 +161,7 @@ def _migrate_and_report(url: str) -> int:
 
 def cmd_db_init(args: argparse.Namespace) -> int:
     """Create or upgrade the schema; safe to run repeatedly and concurrently."""
-    with database_url(get_settings()) as url:
+    with existing_database_url(get_settings()) as url:
         return _migrate_and_report(url)
 
 
@@ -126,7 +170,7 @@ def cmd_db_version(args: argparse.Namespace) -> int:
     from .postgres.migrate import latest_version, schema_version
     from .postgres.pool import Database
 
-    with database_url(get_settings()) as url:
+    with existing_database_url(get_settings()) as url:
         database = Database(url, max_connections=1)
         try:
             current = schema_version(database)
@@ -213,60 +257,85 @@ def parse_value(text: str) -> Any:
 
 
 def parse_submit_arguments(tokens: Sequence[str]) -> SubmitArguments:
-    """Split ``parcels --distance-m 50 --wait`` into the actor's arguments and our options.
+    """Split ``parcels --distance-m 50 --wait -o out.geojson`` into the actor's arguments and
+    the command's own options, wherever these stand.
 
-    ``--name value`` (or ``--name=value``) is a keyword argument, dashes read as underscores;
-    anything else is a positional argument; after ``--`` everything is positional. Values are
-    JSON when they parse as JSON: quote a name that looks like a number (``'"2056"'``).
+    The command's options are ``--wait``, ``--timeout S`` and ``-o``/``--output FILE`` (also
+    ``--timeout=S``, ``--output=FILE``, ``-oFILE``). Any other ``--name value`` (or
+    ``--name=value``) is a keyword argument of the actor, dashes read as underscores; anything
+    else is a positional argument. After ``--`` every option is the actor's: that is how an actor
+    parameter named ``wait``, ``timeout`` or ``output`` is reached (``-- --timeout 30``). Values
+    are JSON when they parse as JSON: quote a name that looks like a number (``'"2056"'``) or
+    a positional text that starts with ``--`` (``'"--x"'``).
 
     Raises:
-      InputError: when an option lacks its value.
+      InputError: when an option lacks its value, or ``--timeout`` is not a number.
     """
     from .errors import InputError
 
     parsed = SubmitArguments()
     remaining = list(tokens)
-    positional_only = False
+    actor_only = False
     while remaining:
         token = remaining.pop(0)
-        if positional_only or not token.startswith("--") or token == "--":
-            if token == "--" and not positional_only:
-                positional_only = True
-            else:
-                parsed.args.append(parse_value(token))
+        if token == "--" and not actor_only:
+            actor_only = True
+            continue
+        if not actor_only and token.startswith("-o") and not token.startswith("--"):
+            parsed.output = token[2:] or _option_value("-o", remaining)
+            continue
+        if not token.startswith("--") or token == "--":
+            parsed.args.append(parse_value(token))
             continue
         name, has_value, value = token[2:].partition("=")
-        if name == "wait" and not has_value:
+        if not actor_only and name == "wait" and not has_value:
             parsed.wait = True
             continue
         if not has_value:
-            if not remaining:
-                raise InputError(f"--{name} needs a value")
-            value = remaining.pop(0)
-        if name == "timeout":
-            parsed.timeout_s = float(value)
-        elif name == "output":
+            value = _option_value(f"--{name}", remaining)
+        if not actor_only and name == "timeout":
+            try:
+                parsed.timeout_s = float(value)
+            except ValueError:
+                raise InputError(f"--timeout needs a number of seconds, not {value!r}") from None
+        elif not actor_only and name == "output":
             parsed.output = value
         else:
             parsed.kwargs[name.replace("-", "_")] = parse_value(value)
     return parsed
 
 
+def _option_value(option: str, remaining: list[str]) -> str:
+    """Take the value that follows ``option`` off ``remaining``.
+
+    Raises:
+      InputError: when nothing follows.
+    """
+    from .errors import InputError
+
+    if not remaining:
+        raise InputError(f"{option} needs a value")
+    return remaining.pop(0)
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
     """Send a job to an actor by name; with --wait, follow it and save its result."""
+    from .errors import InputError
     from .jobs import submit
     from .postgres.job_status import JobState
 
-    parsed = parse_submit_arguments(args.rest)
+    if not args.rest or args.rest[0].startswith("-"):
+        raise InputError("name the actor first: geotasks submit ACTOR [ARG …] [--name VALUE …]")
+    actor, parsed = args.rest[0], parse_submit_arguments(args.rest[1:])
     wait = args.wait or parsed.wait
     timeout_s = parsed.timeout_s if parsed.timeout_s is not None else args.timeout
     output = parsed.output or args.output
-    with database_url(get_settings()):
-        job = submit(args.actor, *parsed.args, **parsed.kwargs)
+    with existing_database_url(get_settings()):
+        job = submit(actor, *parsed.args, **parsed.kwargs)
         if not wait:
             print(job.id)
             return 0
-        print(f"geotasks: submitted {args.actor} as job {job.id}", file=sys.stderr, flush=True)
+        print(f"geotasks: submitted {actor} as job {job.id}", file=sys.stderr, flush=True)
         info = wait_with_progress(job, timeout_s)
         if info.status is not JobState.SUCCESS:
             if info.status is JobState.FAILURE:
@@ -344,7 +413,12 @@ def wait_with_progress(job: Job, timeout_s: float | None) -> JobInfo:
             if deadline is not None and time.monotonic() >= deadline:
                 if interactive:
                     print(file=sys.stderr)
-                raise
+                # Said for the whole wait, not for its last step.
+                waited_s = time.monotonic() - started
+                raise JobTimeout(
+                    f"job {job.id} did not finish within {waited_s:.1f} s "
+                    f"(--timeout {timeout_s:g}); it is {job.status}"
+                ) from None
             info = job.info()
         line = f"{info.status} {format_progress(info)}".rstrip()
         if interactive:
@@ -380,7 +454,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from .errors import JobNotFound
 
-    with database_url(get_settings()):
+    with existing_database_url(get_settings()):
         try:
             info: JobInfo | None = _job(args.job_id).info()
         except JobNotFound:
@@ -413,6 +487,12 @@ def format_info(info: JobInfo) -> str:
         lines.append(("progress", format_progress(info)))
     if info.error is not None:
         lines.append(("error", f"{info.error.type_name}: {info.error.message}"))
+    for past in info.history:
+        error = f": {past.error.type_name}: {past.error.message}" if past.error else ""
+        requeued = past.requeued_at.isoformat(timespec="seconds")
+        lines.append(
+            ("earlier", f"attempt {past.attempt} {past.status}{error} (re-queued {requeued})")
+        )
     if info.result_size_bytes is not None and info.result_kind != "failure":
         lines.append(("result", f"{info.result_size_bytes:,} bytes {info.result_media_type}"))
     if info.expired_at is not None:
@@ -437,7 +517,7 @@ def cmd_result(args: argparse.Namespace) -> int:
     """Write a finished job's result to a file, or to standard output."""
     from .errors import JobFailed
 
-    with database_url(get_settings()):
+    with existing_database_url(get_settings()):
         job = _job(args.job_id)
         try:
             if args.output:
@@ -464,7 +544,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         names = ", ".join(s for s in JobState if s is not JobState.UNKNOWN)
         print(f"geotasks: --status must be one of {names}", file=sys.stderr)
         return 2
-    with database_url(get_settings()) as url:
+    with existing_database_url(get_settings()) as url:
         database = Database(url, max_connections=1)
         try:
             jobs = JobStore(database).recent(
@@ -498,7 +578,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 @contextlib.contextmanager
 def broker_database(settings: Settings) -> Iterator[Database]:
-    """Yield a pool on the Postgres broker's database (the embedded one if none is configured).
+    """Yield a pool on the Postgres broker's database (an embedded one running if none is
+    configured).
 
     Raises:
       ConfigurationError: when the configured broker is not the Postgres broker.
@@ -512,8 +593,10 @@ def broker_database(settings: Settings) -> Iterator[Database]:
             "own dead letters (Redis: the <queue>.XQ keys; RabbitMQ: the <queue>.XQ queues); "
             "`geotasks dead-letters` reads those of the Postgres broker"
         )
-    with database_url(settings) as url:
-        database = Database(broker_url or url, max_connections=1)
+    # The broker's own URL is enough: no database URL needed then.
+    urls = contextlib.nullcontext(broker_url) if broker_url else existing_database_url(settings)
+    with urls as url:
+        database = Database(url, max_connections=1)
         try:
             yield database
         finally:
@@ -584,9 +667,20 @@ def cmd_dead_letters_show(args: argparse.Namespace) -> int:
 def cmd_dead_letters_requeue(args: argparse.Namespace) -> int:
     """Put a dead letter back in its queue, to run again now."""
     from .postgres.dead_letters import requeue_dead_letter
+    from .postgres.job_status import JobStore
+    from .postgres.pool import Database
 
-    with broker_database(get_settings()) as database:
-        requeued = requeue_dead_letter(database, args.id)
+    settings = get_settings()
+    with broker_database(settings) as database:
+        jobs = None
+        if settings.database_url and database.url != settings.database_url:
+            # Job status lives in GEOTASKS_DATABASE_URL's database, not the broker's.
+            jobs = JobStore(Database(settings.database_url, max_connections=1))
+        try:
+            requeued = requeue_dead_letter(database, args.id, jobs=jobs)
+        finally:
+            if jobs is not None:
+                jobs.database.close()
     if requeued is None:
         print(f"geotasks: no dead letter {args.id}", file=sys.stderr)
         return 1
@@ -621,7 +715,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ) from exc
     # Checked before anything starts: an unsafe address fails fast, embedded database or not.
     check_exposure(args.host, get_settings())
-    with database_url(get_settings()) as url:
+    with existing_database_url(get_settings()) as url:
         _migrate_and_report(url)
         setup_broker()
         serve(args.host, args.port, get_settings(), log_level="debug" if args.verbose else "info")
@@ -666,14 +760,19 @@ def build_parser(*, worker_module: str = WORKER_MODULE) -> argparse.ArgumentPars
         "submit",
         help=cmd_submit.__doc__,
         description="Send a job by actor name: geotasks submit buffer_features parcels "
-        "--distance-m 50 --wait. Arguments are JSON when they parse as JSON.",
+        "--distance-m 50 --wait -o out.geojson. --wait, --timeout and -o/--output may stand "
+        "anywhere; every other --name VALUE is a keyword argument of the actor, and after -- "
+        "every one is (-- --timeout 30 reaches an actor parameter named timeout). Arguments "
+        "are JSON when they parse as JSON.",
     )
-    submit.add_argument("actor", metavar="ACTOR", help="registered actor name")
     submit.add_argument("--wait", action="store_true", help="follow the job, save its result")
     submit.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S s")
     submit.add_argument("-o", "--output", metavar="FILE", help="with --wait: save the result here")
     submit.add_argument(
-        "rest", nargs=argparse.REMAINDER, metavar="ARGS", help="ARG… and --name VALUE…"
+        "rest",
+        nargs=argparse.REMAINDER,
+        metavar="ACTOR ARG",
+        help="the registered actor's name, then its ARG… and --name VALUE…",
     )
     submit.set_defaults(func=cmd_submit)
 

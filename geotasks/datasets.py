@@ -2,8 +2,9 @@
 
 :mod:`geotasks.geo` reads datasets by name without knowing settings or the job store; this
 module tells it where the data lives, which limits apply and how ``job:<id>`` is read (a
-temporary copy of that job's stored GeoJSON on this host, so a client can chain clip → buffer
-without downloading anything). ``import geotasks`` registers :func:`read_context` as the geo
+temporary copy on this host of that job's stored result, GeoJSON or a file written with
+``output_format``, so a client can chain clip → buffer without downloading anything).
+``import geotasks`` registers :func:`read_context` as the geo
 layer's context provider. Light: it loads no fiona, shapely or pyproj.
 """
 
@@ -91,9 +92,10 @@ def dataset_source(name: object, settings: Settings) -> Iterator[str | Path]:
         raise InputError(f"{name} did not succeed (it is {info.status}): nothing to read")
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=FILE_PREFIX, dir=settings.tmp_dir) as folder:
-        path = Path(folder) / "input.geojson"
         try:
-            job.save(path)
+            # Saved under its own name, whose suffix tells the reader its format (.geojson,
+            # or .fgb, .gpkg, .zip for a result written with output_format).
+            path = job.save(Path(folder))
         except JobNotFound:
             raise InputError(f"{name}: its result has expired") from None
         yield path

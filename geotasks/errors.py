@@ -40,6 +40,11 @@ class DatabaseError(GeotasksError):
     """Raised when Postgres rejects an operation (a bug, or a schema that is not initialised)."""
 
 
+class DatabaseMisconfigured(ConfigurationError, DatabaseError):
+    """Raised when Postgres refuses a setting (authentication, a database or role that does not
+    exist, a missing schema): permanent, never retried."""
+
+
 class DatabaseUnavailable(TransientError, DatabaseError):
     """Raised when Postgres cannot be reached after the pool's bounded retries."""
 
@@ -107,6 +112,10 @@ class ResultNotStorable(GeotasksError):
 
 class ResultTooLarge(GeotasksError):
     """Raised when ``job.result`` would parse more than ``GEOTASKS_RESULT_PARSE_MAX_BYTES``."""
+
+
+class ResultIsAFile(GeotasksError):
+    """Raised when ``job.result`` is asked to parse a file (FlatGeobuf, GeoPackage, zip)."""
 
 
 class JobFailed(GeotasksError, ResultFailure):

@@ -37,13 +37,14 @@ from .errors import (
     JobSkipped,
     JobTimeout,
     ResultExpired,
+    ResultIsAFile,
     ResultNotStored,
     ResultTooLarge,
 )
 from .postgres.job_status import FINISHED_CHANNEL, JobError, JobInfo, JobState, JobStore, Progress
 from .postgres.listener import get_listener
 from .postgres.pool import Database, get_database
-from .postgres.results import FAILURE, GEOJSON, PostgresBackend, StoredResult
+from .postgres.results import FAILURE, FILE, GEOJSON, PostgresBackend, StoredResult
 from .registry import Registry
 from .settings import Settings, get_settings
 from .signatures import checked_arguments
@@ -239,7 +240,8 @@ class Job:
 
     @property
     def error(self) -> JobError | None:
-        """What the actor raised (type, message, traceback) when the job failed, else ``None``."""
+        """What the actor raised (type, message, traceback) when the job failed, or when its last
+        attempt failed and it waits to be retried (RETRYING); else ``None``."""
         info = self._store.get(self.id)
         if info is None or info.error is None:
             return None
@@ -250,10 +252,11 @@ class Job:
         return info.error
 
     def cancel(self) -> bool:
-        """Cancel the job if it has not started (PENDING or THROTTLED); a worker then skips it.
+        """Cancel the job if nothing of it runs: it waits to start (PENDING, delayed or not), for
+        a rate-limit slot (THROTTLED) or for its next retry (RETRYING). A worker then skips it.
 
         Returns:
-          bool: whether it was cancelled; ``False`` when it already started or finished.
+          bool: whether it was cancelled; ``False`` when it is running (STARTED) or finished.
         """
         cancelled = self._store.cancel(self.id, ttl_ms=self._settings.result_ttl_s * 1000)
         if cancelled:
@@ -325,8 +328,16 @@ class Job:
           ResultNotStored: when the actor does not store results.
           ResultTooLarge: above ``GEOTASKS_RESULT_PARSE_MAX_BYTES``; use :meth:`save` or
             :meth:`open`, which stream.
+          ResultIsAFile: when the result is a file of another format (``output_format``); use
+            :meth:`save` or :meth:`open`.
         """
         stored = self._stored_result()
+        if stored.kind == FILE:
+            raise ResultIsAFile(
+                f"the result of job {self.id} is a {stored.media_type} file, not JSON: save it "
+                f"with job.save(path) (a folder gets {stored.file_name}) or read it with "
+                "job.open()"
+            )
         limit = self._settings.result_parse_max_bytes
         if stored.size_bytes > limit:
             raise ResultTooLarge(
@@ -349,7 +360,8 @@ class Job:
         return self._stored_result()
 
     def open(self) -> BinaryIO:
-        """Return a seekable binary stream over the result (GeoJSON or JSON bytes).
+        """Return a seekable binary stream over the result (GeoJSON, JSON or a file's bytes;
+        :meth:`result_info` says which, with its media type and file name).
 
         Memory stays bounded whatever the size: chunks are fetched as the stream is read.
 
@@ -361,6 +373,10 @@ class Job:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Stream the result into a file; the file appears complete or not at all.
 
+        Parameters:
+          path: The file to write, or an existing folder to write it into under its own name
+            (``<job id>.geojson``, ``.fgb``, ``.gpkg``, ``.zip``, ``.json``).
+
         Returns:
           Path: where it was written.
 
@@ -368,6 +384,8 @@ class Job:
           the errors of :attr:`result`, except :class:`ResultTooLarge`.
         """
         target = Path(path)
+        if target.is_dir():
+            target = target / self._stored_result().file_name
         partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
         try:
             with self.open() as source, partial.open("wb") as sink:

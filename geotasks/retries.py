@@ -16,6 +16,7 @@ import dramatiq.errors
 import psycopg2
 
 from .errors import TransientError
+from .postgres.permanent_errors import is_permanent
 
 #: Retries of a transient failure before the message fails for good.
 MAX_TRANSIENT_RETRIES = 8
@@ -50,8 +51,16 @@ def transient_errors() -> tuple[type[BaseException], ...]:
 def retry_when(
     retries_so_far: int, exception: BaseException, *, max_retries: int = MAX_TRANSIENT_RETRIES
 ) -> bool:
-    """Dramatiq ``retry_when`` predicate: retry transient errors, at most ``max_retries`` times."""
-    return retries_so_far < max_retries and isinstance(exception, transient_errors())
+    """Dramatiq ``retry_when`` predicate: retry transient errors, at most ``max_retries`` times.
+
+    A Postgres error that names a wrong setting (authentication, no such database or role) is
+    an ``OperationalError`` like an outage, but permanent: it is not retried.
+    """
+    return (
+        retries_so_far < max_retries
+        and isinstance(exception, transient_errors())
+        and not is_permanent(exception)
+    )
 
 
 def retry_options(max_retries: int | None = None) -> dict[str, Any]:

@@ -20,11 +20,13 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
+from geotasks.job_warnings import set_recorder
+from geotasks.postgres.job_status import set_running_job
 from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.migrate import migrate
 from geotasks.postgres.pool import Database
 from geotasks.settings import get_settings
-from tests import servers
+from tests import servers, templates
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "geotasks" / "postgres" / "sql"
 
@@ -93,40 +95,43 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def template_database(postgres_url: str) -> str:
-    """Name of a database with the current schema, built once per schema version."""
+def template_database(postgres_url: str) -> Iterator[str]:
+    """Name of a database with the current schema, built once per schema version and dropped
+    by the last test run that uses it (see :mod:`tests.templates`)."""
     name = f"geotasks_tpl_{_schema_fingerprint()}"
+    # Kept open for the session: it holds this run's claim on the template.
     conn = admin_connection(postgres_url)
     try:
-        with conn.cursor() as cur:
-            # Several test runs (and several developers) may share one server.
-            cur.execute("SELECT pg_advisory_lock(hashtext('geotasks.tests.template'))")
-            try:
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                if cur.fetchone() is None:
-                    building = f"{name}_building_{uuid.uuid4().hex[:8]}"
-                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
-                    database = Database(with_database(postgres_url, building), max_connections=1)
-                    try:
-                        migrate(database)
-                    finally:
-                        database.close()
-                    cur.execute(
-                        sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                            sql.Identifier(building), sql.Identifier(name)
-                        )
+        with conn.cursor() as cur, templates.build_lock(cur):
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                building = f"{name}_building_{uuid.uuid4().hex[:8]}"
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(building)))
+                database = Database(with_database(postgres_url, building), max_connections=1)
+                try:
+                    migrate(database)
+                finally:
+                    database.close()
+                cur.execute(
+                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                        sql.Identifier(building), sql.Identifier(name)
                     )
-            finally:
-                cur.execute("SELECT pg_advisory_unlock(hashtext('geotasks.tests.template'))")
+                )
+            templates.use(cur, name)
+        yield name
     finally:
+        with contextlib.suppress(psycopg2.Error), conn.cursor() as cur:
+            templates.stop_using(cur, name)
+            with templates.build_lock(cur):
+                templates.drop_unused(cur, template_pattern=templates.like_literal(name))
+                templates.drop_unused(cur, template_pattern=templates.BUILDING_PATTERN)
         conn.close()
-    return name
 
 
 @pytest.fixture
 def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
     """URL of a fresh database with the current schema, dropped after the test."""
-    name = f"geotasks_test_{uuid.uuid4().hex[:12]}"
+    name = f"geotasks_db_{uuid.uuid4().hex[:12]}"
     conn = admin_connection(postgres_url)
     try:
         with conn.cursor() as cur:
@@ -180,6 +185,16 @@ def geotasks_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator
     get_settings.cache_clear()
     yield database_url
     get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def no_job_left_running() -> Iterator[None]:
+    """Forget the job a test announced on its own thread (by calling ``JobStatus`` hooks
+    directly): a later test's geo code would report its progress and warnings to it, in a
+    database dropped since."""
+    yield
+    set_running_job(None)
+    set_recorder(None)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""Zipped shapefiles: inspect an archive before GDAL reads it in place through ``/vsizip/``.
+"""Zipped datasets: inspect an archive before GDAL reads it in place through ``/vsizip/``.
+
+An archive holds shapefiles or datasets of the other formats (:mod:`geotasks.geo.formats`: a
+GeoPackage, a ``.gdb`` folder, a KML document, which is what a KMZ is…); ``layer=`` picks one
+when it holds several.
 
 The central directory is checked first (member count, names, nesting, encryption, declared
 sizes and ratios). Declared sizes can lie, and GDAL decompresses a member's deflate stream to
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from geotasks.errors import InputError
+from geotasks.geo.formats import VectorFormat, check_references, format_of
 from geotasks.geo.limits import GeoLimits
 
 logger = logging.getLogger(__name__)
@@ -65,21 +70,52 @@ class ZipLayer:
         return f"/vsizip/{{{self.zip_path}}}/{self.shp_member}"
 
 
-def open_zip_layer(zip_path: Path, *, layer: str | None, limits: GeoLimits) -> ZipLayer:
-    """Check a zip archive and pick the shapefile to read from it.
+@dataclass(frozen=True, slots=True)
+class ZipDataset:
+    """A dataset of another format inside a zip archive, checked and ready for GDAL.
+
+    Parameters:
+      zip_path: The archive on disk.
+      member: The dataset's member name (a ``.gdb`` folder's path, without a trailing ``/``).
+      format: Its format.
+      layer: The layer to read inside it (``layer=``, when it did not name the member).
+    """
+
+    zip_path: Path
+    member: str
+    format: VectorFormat
+    layer: str | None
+
+    @property
+    def vsi_path(self) -> str:
+        """The GDAL path reading the dataset in place."""
+        return f"/vsizip/{{{self.zip_path}}}/{self.member}"
+
+    def head(self, count: int) -> bytes:
+        """The first ``count`` bytes of a single-file dataset (its size was verified)."""
+        with zipfile.ZipFile(self.zip_path) as archive, archive.open(self.member) as stream:
+            return stream.read(count)
+
+
+def open_zip_layer(
+    zip_path: Path, *, layer: str | None, limits: GeoLimits
+) -> ZipLayer | ZipDataset:
+    """Check a zip archive and pick the dataset to read from it.
 
     Parameters:
       zip_path: The archive (already resolved inside the data directory).
-      layer: The layer to read: a ``.shp`` member's stem, or its path inside the archive
-        without the suffix. Needed when the archive holds several shapefiles.
+      layer: The layer to read: a dataset member's stem, or its path inside the archive
+        without the suffix. Needed when the archive holds several datasets; when it holds one
+        of a format with layers of its own (a GeoPackage), the layer inside it.
       limits: Member count, byte and ratio caps.
 
     Returns:
-      The chosen layer, whose members have been verified to decompress within the limits.
+      The chosen shapefile or dataset, whose members have been verified to decompress within
+      the limits (and, for text formats, to name no other file).
 
     Raises:
       InputError: If the archive is malformed, nested, encrypted, too large, lies about its
-        sizes, or holds no (or several, without ``layer``) shapefiles.
+        sizes, or holds no (or several, without ``layer``) datasets.
     """
     if "}" in str(zip_path):
         raise InputError(f"archive path {zip_path.name!r} contains '}}', which GDAL cannot read")
@@ -89,12 +125,25 @@ def open_zip_layer(zip_path: Path, *, layer: str | None, limits: GeoLimits) -> Z
     except (zipfile.BadZipFile, OSError) as exc:
         raise InputError(f"{zip_path.name} is not a readable zip archive: {exc}") from exc
     _check_directory(zip_path.name, infos, limits)
-    chosen = _choose_layer(zip_path.name, infos, layer)
+    chosen, inner = _choose_layer(zip_path.name, infos, layer)
     by_name = {info.filename: info for info in infos}
-    sidecars = _sidecars_of(chosen.filename, by_name)
-    members = [chosen, *(by_name[member] for member in sidecars.values())]
+    fmt = format_of(chosen)
+    if fmt is None:
+        sidecars = _sidecars_of(chosen, by_name, SIDECAR_SUFFIXES)
+        members = [by_name[chosen], *(by_name[member] for member in sidecars.values())]
+        _verify_sizes(zip_path, members, limits)
+        return ZipLayer(zip_path=zip_path, shp_member=chosen, sidecars=sidecars)
+    if fmt.folder:
+        members = [info for info in infos if info.filename.startswith(f"{chosen}/")]
+    else:
+        sidecars = _sidecars_of(chosen, by_name, fmt.sidecars)
+        members = [by_name[chosen], *(by_name[member] for member in sidecars.values())]
     _verify_sizes(zip_path, members, limits)
-    return ZipLayer(zip_path=zip_path, shp_member=chosen.filename, sidecars=sidecars)
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in members:
+            with archive.open(info) as stream:
+                check_references(stream, fmt, f"{zip_path.name}/{info.filename}")
+    return ZipDataset(zip_path=zip_path, member=chosen, format=fmt, layer=inner)
 
 
 def extract_layer(zip_layer: ZipLayer, dest_dir: Path) -> Path:
@@ -147,46 +196,62 @@ def _check_directory(label: str, infos: list[zipfile.ZipInfo], limits: GeoLimits
         )
 
 
-def _choose_layer(label: str, infos: list[zipfile.ZipInfo], layer: str | None) -> zipfile.ZipInfo:
-    shapefiles = [
-        info
-        for info in infos
-        if info.filename.lower().endswith(".shp")
-        and not info.is_dir()
-        and not info.filename.startswith("__MACOSX/")
-        and not posixpath.basename(info.filename).startswith("._")
-    ]
-    if not shapefiles:
-        raise InputError(f"{label} holds no shapefile (.shp)")
-    names = [info.filename[:-4] for info in shapefiles]
+def _choose_layer(
+    label: str, infos: list[zipfile.ZipInfo], layer: str | None
+) -> tuple[str, str | None]:
+    """The dataset member to read, and the layer to pick inside it (if ``layer`` is for that)."""
+    datasets = _datasets(infos)
+    if not datasets:
+        raise InputError(f"{label} holds no dataset (.shp, .gpkg, .geojson, .kml, .gdb…)")
+    names = [posixpath.splitext(member)[0] for member in datasets]
     if layer is None:
-        if len(shapefiles) > 1:
+        if len(datasets) > 1:
             raise InputError(f"{label} holds several layers ({', '.join(names)}); pass layer=")
-        return shapefiles[0]
+        return datasets[0], None
     matches = [
-        info
-        for info, path in zip(shapefiles, names, strict=True)
+        member
+        for member, path in zip(datasets, names, strict=True)
         if layer in (path, posixpath.basename(path))
     ]
+    if not matches and len(datasets) == 1 and format_of(datasets[0]) is not None:
+        return datasets[0], layer
     if not matches:
         raise InputError(f"{label} has no layer {layer!r}; its layers: {', '.join(names)}")
     if len(matches) > 1:
         raise InputError(
             f"{label} has several layers named {layer!r}; pass the path inside the archive, "
-            f"one of: {', '.join(info.filename[:-4] for info in matches)}"
+            f"one of: {', '.join(posixpath.splitext(member)[0] for member in matches)}"
         )
-    return matches[0]
+    return matches[0], None
 
 
-def _sidecars_of(shp_member: str, by_name: dict[str, zipfile.ZipInfo]) -> dict[str, str]:
-    stem = shp_member[:-4].lower()
+def _datasets(infos: list[zipfile.ZipInfo]) -> list[str]:
+    """The dataset members: shapefiles, files of the other formats, and ``.gdb`` folders."""
+    found: dict[str, None] = {}
+    for info in infos:
+        name = info.filename
+        if name.startswith("__MACOSX/") or posixpath.basename(name).startswith("._"):
+            continue
+        parts = name.rstrip("/").split("/")
+        gdb = next((i for i, part in enumerate(parts) if part.lower().endswith(".gdb")), None)
+        if gdb is not None:
+            found["/".join(parts[: gdb + 1])] = None
+        elif not info.is_dir() and (name.lower().endswith(".shp") or format_of(name) is not None):
+            found[name] = None
+    return list(found)
+
+
+def _sidecars_of(
+    dataset_member: str, by_name: dict[str, zipfile.ZipInfo], suffixes: tuple[str, ...]
+) -> dict[str, str]:
+    stem = posixpath.splitext(dataset_member)[0].lower()
     found: dict[str, str] = {}
     for member in by_name:
         base, suffix = posixpath.splitext(member)
         suffix = suffix.lower()
-        if base.lower() == stem and suffix in SIDECAR_SUFFIXES:
+        if base.lower() == stem and suffix in suffixes:
             if suffix in found:
-                raise InputError(f"the archive has two {suffix} files for {shp_member!r}")
+                raise InputError(f"the archive has two {suffix} files for {dataset_member!r}")
             found[suffix] = member
     return found
 

@@ -1,10 +1,14 @@
 """Dataset names: resolve a user's name to a file inside the data directory, and nowhere else.
 
-A dataset is named, never given as a path. ``parcels`` finds ``parcels.shp``, then a folder
-``parcels/`` holding shapefiles, then ``parcels.zip``; ``region/parcels`` looks in the
-``region`` sub-folder. A name with a ``.shp`` or ``.zip`` suffix names that file exactly.
-Whatever is found, and every sidecar of a shapefile, must resolve (symlinks followed) inside
-the data directory.
+A dataset is named, never given as a path. ``parcels`` finds ``parcels.shp``, then a file of
+another format (``parcels.gpkg``, ``.geojson``, ``.json``, ``.geojsonl``, ``.geojsons``,
+``.fgb``, ``.kml``, ``.gml``, a File Geodatabase folder ``parcels.gdb``, ``.csv``: see
+:mod:`geotasks.geo.formats`), then a folder ``parcels/`` holding datasets, then
+``parcels.zip`` or ``parcels.kmz``; ``region/parcels`` looks in the ``region`` sub-folder. A
+name with one of those suffixes names that file exactly. Whatever is found, and every file
+beside it sharing its stem (a shapefile's sidecars, a GML's schema), must resolve (symlinks
+followed) inside the data directory. Names that are URLs or GDAL virtual paths, and VRT
+datasets, are refused.
 """
 
 from __future__ import annotations
@@ -16,6 +20,13 @@ from enum import Enum
 from pathlib import Path
 
 from geotasks.errors import ConfigurationError, InputError
+from geotasks.geo.formats import (
+    KMZ_SUFFIX,
+    REFUSED_SUFFIXES,
+    VectorFormat,
+    dataset_suffixes,
+    format_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +36,19 @@ MAX_NAME_CHARS = 255
 #: Characters allowed in one component of a name: no separators, controls or GDAL syntax.
 _COMPONENT = re.compile(r"[^\x00-\x1f\x7f/\\{}]+")
 
+#: Suffixes of archives read in place.
+_ARCHIVE_SUFFIXES = (".zip", KMZ_SUFFIX)
+
+#: Suffixes that make a name name one file exactly.
+_NAMED_SUFFIXES = frozenset({".shp", *_ARCHIVE_SUFFIXES, *dataset_suffixes(), *REFUSED_SUFFIXES})
+
 
 class DatasetKind(Enum):
     """What a dataset name resolved to."""
 
     SHAPEFILE = "shapefile"
     ZIP = "zip"
+    OTHER = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +56,18 @@ class ResolvedDataset:
     """A dataset found in the data directory.
 
     Parameters:
-      kind: A plain shapefile or a zip archive.
-      path: The ``.shp`` or ``.zip`` file, absolute, symlinks resolved.
+      kind: A plain shapefile, a zip archive (or KMZ), or a dataset of another format.
+      path: The ``.shp``, ``.zip`` or other file (a ``.gdb`` folder), absolute, symlinks
+        resolved.
+      format: The format of an :attr:`DatasetKind.OTHER` dataset.
+      layer: The layer to pick inside the dataset or archive (``layer=``, unless it named a
+        dataset in a folder).
     """
 
     kind: DatasetKind
     path: Path
+    format: VectorFormat | None = None
+    layer: str | None = None
 
 
 def resolve_dataset(name: str, data_dir: Path, *, layer: str | None = None) -> ResolvedDataset:
@@ -52,10 +76,11 @@ def resolve_dataset(name: str, data_dir: Path, *, layer: str | None = None) -> R
     Parameters:
       name: The dataset name the user gave, such as ``parcels`` or ``region/parcels``.
       data_dir: The directory holding every dataset (``GEOTASKS_DATA_DIR``).
-      layer: For a folder holding several shapefiles, the one to read (its file stem).
+      layer: For a folder holding several datasets, the one to read (its file stem);
+        otherwise the layer to read inside the dataset.
 
     Returns:
-      The shapefile or zip archive to open.
+      The dataset to open.
 
     Raises:
       InputError: If the name is malformed, names nothing, or leads outside ``data_dir``.
@@ -65,40 +90,60 @@ def resolve_dataset(name: str, data_dir: Path, *, layer: str | None = None) -> R
     root = _resolve_root(data_dir)
     base = root.joinpath(*parts)
     suffix = base.suffix.lower()
-    if suffix in (".shp", ".zip"):
+    if suffix in _NAMED_SUFFIXES:
         candidates = [base]
     else:
-        candidates = [*_with_suffix(base, ".shp"), base, *_with_suffix(base, ".zip")]
+        candidates = [
+            *_with_suffix(base, ".shp"),
+            *(path for other in dataset_suffixes() for path in _with_suffix(base, other)),
+            base,
+            *(path for other in _ARCHIVE_SUFFIXES for path in _with_suffix(base, other)),
+            *(path for other in REFUSED_SUFFIXES for path in _with_suffix(base, other)),
+        ]
     for candidate in candidates:
-        if not candidate.exists():
-            continue
-        found = _inside(candidate, root, name)
-        if found.is_dir():
-            return ResolvedDataset(DatasetKind.SHAPEFILE, _shapefile_in_folder(found, root, layer))
-        if not found.is_file():
-            raise InputError(f"dataset {name!r} is not a regular file")
-        if found.suffix.lower() == ".zip":
-            return ResolvedDataset(DatasetKind.ZIP, found)
-        if found.suffix.lower() != ".shp":
-            raise InputError(f"dataset {name!r} is not a shapefile (.shp) or a zip archive")
-        if layer is not None and layer != found.stem:
-            raise InputError(f"dataset {name!r} has one layer, {found.stem!r}, not {layer!r}")
-        check_sidecars(found, root, name)
-        return ResolvedDataset(DatasetKind.SHAPEFILE, found)
+        if candidate.exists():
+            return _resolved(_inside(candidate, root, name), root, name, layer)
     raise InputError(
-        f"no dataset named {name!r}: looked for {parts[-1]}.shp, {parts[-1]}/ and "
-        f"{parts[-1]}.zip in the data directory"
+        f"no dataset named {name!r}: looked for {parts[-1]}.shp, {parts[-1]}.gpkg (and the "
+        f"other formats), {parts[-1]}/ and {parts[-1]}.zip in the data directory"
     )
+
+
+def _resolved(found: Path, root: Path, name: str, layer: str | None) -> ResolvedDataset:
+    """What the file or folder ``found`` (inside ``root``) holds."""
+    fmt = format_of(found.name)
+    if found.is_dir() and (fmt is None or not fmt.folder):
+        return _dataset_in_folder(found, root, layer)
+    if fmt is not None and fmt.folder:
+        if not found.is_dir():
+            raise InputError(f"dataset {name!r} is not a {fmt.name} folder")
+        for member in found.iterdir():
+            _inside(member, root, name)
+        return ResolvedDataset(DatasetKind.OTHER, found, fmt, layer)
+    if not found.is_file():
+        raise InputError(f"dataset {name!r} is not a regular file")
+    check_sidecars(found, root, name)
+    suffix = found.suffix.lower()
+    if suffix in _ARCHIVE_SUFFIXES:
+        return ResolvedDataset(DatasetKind.ZIP, found, layer=layer)
+    if fmt is not None:
+        return ResolvedDataset(DatasetKind.OTHER, found, fmt, layer)
+    if suffix != ".shp":
+        raise InputError(f"dataset {name!r} is not a dataset geotasks reads ({suffix})")
+    if layer is not None and layer != found.stem:
+        raise InputError(f"dataset {name!r} has one layer, {found.stem!r}, not {layer!r}")
+    return ResolvedDataset(DatasetKind.SHAPEFILE, found)
 
 
 def check_sidecars(shp_path: Path, root: Path, name: str) -> None:
     """Check that every file sharing the shapefile's stem stays inside ``root``.
 
-    GDAL opens ``.shx``, ``.dbf``, ``.prj`` and ``.cpg`` by name next to the ``.shp``; a
-    sidecar that is a symlink to a file elsewhere would be read too.
+    GDAL opens ``.shx``, ``.dbf``, ``.prj`` and ``.cpg`` by name next to the ``.shp`` (and a
+    GML's ``.xsd`` and ``.gfs``, a CSV's ``.prj``…); a sidecar that is a symlink to a file
+    elsewhere would be read too.
 
     Parameters:
-      shp_path: The resolved ``.shp`` file.
+      shp_path: The resolved dataset file.
       root: The resolved data directory.
       name: The dataset name, for messages.
 
@@ -120,6 +165,11 @@ def _split_name(name: object) -> list[str]:
         raise InputError(f"the dataset name is longer than {MAX_NAME_CHARS} characters")
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         raise InputError(f"dataset name {name!r} is an absolute path; give a name instead")
+    lowered = name.lower()
+    if "://" in name or "/vsi" in lowered or lowered.startswith("vsi"):
+        raise InputError(
+            f"dataset name {name!r} is a URL or a GDAL virtual path; give a dataset name instead"
+        )
     parts = name.split("/")
     for part in parts:
         if part in ("", ".", ".."):
@@ -159,28 +209,32 @@ def _inside(path: Path, root: Path, name: str) -> Path:
     return resolved
 
 
-def _shapefile_in_folder(folder: Path, root: Path, layer: str | None) -> Path:
-    shapefiles = sorted(
-        p for p in folder.iterdir() if p.suffix.lower() == ".shp" and not p.name.startswith(".")
+def _dataset_in_folder(folder: Path, root: Path, layer: str | None) -> ResolvedDataset:
+    """The dataset of a folder that ``layer`` names by its stem, or the folder's only one."""
+    datasets = sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and _is_dataset_suffix(p.name.lower())
     )
-    stems = [p.stem for p in shapefiles]
-    if layer is not None:
-        matches = [p for p in shapefiles if p.stem == layer]
-        if not matches:
-            raise InputError(
-                f"folder {folder.name!r} has no layer {layer!r}; its layers: {', '.join(stems)}"
-            )
-        chosen = matches[0]
-    elif len(shapefiles) == 1:
-        chosen = shapefiles[0]
-    elif not shapefiles:
-        raise InputError(f"folder {folder.name!r} holds no shapefile (.shp)")
+    stems = [p.stem for p in datasets]
+    inner = None
+    if layer is not None and layer in stems:
+        chosen = datasets[stems.index(layer)]
+    elif len(datasets) == 1 and (layer is None or datasets[0].suffix.lower() != ".shp"):
+        # One dataset of a format with layers of its own: layer= picks one of those.
+        chosen, inner = datasets[0], layer
+    elif layer is not None:
+        raise InputError(
+            f"folder {folder.name!r} has no layer {layer!r}; its layers: {', '.join(stems)}"
+        )
+    elif not datasets:
+        raise InputError(f"folder {folder.name!r} holds no dataset (.shp, .gpkg, .geojson…)")
     else:
         raise InputError(
             f"folder {folder.name!r} holds several layers ({', '.join(stems)}); pass layer="
         )
-    resolved = _inside(chosen, root, folder.name)
-    if not resolved.is_file():
-        raise InputError(f"layer {chosen.stem!r} is not a regular file")
-    check_sidecars(resolved, root, folder.name)
-    return resolved
+    return _resolved(_inside(chosen, root, folder.name), root, folder.name, inner)
+
+
+def _is_dataset_suffix(name: str) -> bool:
+    return name.endswith(".shp") or any(name.endswith(suffix) for suffix in dataset_suffixes())

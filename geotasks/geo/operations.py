@@ -37,7 +37,12 @@ from geotasks.geo.streaming import (
     POLYGONAL,
     make_polygonal_valid,
 )
-from geotasks.geo.validity import InvalidGeometries, invalid_policy, operation_policy
+from geotasks.geo.validity import (
+    InvalidGeometries,
+    invalid_policy,
+    operation_policy,
+    valid_on_grid,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +112,13 @@ def buffer_features(
 ) -> GeoJSONResult:
     """Buffer every feature by ``distance_m`` metres, wherever it lies on Earth.
 
+    A negative distance shrinks polygons (a setback, an erosion); a polygon it shrinks away
+    becomes a feature with a null geometry, kept with its properties.
+
     Parameters:
       source: A dataset name inside ``data_dir``, or a trusted local ``Path``.
-      distance_m: Buffer distance in metres (greater than 0, at most 1,000 km).
+      distance_m: Buffer distance in metres (not 0, at most 1,000 km either way; negative
+        only for polygons).
       data_dir: The directory holding every dataset.
       limits: Feature, vertex and archive limits.
       reading: Which layer, features and fields to read, and the output precision.
@@ -119,13 +128,21 @@ def buffer_features(
       The buffered features (polygons) with their properties; null geometries stay null.
 
     Raises:
-      InputError: If the dataset or an argument is bad.
+      InputError: If the dataset or an argument is bad, or a negative distance meets a point
+        or a line.
     """
-    distance = _check_metres(distance_m, "distance_m", MAX_BUFFER_M)
+    distance = _check_distance(distance_m)
 
     def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
+        if distance < 0 and geometry.geom_type not in POLYGONAL:
+            raise InputError(
+                f"feature {fid} is a {geometry.geom_type}: a negative distance_m shrinks "
+                "polygons, and only polygons"
+            )
         frame = LocalMetres(geometry)
         buffered = shapely.buffer(frame.to_metres(geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
+        if buffered.is_empty:
+            return fid, properties, None
         return fid, properties, _to_lonlat(frame, buffered, limits)
 
     return _map_features(
@@ -224,7 +241,9 @@ def dissolve_features(
         for fid, (key, parts) in enumerate(groups.items()):
             merged = shapely.union_all(parts) if parts else None
             _check_vertices(merged, limits)
-            writer.write_feature(fid, {} if by is None else {by: key}, merged)
+            writer.write_feature(
+                fid, {} if by is None else {by: key}, valid_on_grid(merged, writer.precision)
+            )
     return result
 
 
@@ -379,7 +398,8 @@ def _map_features(
                     f"{opened.label}: feature {fid} cannot be processed: {exc}"
                 ) from exc
             if feature is not None:
-                writer.write_feature(*feature)
+                fid, properties, shape = feature
+                writer.write_feature(fid, properties, valid_on_grid(shape, writer.precision))
         invalid.report(opened.label)
     return result
 
@@ -401,6 +421,19 @@ def _check_vertices(geometry: BaseGeometry | None, limits: GeoLimits) -> None:
             f"a result geometry has more than {limits.max_vertices} vertices; use a smaller "
             "area or simplify the data first"
         )
+
+
+def _check_distance(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"distance_m must be a number of metres, not {type(value).__name__}")
+    if not math.isfinite(value) or value == 0:
+        raise InputError(
+            f"distance_m must be a number of metres other than 0 (negative shrinks polygons), "
+            f"not {value}"
+        )
+    if abs(value) > MAX_BUFFER_M:
+        raise InputError(f"distance_m must be within ±{MAX_BUFFER_M:,.0f} m, not {value:,.0f}")
+    return float(value)
 
 
 def _check_metres(value: object, name: str, maximum: float) -> float:

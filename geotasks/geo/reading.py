@@ -1,8 +1,10 @@
 """Open a dataset and stream its features with fiona, inside the limits.
 
 A source is a dataset *name* (``str``), resolved safely inside the data directory, or a
-trusted ``pathlib.Path`` to a local GeoJSON or shapefile that the calling layer made itself
-(the result of an earlier job). A ``str`` is never treated as a path.
+trusted ``pathlib.Path`` to a local file that the calling layer made itself (the result of an
+earlier job). A ``str`` is never treated as a path. Shapefiles are checked here before GDAL
+opens them (:mod:`geotasks.geo.shapefile`); the other formats are opened by their own driver
+only (:mod:`geotasks.geo.formats`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,19 @@ from fiona._err import CPLE_BaseError
 from fiona.errors import FionaError
 
 from geotasks.errors import InputError
-from geotasks.geo.archive import open_zip_layer
+from geotasks.geo.archive import ZipDataset, open_zip_layer
 from geotasks.geo.bbox import source_mask
 from geotasks.geo.crs import SourceCRS, resolve_source_crs
 from geotasks.geo.encoding import resolve_encoding
+from geotasks.geo.formats import (
+    KMZ_SUFFIX,
+    VectorFormat,
+    check_local_references,
+    format_of,
+    open_options,
+)
 from geotasks.geo.limits import GeoLimits
-from geotasks.geo.names import DatasetKind, resolve_dataset
+from geotasks.geo.names import DatasetKind, ResolvedDataset, resolve_dataset
 from geotasks.geo.options import LonLatBox, check_fields, check_layer, check_where, parse_bbox
 from geotasks.geo.shapefile import ShapefileInfo, inspect_shapefile, inspect_zip_shapefile
 
@@ -35,6 +44,33 @@ logger = logging.getLogger(__name__)
 PATH_DRIVERS = ("ESRI Shapefile", "GeoJSON", "GeoJSONSeq")
 
 Source = str | Path
+
+#: Most layers listed in one dataset (each is opened to learn its name).
+MAX_LAYERS = 1000
+
+#: Bytes of a CSV read to guess its encoding.
+TEXT_SAMPLE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class _Located:
+    """A source found: what GDAL opens, and what is known of it before it is opened.
+
+    Parameters:
+      gdal_path: The path GDAL opens.
+      label: The dataset's name, for messages.
+      info: Facts about a shapefile, or ``None``.
+      fmt: The format of a dataset of another format, or ``None``.
+      layer: The layer to read inside a dataset of another format.
+      text_sample: The first bytes of a CSV, to guess its encoding from.
+    """
+
+    gdal_path: str
+    label: str
+    info: ShapefileInfo | None = None
+    fmt: VectorFormat | None = None
+    layer: str | None = None
+    text_sample: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -149,6 +185,8 @@ class Layer:
                     return
         except FionaError as exc:
             raise InputError(f"{self.label}: cannot read features: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{self.label}: {_undecodable(exc)}") from exc
         except SystemError as exc:
             # Fiona's GDAL error handler fails to decode a message quoting non-UTF-8 bytes of
             # a damaged .dbf, and the next call reports that as a SystemError.
@@ -195,17 +233,13 @@ def open_layer(
     where = check_where(where, limits.max_where_chars)
     wanted_fields = check_fields(fields)
     with ExitStack() as stack:
-        gdal_path, label, info = _locate(source, data_dir, limits, layer, tmp_dir, stack)
-        open_options: dict[str, Any] = {}
-        if info is not None:
-            open_options["encoding"] = resolve_encoding(
-                encoding, cpg_text=info.cpg_text, dbf_header=info.dbf_header, sample=info.dbf_sample
-            )
-            logger.debug("%s: reading attributes as %s", label, open_options["encoding"])
-        file = _layer_file(gdal_path, info, open_options)
+        located = _locate(source, data_dir, limits, layer, tmp_dir, stack)
+        label, info = located.label, located.info
+        open_options = _open_options(located, encoding)
+        file = LayerFile(located.gdal_path, open_options)
         collection = _fiona_open(file, label)
         stack.callback(collection.close)
-        available = list(collection.schema["properties"])
+        available = _field_names(collection, label)
         select = None
         if wanted_fields is not None:
             _check_known(wanted_fields, available, label)
@@ -215,12 +249,11 @@ def open_layer(
             select = wanted_fields
         elif wanted_fields is not None:
             collection.close()
-            open_options["include_fields"] = wanted_fields
-            file = _layer_file(gdal_path, info, open_options)
+            file = LayerFile(located.gdal_path, {**open_options, "include_fields": wanted_fields})
             collection = _fiona_open(file, label)
             stack.callback(collection.close)
-        count = len(collection)
-        bounds = tuple(collection.bounds) if count else None
+        count = _feature_count(collection, label, limits)
+        bounds = _bounds(collection) if count else None
         crs = resolve_source_crs(
             prj_wkt=_prj_wkt(collection, label),
             has_prj=info.has_prj if info is not None else False,
@@ -251,8 +284,8 @@ def _locate(
     layer: str | None,
     tmp_dir: Path | None,
     stack: ExitStack,
-) -> tuple[str, str, ShapefileInfo | None]:
-    """The GDAL path to open, a label for messages, and shapefile facts (if a shapefile)."""
+) -> _Located:
+    """Find ``source``, check it, and say how GDAL is to open it."""
     check_layer(layer)
 
     def scratch() -> Path:
@@ -265,23 +298,153 @@ def _locate(
         )
 
     if isinstance(source, str):
+        label = source
         resolved = resolve_dataset(source, data_dir, layer=layer)
-        label, path, kind = source, resolved.path, resolved.kind
     elif isinstance(source, Path):
-        label, path = source.name, source
-        if not path.is_file():
+        label = source.name
+        if not source.is_file():
             raise InputError(f"{label}: no such file")
-        kind = DatasetKind.ZIP if path.suffix.lower() == ".zip" else DatasetKind.SHAPEFILE
-        if kind is DatasetKind.SHAPEFILE and path.suffix.lower() != ".shp":
-            return str(path), label, None
+        trusted = _trusted(source, layer)
+        if trusted is None:
+            return _Located(str(source), label)
+        resolved = trusted
     else:
         raise InputError(f"a dataset must be a name (str), not {type(source).__name__}")
-    if kind is DatasetKind.ZIP:
-        zip_layer = open_zip_layer(path, layer=layer, limits=limits)
-        info = inspect_zip_shapefile(zip_layer, label, scratch)
+    path = resolved.path
+    if resolved.kind is DatasetKind.OTHER:
+        assert resolved.format is not None
+        check_local_references(path, resolved.format, label)
+        sample = b""
+        if resolved.format.driver == "CSV":
+            with path.open("rb") as stream:
+                sample = stream.read(TEXT_SAMPLE_BYTES)
+        return _Located(
+            str(path), label, fmt=resolved.format, layer=resolved.layer, text_sample=sample
+        )
+    if resolved.kind is DatasetKind.ZIP:
+        zipped = open_zip_layer(path, layer=resolved.layer, limits=limits)
+        if isinstance(zipped, ZipDataset):
+            csv = zipped.format.driver == "CSV"
+            sample = zipped.head(TEXT_SAMPLE_BYTES) if csv else b""
+            return _Located(
+                zipped.vsi_path, label, fmt=zipped.format, layer=zipped.layer, text_sample=sample
+            )
+        info = inspect_zip_shapefile(zipped, label, scratch)
     else:
         info = inspect_shapefile(path, label, scratch)
-    return info.gdal_path, label, info
+    return _Located(info.gdal_path, label, info=info)
+
+
+def _trusted(path: Path, layer: str | None) -> ResolvedDataset | None:
+    """What a trusted local file is, by its suffix; ``None`` for GeoJSON (any JSON) to sniff."""
+    suffix = path.suffix.lower()
+    if suffix in (".zip", KMZ_SUFFIX):
+        return ResolvedDataset(DatasetKind.ZIP, path, layer=layer)
+    if suffix == ".shp":
+        return ResolvedDataset(DatasetKind.SHAPEFILE, path)
+    fmt = format_of(path.name)
+    if fmt is None or fmt.driver in PATH_DRIVERS:
+        return None
+    return ResolvedDataset(DatasetKind.OTHER, path, fmt, layer)
+
+
+def _open_options(located: _Located, encoding: str | None) -> dict[str, Any]:
+    """The keywords of ``fiona.open`` for the located dataset (its layer chosen)."""
+    info, fmt, label = located.info, located.fmt, located.label
+    if info is not None:
+        chosen = resolve_encoding(
+            encoding, cpg_text=info.cpg_text, dbf_header=info.dbf_header, sample=info.dbf_sample
+        )
+        logger.debug("%s: reading attributes as %s", label, chosen)
+        return {"driver": "ESRI Shapefile", "encoding": chosen}
+    if fmt is None:
+        return {"enabled_drivers": list(PATH_DRIVERS)}
+    options = open_options(fmt)
+    if encoding is not None and fmt.driver != "CSV":
+        raise InputError(
+            f"encoding= applies to shapefiles and CSV files; {label} is {fmt.name}, whose "
+            "encoding is declared in the file"
+        )
+    if fmt.driver == "CSV":
+        # As for a DBF without .cpg: encoding=, or a guess from the bytes (GDAL would read
+        # text that is not UTF-8 as nulls).
+        options["encoding"] = resolve_encoding(
+            encoding, cpg_text=None, dbf_header=b"", sample=located.text_sample
+        )
+    options["layer"] = _inner_layer(located.gdal_path, fmt, located.layer, label)
+    return options
+
+
+def _inner_layer(gdal_path: str, fmt: VectorFormat, layer: str | None, label: str) -> str:
+    """The layer to read in a dataset of another format: ``layer``, or its only one."""
+    names = _layer_names(gdal_path, fmt, label)
+    if layer is not None:
+        if layer not in names:
+            raise InputError(f"{label} has no layer {layer!r}; its layers: {', '.join(names)}")
+        return layer
+    if len(names) > 1:
+        raise InputError(f"{label} holds {len(names)} layers ({', '.join(names)}); pass layer=")
+    name: str = names[0]
+    return name
+
+
+def _layer_names(gdal_path: str, fmt: VectorFormat, label: str) -> list[str]:
+    """The names of a dataset's layers, each opened by the format's own driver.
+
+    Not ``fiona.listlayers``: it lets GDAL guess the driver, which would follow a VRT passing
+    for a GML, say.
+    """
+    names: list[str] = []
+    while len(names) < MAX_LAYERS:
+        try:
+            # fiona reads layer=0 as no layer given, and then looks for one named after the
+            # file: the first layer is the one opened without layer=.
+            index = {"layer": len(names)} if names else {}
+            collection = fiona.open(gdal_path, **index, **open_options(fmt))
+        # Past the last layer, fiona raises ValueError ("Null layer").
+        except (ValueError, FionaError) as exc:
+            if names:
+                break
+            raise InputError(f"{label} cannot be opened as {fmt.name}: {exc}") from exc
+        with collection:
+            names.append(collection.name)
+    return names
+
+
+def _field_names(collection: Any, label: str) -> list[str]:
+    try:
+        return list(collection.schema["properties"])
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{label}: the field names: {_undecodable(exc)}") from exc
+
+
+def _undecodable(exc: UnicodeDecodeError) -> str:
+    return (
+        f"text that is not {exc.encoding} (byte {exc.object[exc.start : exc.start + 1]!r}); "
+        "pass encoding= (a CSV or shapefile) or fix the file"
+    )
+
+
+def _bounds(collection: Any) -> tuple[float, float, float, float] | None:
+    """The layer's extent, or ``None`` when the driver cannot tell (a GeoJSON sequence)."""
+    try:
+        return tuple(collection.bounds)
+    except FionaError:
+        return None
+
+
+def _feature_count(collection: Any, label: str, limits: GeoLimits) -> int:
+    """How many features the layer holds; counted by reading when the driver cannot say."""
+    try:
+        return len(collection)
+    # fiona's "Layer does not support counting" is a TypeError.
+    except (FionaError, TypeError):
+        # GML read with a schema cannot count without a pass over the features.
+        count = 0
+        for count, _feature in enumerate(collection, start=1):
+            if count > limits.max_features:
+                break
+        return count
 
 
 @contextmanager
@@ -303,15 +466,6 @@ def reopen_layer(detached: Layer) -> Iterator[Layer]:
         yield replace(detached, _collection=collection)
     finally:
         collection.close()
-
-
-def _layer_file(gdal_path: str, info: ShapefileInfo | None, options: dict[str, Any]) -> LayerFile:
-    kwargs = dict(options)
-    if info is None:
-        kwargs["enabled_drivers"] = list(PATH_DRIVERS)
-    else:
-        kwargs["driver"] = "ESRI Shapefile"
-    return LayerFile(gdal_path, kwargs)
 
 
 def _fiona_open(file: LayerFile, label: str) -> Any:

@@ -1,11 +1,13 @@
-"""The result of a geo job: a finished GeoJSON document held as bytes.
+"""The result of a geo job: a finished GeoJSON document, or a file of another format, as bytes.
 
 This is the contract between the layers. A geo operation writes its GeoJSON into a
 :class:`GeoJSONResult` while it streams features; the results backend stores the bytes as they
 are, in chunks, with no JSON re-encoding; a client reads them back with :meth:`open`,
-:meth:`write_to` or :meth:`to_dict`. The bytes are spooled: kept in memory up to
-``spool_max_bytes``, then moved to an anonymous temporary file, so a result of hundreds of MB
-costs little memory.
+:meth:`write_to` or :meth:`to_dict`. A result asked for in another format (a FlatGeobuf, a
+GeoPackage, a zipped shapefile) is a :class:`FileResult`: the same bytes, stored and read the
+same way, with its media type and file name, but not parsed. The bytes are spooled: kept in
+memory up to ``spool_max_bytes``, then moved to an anonymous temporary file, so a result of
+hundreds of MB costs little memory.
 
 This module imports only the standard library and orjson: a web application can import it
 without loading GDAL.
@@ -20,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from os import PathLike
 from types import TracebackType
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 import orjson
 
@@ -33,8 +35,8 @@ DEFAULT_SPOOL_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 
 
-class GeoJSONResult:
-    """A GeoJSON document (RFC 7946) held as bytes, in memory or in a temporary file.
+class SpooledResult:
+    """A document held as bytes, in memory or in a temporary file.
 
     Writers append with :meth:`write`; readers get independent streams from :meth:`open`, so
     several readers (and :meth:`write_to`) may run one after another or at once. The bytes
@@ -47,7 +49,7 @@ class GeoJSONResult:
     """
 
     #: The IANA media type of the document, for an HTTP ``Content-Type``.
-    media_type = "application/geo+json"
+    media_type = "application/octet-stream"
 
     def __init__(
         self,
@@ -66,48 +68,18 @@ class GeoJSONResult:
         self._size = 0
         self._closed = False
 
-    @classmethod
-    def from_bytes(cls, data: bytes) -> GeoJSONResult:
-        """Build a result holding ``data``, a complete GeoJSON document.
-
-        Parameters:
-          data: The document's bytes (UTF-8 JSON).
-
-        Returns:
-          A new result; the caller closes it.
-        """
-        result = cls()
-        result.write(data)
-        return result
-
-    @classmethod
-    def from_stream(
-        cls,
-        fileobj: BinaryIO,
-        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
-        dir: str | PathLike[str] | None = None,
-    ) -> GeoJSONResult:
-        """Build a result by copying ``fileobj`` to its end, in chunks.
+    def fill_from(self, fileobj: BinaryIO) -> None:
+        """Append ``fileobj`` to its end, in chunks; close the result if that fails.
 
         The results store uses this to hand back a stored document without holding it all in
         memory.
-
-        Parameters:
-          fileobj: A binary stream positioned at the start of the document.
-          spool_max_bytes: Bytes kept in memory before spilling to a temporary file.
-          dir: Directory for the temporary file, or ``None`` for the system default.
-
-        Returns:
-          A new result; the caller closes it.
         """
-        result = cls(spool_max_bytes=spool_max_bytes, dir=dir)
         try:
             while chunk := fileobj.read(DEFAULT_CHUNK_BYTES):
-                result.write(chunk)
+                self.write(chunk)
         except BaseException:
-            result.close()
+            self.close()
             raise
-        return result
 
     @property
     def size_bytes(self) -> int:
@@ -177,6 +149,86 @@ class GeoJSONResult:
             shutil.copyfileobj(stream, fileobj, DEFAULT_CHUNK_BYTES)
         return self._size
 
+    def close(self) -> None:
+        """Free the document's memory or temporary file. Closing twice is harmless."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self._size} bytes"
+        return f"<{type(self).__name__} {state}>"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"I/O operation on a closed {type(self).__name__}")
+
+    def _read_at(self, position: int, buffer: memoryview) -> int:
+        with self._lock:
+            self._check_open()
+            self._file.seek(position)
+            data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class GeoJSONResult(SpooledResult):
+    """A GeoJSON document (RFC 7946) held as bytes, in memory or in a temporary file.
+
+    Parameters:
+      spool_max_bytes: Bytes kept in memory before spilling to a temporary file.
+      dir: Directory for the temporary file, or ``None`` for the system default.
+    """
+
+    media_type = "application/geo+json"
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GeoJSONResult:
+        """Build a result holding ``data``, a complete GeoJSON document.
+
+        Parameters:
+          data: The document's bytes (UTF-8 JSON).
+
+        Returns:
+          A new result; the caller closes it.
+        """
+        result = cls()
+        result.write(data)
+        return result
+
+    @classmethod
+    def from_stream(
+        cls,
+        fileobj: BinaryIO,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
+        dir: str | PathLike[str] | None = None,
+    ) -> GeoJSONResult:
+        """Build a result by copying ``fileobj`` (a GeoJSON document) to its end, in chunks.
+
+        Parameters:
+          fileobj: A binary stream positioned at the start of the document.
+          spool_max_bytes: Bytes kept in memory before spilling to a temporary file.
+          dir: Directory for the temporary file, or ``None`` for the system default.
+
+        Returns:
+          A new result; the caller closes it.
+        """
+        result = cls(spool_max_bytes=spool_max_bytes, dir=dir)
+        result.fill_from(fileobj)
+        return result
+
     def to_dict(self) -> dict[str, Any]:
         """Parse the document.
 
@@ -201,45 +253,37 @@ class GeoJSONResult:
         """The parsed document (see :meth:`to_dict`), for shapely, fiona and friends."""
         return self.to_dict()
 
-    def close(self) -> None:
-        """Free the document's memory or temporary file. Closing twice is harmless."""
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                self._file.close()
 
-    def __enter__(self) -> GeoJSONResult:
-        return self
+class FileResult(SpooledResult):
+    """A result file of another format (FlatGeobuf, GeoPackage, zipped shapefile), as bytes.
 
-    def __exit__(
+    It is stored and streamed like a GeoJSON document, but never parsed: read it with
+    :meth:`open` or :meth:`write_to` (``job.open()``, ``job.save()`` for a queued job).
+
+    Parameters:
+      media_type: Its IANA media type, such as ``application/flatgeobuf``.
+      file_name: The name to save it under, such as ``parcels.fgb``.
+      spool_max_bytes: Bytes kept in memory before spilling to a temporary file.
+      dir: Directory for the temporary file, or ``None`` for the system default.
+    """
+
+    def __init__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
+        media_type: str,
+        file_name: str,
+        *,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES,
+        dir: str | PathLike[str] | None = None,
     ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{self._size} bytes"
-        return f"<GeoJSONResult {state}>"
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ValueError("I/O operation on a closed GeoJSONResult")
-
-    def _read_at(self, position: int, buffer: memoryview) -> int:
-        with self._lock:
-            self._check_open()
-            self._file.seek(position)
-            data = self._file.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        super().__init__(spool_max_bytes=spool_max_bytes, dir=dir)
+        self.media_type = media_type
+        self.file_name = file_name
 
 
 class _Reader(io.RawIOBase):
-    """An independent read position over a :class:`GeoJSONResult`."""
+    """An independent read position over a :class:`SpooledResult`."""
 
-    def __init__(self, result: GeoJSONResult) -> None:
+    def __init__(self, result: SpooledResult) -> None:
         self._result = result
         self._position = 0
 

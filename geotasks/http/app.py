@@ -32,9 +32,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..postgres.job_status import JobInfo, JobState
+from ..errors import InputError
+from ..geo import output_formats
+from ..geo.listing import list_dataset_names
+from ..postgres.job_status import CANCELLABLE_STATES, JobInfo, JobState
+from ..postgres.results import FILE, result_file_name
 from ..settings import Settings, get_settings
+from .dashboard import dashboard_openapi, dashboard_routes
 from .error_handlers import EXCEPTION_HANDLERS
+from .forms import form_fields
 from .health import OPENAPI_PATHS as HEALTH_PATHS
 from .health import health_routes
 from .metrics import OPENAPI_PATHS as METRICS_PATHS
@@ -318,7 +324,11 @@ class Api:
             list(self.catalogue) if processes is None else processes,
             server_url=base_url(request).rstrip("/") or "/",
             secured=bool(self.settings.api_tokens),
-            extra_paths={**HEALTH_PATHS, **(METRICS_PATHS if self.settings.api_metrics else {})},
+            extra_paths={
+                **dashboard_openapi(secured=bool(self.settings.api_tokens)),
+                **HEALTH_PATHS,
+                **(METRICS_PATHS if self.settings.api_metrics else {}),
+            },
         )
 
     def openapi(self, request: Request) -> Response:
@@ -381,15 +391,26 @@ class Api:
         process = self.catalogue.get(request.path_params["processID"])
         base = base_url(request)
         document = process.describe(base)
-        return self.respond(
+        if output_format(request) != HTML:
+            return json_response(document)
+        return self.html(
             request,
-            document,
             "process.html",
             title=process.title,
             json_href=f"{base}processes/{process.id}?f=json",
+            document=document,
             execute_url=f"{base}processes/{process.id}/execution",
             example={"inputs": process.example_inputs()},
+            fields=form_fields(process, self._dataset_names()),
+            secured=bool(self.settings.api_tokens),
         )
+
+    def _dataset_names(self) -> list[str]:
+        """The names the form's dataset picker offers: none when the API asks for a token
+        (the page is public; the data directory's content is not)."""
+        if self.settings.api_tokens or self.settings.data_dir is None:
+            return []
+        return list_dataset_names(self.settings.data_dir)
 
     async def execute(self, request: Request) -> Response:
         """``POST /processes/{processID}/execution``: create a job.
@@ -410,10 +431,10 @@ class Api:
             raise Problem(400, f"the request body is not JSON: {exc}") from None
         if not isinstance(execute, dict):
             raise Problem(400, "the execute request must be a JSON object")
-        kwargs, response_mode = self._check_execute(process, execute)
+        kwargs, response_mode, options = self._check_execute(process, execute)
         preference = Preference.parse(request.headers.get("prefer"))
         return await run_in_threadpool(
-            self._execute, request, process, kwargs, response_mode, preference
+            self._execute, request, process, kwargs, response_mode, preference, options
         )
 
     async def _read_body(self, request: Request) -> bytes:
@@ -435,7 +456,9 @@ class Api:
 
     def _check_execute(
         self, process: Process, execute: dict[str, Any]
-    ) -> tuple[dict[str, Any], str]:
+    ) -> tuple[dict[str, Any], str, dict[str, Any]]:
+        """The actor's arguments, the response mode, and the message options the request asks
+        for: ``outputs.<name>.format.mediaType`` becomes ``output_format``."""
         if "subscriber" in execute:
             raise Problem(
                 400,
@@ -453,6 +476,7 @@ class Api:
         response_mode = execute.get("response", "raw")
         if response_mode not in ("raw", "document"):
             raise Problem(400, "'response' must be 'raw' or 'document'", type_=INVALID_PARAMETER)
+        options: dict[str, Any] = {}
         outputs = execute.get("outputs", {})
         if not isinstance(outputs, dict):
             raise Problem(400, "'outputs' must be a JSON object", type_=INVALID_PARAMETER)
@@ -471,7 +495,8 @@ class Api:
                     f"output {name!r}: only transmissionMode 'value' is offered",
                     type_=INVALID_PARAMETER,
                 )
-        return process.validate(execute.get("inputs", {})), response_mode
+            options.update(_output_options(process, name, output))
+        return process.validate(execute.get("inputs", {})), response_mode, options
 
     def _execute(
         self,
@@ -480,8 +505,9 @@ class Api:
         kwargs: dict[str, Any],
         response_mode: str,
         preference: Preference,
+        options: dict[str, Any],
     ) -> Response:
-        job_id = self.access.submit(process, kwargs)
+        job_id = self.access.submit(process, kwargs, **options)
         base = base_url(request)
         location = f"{base}jobs/{job_id}"
         if preference.respond_sync and self._sync_waits.acquire(blocking=False):
@@ -657,11 +683,12 @@ class Api:
         )
 
     def dismiss(self, request: Request) -> Response:
-        """``DELETE /jobs/{jobID}``: cancel a job that has not started, or dismiss a finished one.
+        """``DELETE /jobs/{jobID}``: cancel a waiting job, or dismiss a finished one.
 
-        A cancelled job reads ``dismissed``; a dismissed finished job is deleted with its
-        result, and its id then reads 404. A running job cannot be interrupted (a GDAL call
-        cannot be stopped halfway): 409, try again once it has finished.
+        A job waiting to start, for a rate-limit slot or for its next retry is cancelled and
+        reads ``dismissed``; a dismissed finished job is deleted with its result, and its id
+        then reads 404. A job executing (STARTED) cannot be interrupted (a GDAL call cannot be
+        stopped halfway): 409, try again once it has finished.
         """
         self.require_token(request)
         check_query(request, ())
@@ -670,7 +697,7 @@ class Api:
         if info is None:
             raise no_such_job(job_id)
         base = base_url(request)
-        if info.status in (JobState.PENDING, JobState.THROTTLED):
+        if info.status in CANCELLABLE_STATES:
             if self.access.cancel(job_id):
                 cancelled = self.access.info(job_id)
                 if cancelled is None:
@@ -741,7 +768,12 @@ class Api:
         }
         if request.headers.get("if-none-match") == headers["ETag"]:
             return Response(status_code=304, headers=headers)
-        if document:
+        if info.result_kind == FILE:
+            # A file of another format (output_format): saved under its own name, never
+            # wrapped in a JSON results document.
+            name = result_file_name(job_id, media_type)
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        elif document:
             assert process is not None
             return self._results_document(info, process, headers)
         byte_range = parse_range(request.headers.get("range"), size)
@@ -782,6 +814,24 @@ class Api:
             yield b"}"
 
         return StreamingResponse(body(), headers=headers, media_type="application/json")
+
+
+def _output_options(process: Process, name: str, output: dict[str, Any]) -> dict[str, Any]:
+    """``{"output_format": …}`` for an output asking for a media type other than its own."""
+    media_type = (output.get("format") or {}).get("mediaType")
+    if media_type is None or media_type == process.output.media_type:
+        return {}
+    if process.output.media_type != output_formats.GEOJSON_MEDIA_TYPE:
+        raise Problem(
+            400,
+            f"output {name!r} is {process.output.media_type}; it has no other formats",
+            type_=INVALID_PARAMETER,
+        )
+    try:
+        chosen = output_formats.output_format(media_type)
+    except InputError as exc:
+        raise Problem(400, f"output {name!r}: {exc}", type_=INVALID_PARAMETER) from None
+    return {output_formats.OUTPUT_FORMAT_OPTION: chosen.media_type}
 
 
 def _failure_problem(info: JobInfo) -> Problem:
@@ -875,6 +925,7 @@ def create_app(
         Route("/jobs/{jobID}", api.job, methods=["GET"]),
         Route("/jobs/{jobID}", api.dismiss, methods=["DELETE"]),
         Route("/jobs/{jobID}/results", api.results, methods=["GET"]),
+        *dashboard_routes(api),
         *health_routes(settings),
         *metrics_routes(settings, api.require_token),
         Mount("/static", StaticFiles(packages=[("geotasks.http", "static")]), name="static"),

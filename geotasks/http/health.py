@@ -15,6 +15,7 @@ from starlette.routing import Route
 from ..monitoring.health import check_health
 from ..settings import Settings
 from .negotiation import check_query
+from .redaction import redact_paths
 
 _HEALTH_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -61,8 +62,13 @@ def health_routes(settings: Settings) -> list[Route]:
     def health(request: Request) -> Response:
         check_query(request, ())
         report = check_health(settings)
+        document = report.to_dict()
+        # A check's detail is written for operators (a database's socket directory, a file):
+        # served, it keeps no server path.
+        for check in document["checks"]:
+            check["detail"] = redact_paths(check["detail"])
         return Response(
-            orjson.dumps(report.to_dict()),
+            orjson.dumps(document),
             status_code=200 if report.healthy else 503,
             media_type="application/json",
             headers={"Cache-Control": "no-store"},

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..geo.output_formats import GEOJSON_MEDIA_TYPE, OUTPUT_FORMATS
 from .processes import Process
 
 #: Media type of the OpenAPI document (OGC API - Processes, requirement /req/oas30/oas-impl).
@@ -132,6 +133,21 @@ _STATUS_INFO = {
             },
         },
     },
+}
+
+
+def _output_media_types(process: Process) -> list[str]:
+    """What ``outputs.<name>.format.mediaType`` may ask for: a GeoJSON output, every format."""
+    if process.output.media_type == GEOJSON_MEDIA_TYPE:
+        return [f.media_type for f in OUTPUT_FORMATS]
+    return [process.output.media_type]
+
+
+#: Results written in another format than GeoJSON (outputs.<name>.format.mediaType).
+_FILE_RESULTS = {
+    f.media_type: {"schema": {"type": "string", "format": "binary"}}
+    for f in OUTPUT_FORMATS
+    if f.driver is not None
 }
 
 _OUTPUT = {
@@ -551,10 +567,18 @@ def build_openapi(
                 "responses": {
                     "200": {
                         "description": "The result",
-                        "headers": {"Accept-Ranges": {"schema": {"type": "string"}}},
+                        "headers": {
+                            "Accept-Ranges": {"schema": {"type": "string"}},
+                            "Content-Disposition": {
+                                "description": "the file name, for a result written in "
+                                "another format (outputs.<name>.format.mediaType)",
+                                "schema": {"type": "string"},
+                            },
+                        },
                         "content": {
                             "application/geo+json": {"schema": {"type": "object"}},
                             "application/json": {"schema": {}},
+                            **_FILE_RESULTS,
                         },
                     },
                     "206": {
@@ -563,6 +587,7 @@ def build_openapi(
                         "content": {
                             "application/geo+json": {"schema": {"type": "string"}},
                             "application/json": {"schema": {"type": "string"}},
+                            **_FILE_RESULTS,
                         },
                     },
                     "404": _problem("No such job, or its result is not ready."),
@@ -584,7 +609,15 @@ def build_openapi(
                         process.output.name: {
                             "type": "object",
                             "properties": {
-                                "format": {"type": "object"},
+                                "format": {
+                                    "type": "object",
+                                    "properties": {
+                                        "mediaType": {
+                                            "type": "string",
+                                            "enum": _output_media_types(process),
+                                        }
+                                    },
+                                },
                                 "transmissionMode": {"type": "string", "enum": ["value"]},
                             },
                         }

@@ -80,7 +80,8 @@ def status_message(info: JobInfo) -> str:
         return "running"
     if state is JobState.RETRYING:
         due = f", next attempt at {iso(info.next_at)}" if info.next_at else ""
-        return f"attempt {info.attempt} failed, will be retried{due}"
+        error = f": {info.error.type_name}: {info.error.message}" if info.error else ""
+        return f"attempt {info.attempt} failed{error}; it will be retried{due}"
     if state is JobState.SUCCESS:
         return "finished"
     if state is JobState.FAILURE:

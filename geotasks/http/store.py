@@ -13,7 +13,7 @@ import binascii
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 from dramatiq.broker import Broker
@@ -192,15 +192,20 @@ class JobAccess:
         """Return the client handle of a job."""
         return Job(job_id, database=self.database, settings=self.settings)
 
-    def submit(self, process: Process, kwargs: dict[str, object]) -> str:
+    def submit(self, process: Process, kwargs: dict[str, object], **options: Any) -> str:
         """Send a job for ``process`` with validated keyword arguments; return its id.
+
+        Parameters:
+          process: The process.
+          kwargs: Its arguments.
+          options: Message options (``output_format``).
 
         Raises:
           Problem: 400 when the actor refuses the arguments, 503 when no broker is set up.
         """
         try:
             return submit_with_options(
-                process.id, kwargs=kwargs, broker=self.broker, database=self.database
+                process.id, kwargs=kwargs, broker=self.broker, database=self.database, **options
             ).id
         except InputError as exc:
             raise Problem(400, str(exc), type_=INVALID_PARAMETER) from None

@@ -4,8 +4,9 @@
 hook                   state recorded
 =====================  =========================================================
 after_enqueue          PENDING (first send), RETRYING (Retries re-enqueued it, with
-                       the attempt and next run time) or THROTTLED (a rate limiter
-                       re-enqueued it, see :func:`mark_throttled`)
+                       the attempt, next run time and the failed attempt's error) or
+                       THROTTLED (a rate limiter re-enqueued it, see
+                       :func:`mark_throttled`)
 before_process_message STARTED; a CANCELLED job is skipped instead
 after_process_message  SUCCESS (no exception), unless the results backend recorded it
                        in the transaction that stored the result
@@ -37,7 +38,14 @@ from periodiq import PeriodiqMiddleware
 from psycopg2.extensions import cursor as Cursor
 
 from ..job_warnings import set_recorder
-from ..postgres.job_status import JobState, JobStore, RunningJob, running_job, set_running_job
+from ..postgres.job_status import (
+    JobError,
+    JobState,
+    JobStore,
+    RunningJob,
+    running_job,
+    set_running_job,
+)
 from ..postgres.results import describe_exception
 
 logger = logging.getLogger(__name__)
@@ -56,6 +64,14 @@ PROGRESS_INTERVAL_S = 0.5
 #: ``(message id, attempt, status after it)``; read once by ``before_process_message``.
 _started_early: contextvars.ContextVar[tuple[str, int, JobState] | None] = contextvars.ContextVar(
     "geotasks_started_early", default=None
+)
+
+
+#: The delivery this thread is processing, from ``before_process_message`` until its
+#: ``after_process_message``: Retries re-enqueues a copy of it in between, and the RETRYING
+#: recorded for the copy carries the delivery's exception.
+_processing: contextvars.ContextVar[MessageProxy | None] = contextvars.ContextVar(
+    "geotasks_processing", default=None
 )
 
 
@@ -170,6 +186,7 @@ class JobStatus(Middleware):
             "attempt": attempt,
             "sent_at_ms": message.message_timestamp,
             "next_at_ms": next_at_ms,
+            "error": _retried_error(message) if status is JobState.RETRYING else None,
         }
 
     def start_params(
@@ -234,6 +251,7 @@ class JobStatus(Middleware):
         # The mark belonged to the delivery that was throttled; if this one fails, Retries
         # re-enqueues it and that must read RETRYING.
         message.options.pop(THROTTLED_UNTIL_OPTION, None)
+        _processing.set(message)
         attempt = message.options.get("retries", 0)
         with self._ran_as_lock:
             self._ran_as[id(message)] = (weakref.ref(message), attempt)
@@ -279,6 +297,7 @@ class JobStatus(Middleware):
         """
         running = running_job()
         set_running_job(None)
+        _processing.set(None)
         set_recorder(None)
         if exception is not None or message.failed:
             return
@@ -289,6 +308,7 @@ class JobStatus(Middleware):
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         """Record SKIPPED, unless the message was throttled or failed."""
         set_running_job(None)
+        _processing.set(None)
         set_recorder(None)
         if message.failed or THROTTLED_UNTIL_OPTION in message.options:
             return
@@ -347,6 +367,17 @@ class JobStatus(Middleware):
             actor_options = {}
         ttl_ms = message.options.get("result_ttl", actor_options.get("result_ttl"))
         return int(ttl_ms) if ttl_ms is not None else self.result_ttl_ms
+
+
+def _retried_error(message: Message[Any]) -> JobError | None:
+    """What the delivery being retried raised, when this thread is processing it."""
+    delivery = _processing.get()
+    if delivery is None or delivery.message_id != message.message_id:
+        return None
+    exception = delivery._exception
+    if exception is None:
+        return None
+    return describe_exception(exception, fallback_traceback=message.options.get("traceback"))
 
 
 def progress(done: int, total: int | None = None) -> None:

@@ -14,6 +14,13 @@ the message runs again later (or, past its retries, fails with that error). A re
 cannot be stored at all (a value JSON cannot hold) fails the message at once with
 :class:`~geotasks.errors.ResultNotStorable`, where Dramatiq would have recorded a success
 without a result.
+
+A GeoJSON result is written in another format first when the message (or its actor) has the
+option ``output_format`` (a media type: ``application/flatgeobuf``,
+``application/geopackage+sqlite3``, ``application/zip`` for a zipped shapefile; see
+:mod:`geotasks.geo.output_formats`): the geo actors' results and the user's actors' alike. A
+result that cannot be written so (a shapefile of mixed geometry types) fails the job as bad
+input.
 """
 
 from __future__ import annotations
@@ -25,11 +32,15 @@ from typing import Any
 import dramatiq.results
 import dramatiq.worker
 from dramatiq.broker import Broker, MessageProxy
+from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Retries, ShutdownNotifications, TimeLimit
 from dramatiq.results import ResultBackend
 
-from ..errors import ResultNotStorable, TransientError
+from ..errors import InputError, ResultNotStorable, TransientError
+from ..geo.output_formats import OUTPUT_FORMAT_OPTION, output_format
+from ..geo.result import GeoJSONResult
 from ..postgres.job_status import running_job
+from ..settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +76,11 @@ class Results(dramatiq.results.Results):
         )
         dramatiq.worker.has_results_middleware = _has_results_middleware
 
+    @property
+    def actor_options(self) -> set[str]:
+        """Dramatiq's (``store_results``, ``result_ttl``) and ``output_format``."""
+        return {*super().actor_options, OUTPUT_FORMAT_OPTION}
+
     def after_process_message(
         self,
         broker: Broker,
@@ -73,9 +89,20 @@ class Results(dramatiq.results.Results):
         result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
-        """Store the result; when the store is away, have the message run again, and when the
-        result cannot be stored at all, fail the message with the reason."""
+        """Store the result (in the ``output_format`` asked for); when the store is away, have
+        the message run again, and when the result cannot be stored at all, fail the message
+        with the reason."""
         _stop_interruptions(broker, message)
+        store_results, _ttl = self._lookup_options(broker, message)  # type: ignore[no-untyped-call]
+        if store_results and exception is None and isinstance(result, GeoJSONResult):
+            try:
+                result = _in_output_format(broker, message, result)
+            except InputError as error:
+                logger.error("Message %s failed: %s", message.message_id, error)
+                _withhold_success(message)
+                message.stuff_exception(error)
+                message.fail()
+                return
         try:
             super().after_process_message(  # type: ignore[no-untyped-call]
                 broker, message, result=result, exception=exception
@@ -108,6 +135,25 @@ class Results(dramatiq.results.Results):
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         """Store nothing: a skipped message has no result (a failed one is stored on nack)."""
+
+
+def _in_output_format(broker: Broker, message: MessageProxy, result: GeoJSONResult) -> Any:
+    """The result in the message's (or its actor's) ``output_format``; GeoJSON by default."""
+    try:
+        actor_options = broker.get_actor(message.actor_name).options
+    except ActorNotFound:
+        actor_options = {}
+    wanted = message.options.get(OUTPUT_FORMAT_OPTION, actor_options.get(OUTPUT_FORMAT_OPTION))
+    if wanted is None:
+        return result
+    fmt = output_format(wanted)
+    if fmt.driver is None:
+        return result
+    # Loaded only here: the GDAL writer is not needed by a process that stores no such result.
+    from ..geo.writing import convert_result
+
+    with result:
+        return convert_result(result, fmt, name=message.actor_name, tmp_dir=get_settings().tmp_dir)
 
 
 def _stop_interruptions(broker: Broker, message: MessageProxy) -> None:

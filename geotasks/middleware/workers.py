@@ -24,7 +24,7 @@ from dramatiq.common import q_name
 from dramatiq.middleware import Middleware
 from dramatiq.worker import Worker
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, DatabaseUnavailable
 from ..postgres.broker import HEARTBEATS_PER_TIMEOUT
 from ..postgres.workers import Registration, WorkerStore
 
@@ -86,6 +86,9 @@ class Presence(threading.Thread):
             registration, in_flight = self.describe()
             try:
                 self.store.beat(registration, in_flight)
+            except DatabaseUnavailable as exc:
+                # The pool logs the outage itself, once.
+                logger.debug("Worker registry heartbeat failed, retrying: %s", exc)
             except DatabaseError as exc:
                 logger.warning("Worker registry heartbeat failed, retrying: %s", exc)
             if self._stopped.wait(self.interval_s):

@@ -694,6 +694,9 @@ class _Heartbeat(threading.Thread):
                 self.broker._beat(consumer_id, redeliver_orphans=in_touch)
                 last_beat = time.monotonic()
                 self.broker._release_unknown_claims(consumer_id)
+            except DatabaseUnavailable as exc:
+                # The pool logs the outage itself, once.
+                logger.debug("Broker heartbeat failed, retrying: %s", exc)
             except DatabaseError as exc:
                 logger.warning("Broker heartbeat failed, retrying: %s", exc)
 

@@ -11,7 +11,8 @@ States, per attempt (``attempt`` is Dramatiq's retry count)::
     PENDING ─► THROTTLED ─► STARTED ─► SUCCESS | FAILURE | SKIPPED
                    ▲  │        │
                    └──┘        └─► RETRYING (attempt + 1) ─► THROTTLED / STARTED …
-    PENDING | THROTTLED ─► CANCELLED (job.cancel())
+    PENDING | THROTTLED | RETRYING ─► CANCELLED (job.cancel())
+    FAILURE | EXPIRED ─► PENDING (attempt + 1): only when its dead letter is re-queued
 
 A finished job past its time to live reads EXPIRED (a tombstone kept ``GEOTASKS_JOB_RETENTION_S``);
 an id that was never seen reads UNKNOWN.
@@ -96,7 +97,9 @@ def transition_allowed(
     ``(attempt, phase)``; so a late PENDING never overwrites STARTED, and a late RETRYING of
     attempt 2 never overwrites STARTED of attempt 2. STARTED and THROTTLED may repeat within an
     attempt (a redelivered message starts again, a throttled one may be throttled again).
-    Finished states are final. CANCELLED applies only to a job that is waiting to start.
+    Finished states are final for hooks (see :func:`requeue_allowed` for the one way out).
+    CANCELLED applies only to a job that is waiting to start: first time, for a rate-limit slot,
+    or for its retry.
 
     Parameters:
       current: The stored state, ``None`` when the job has no row yet.
@@ -114,12 +117,34 @@ def transition_allowed(
     if current in FINISHED_STATES:
         return False
     if new is JobState.CANCELLED:
-        return current in (JobState.PENDING, JobState.THROTTLED)
+        return current in CANCELLABLE_STATES
     stored = (current_attempt, phase(current))
     wanted = (new_attempt, phase(new))
     if new in (JobState.STARTED, JobState.THROTTLED) and wanted == stored:
         return True
     return wanted > stored
+
+
+#: States in which nothing runs yet, so the job can still be cancelled.
+CANCELLABLE_STATES = frozenset({JobState.PENDING, JobState.THROTTLED, JobState.RETRYING})
+
+#: States a re-queued dead letter brings back to PENDING, as a new attempt.
+REQUEUABLE_STATES = frozenset({JobState.FAILURE, JobState.EXPIRED})
+
+
+def requeue_allowed(current: JobState | None) -> bool:
+    """Decide whether re-queueing a job's dead letter makes the job PENDING again.
+
+    A re-queued dead letter runs again, so its job must not keep reading FAILURE: this is the
+    one way out of a finished state, and no hook can take it (:func:`transition_allowed` keeps
+    finished states final). A job with no record any more is recorded anew. Any other state
+    (the failure not recorded yet, say) is left to the worker's hooks. The SQL query
+    ``requeue`` applies the same rule.
+
+    Parameters:
+      current: The stored state, ``None`` when the job has no row.
+    """
+    return current is None or current in REQUEUABLE_STATES
 
 
 @dataclass(frozen=True)
@@ -139,6 +164,58 @@ class JobError:
     def to_dict(self) -> dict[str, str]:
         """Return the error as a JSON-ready mapping."""
         return {"type": self.type_name, "message": self.message, "traceback": self.traceback}
+
+
+@dataclass(frozen=True)
+class PastAttempt:
+    """An attempt that ended before the job's dead letter was re-queued.
+
+    Attributes:
+      attempt: The attempt it was.
+      status: How it ended, normally FAILURE.
+      error: What it raised, if recorded.
+      finished_at: When it ended.
+      requeued_at: When its dead letter was re-queued.
+    """
+
+    attempt: int
+    status: JobState
+    error: JobError | None
+    finished_at: datetime | None
+    requeued_at: datetime
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> PastAttempt:
+        """Build from an element of the ``history`` column."""
+        error_type = entry.get("error_type")
+        finished_at = entry.get("finished_at")
+        return cls(
+            attempt=int(entry["attempt"]),
+            status=JobState(entry["status"]),
+            error=(
+                JobError(
+                    error_type, entry.get("error_message") or "", entry.get("error_traceback") or ""
+                )
+                if error_type is not None
+                else None
+            ),
+            finished_at=datetime.fromisoformat(finished_at) if finished_at else None,
+            requeued_at=datetime.fromisoformat(entry["requeued_at"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the attempt as a JSON-ready mapping (no traceback)."""
+        return {
+            "attempt": self.attempt,
+            "status": str(self.status),
+            "error": (
+                {"type": self.error.type_name, "message": self.error.message}
+                if self.error is not None
+                else None
+            ),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "requeued_at": self.requeued_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True)
@@ -162,8 +239,13 @@ class JobInfo:
     """Everything known about one job: its state, each state's timestamp, progress, error.
 
     Attributes:
-      attempt: Dramatiq's retry count (``message.options["retries"]``): 0 until a retry.
+      attempt: Dramatiq's retry count (``message.options["retries"]``): 0 until a retry; a
+        re-queued dead letter counts one more.
       runs: How many times the actor was started (a redelivered message counts again).
+      error: What the last attempt raised, while the job is FAILURE or RETRYING (or waits
+        for a rate-limit slot between retries). Its traceback is read by ``get`` only, not by
+        the lists.
+      history: Attempts that ended before the job's dead letter was re-queued, oldest first.
       result_kind: ``value``, ``geojson`` or ``failure`` when a result is stored, else ``None``.
       result_media_type: The stored result's media type, such as ``application/geo+json``.
       result_size_bytes: The stored result's size.
@@ -192,6 +274,7 @@ class JobInfo:
     result_kind: str | None
     result_media_type: str | None
     result_size_bytes: int | None
+    history: tuple[PastAttempt, ...] = ()
     warnings: tuple[dict[str, Any], ...] = ()
 
     @classmethod
@@ -219,6 +302,8 @@ class JobInfo:
             progress_at,
             error_type,
             error_message,
+            error_traceback,
+            history,
             result_kind,
             result_media_type,
             result_size_bytes,
@@ -246,10 +331,15 @@ class JobInfo:
                 if progress_at is not None
                 else None
             ),
-            error=(JobError(error_type, error_message or "") if error_type is not None else None),
+            error=(
+                JobError(error_type, error_message or "", error_traceback or "")
+                if error_type is not None
+                else None
+            ),
             result_kind=result_kind,
             result_media_type=result_media_type,
             result_size_bytes=result_size_bytes,
+            history=tuple(PastAttempt.from_json(entry) for entry in history or ()),
             warnings=tuple(warnings or ()),
         )
 
@@ -295,6 +385,7 @@ class JobInfo:
                 if self.result_kind is not None and self.result_kind != "failure"
                 else None
             ),
+            "history": [attempt.to_dict() for attempt in self.history],
             "warnings": list(self.warnings),
         }
 
@@ -393,7 +484,7 @@ class JobStore:
             since the epoch: recorded as PENDING's time by whichever hook creates the row.
           next_at_ms: When a waiting job is due to run, in ms since the epoch.
           ttl_ms: For a finished state: how long the job (and its result) stays readable.
-          error: For FAILURE: what the actor raised.
+          error: For FAILURE and RETRYING: what the attempt raised.
 
         Returns:
           Transition: the job's status afterwards and whether this write was applied.
@@ -457,6 +548,7 @@ class JobStore:
             "ttl_ms": ttl_ms,
             "error_type": error.type_name if error is not None else None,
             "error_message": error.message if error is not None else None,
+            "error_traceback": error.traceback if error is not None else None,
         }
         # Sent with the statement in one round trip: psycopg2 returns the last one's rows.
         prefix = "" if status.finished or durable else self._queries["relax_commit"] + "\n"
@@ -484,8 +576,32 @@ class JobStore:
             )
         return outcome
 
+    def requeue(
+        self, cursor: Cursor, message_id: str, *, actor_name: str, queue_name: str, attempt: int
+    ) -> bool:
+        """Make a FAILURE (or EXPIRED, or forgotten) job PENDING again as ``attempt``, inside
+        the caller's transaction: its dead letter is being re-queued (see
+        :func:`requeue_allowed`).
+
+        The failed attempt is kept in the job's history, its failure result deleted.
+
+        Returns:
+          bool: whether the job was made PENDING (``False``: it was in another state).
+        """
+        cursor.execute(
+            self._queries["requeue"],
+            {
+                "message_id": message_id,
+                "actor_name": actor_name,
+                "queue_name": queue_name,
+                "attempt": attempt,
+            },
+        )
+        return cursor.fetchone() is not None
+
     def cancel(self, message_id: str, *, ttl_ms: int) -> bool:
-        """Mark a PENDING or THROTTLED job CANCELLED; workers then skip its message.
+        """Mark a job that is waiting (PENDING, THROTTLED, RETRYING) CANCELLED; workers then
+        skip its message.
 
         Returns:
           bool: whether the job was cancelled (``False``: it had started, finished, or is unknown).

@@ -14,7 +14,6 @@ down.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import select
 import threading
@@ -27,10 +26,8 @@ import psycopg2.extensions
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 
-from ..errors import DatabaseUnavailable
-from .pool import Database, describe_error, redact_url
-
-logger = logging.getLogger(__name__)
+from ..errors import DatabaseError
+from .pool import Database, describe_error
 
 #: Seconds between reconnection attempts while Postgres is unreachable.
 RECONNECT_DELAY_S = 0.5
@@ -115,18 +112,17 @@ class Listener:
         while not self._stopped:
             try:
                 conn = self.database.connect(autocommit=True)
-            except DatabaseUnavailable as exc:
-                logger.warning("LISTEN connection unavailable, retrying: %s", exc)
+            except DatabaseError as exc:
+                # Unreachable, or refused: keep trying, the settings may be fixed meanwhile.
+                # Logged as part of the database's outage, not at every attempt.
+                self.database.outage.failed(f"LISTEN connection: {exc}")
                 time.sleep(RECONNECT_DELAY_S)
                 continue
+            self.database.outage.recovered()
             try:
                 self._serve(conn)
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-                logger.warning(
-                    "LISTEN connection to %s lost, reconnecting: %s",
-                    redact_url(self.database.url),
-                    describe_error(exc),
-                )
+                self.database.outage.failed(f"LISTEN connection lost: {describe_error(exc)}")
             finally:
                 with self._lock:
                     self._listening.clear()

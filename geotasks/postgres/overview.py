@@ -21,6 +21,8 @@ from .workers import WorkerProcess
 
 #: The window of the job statistics (per minute, per actor, run times), in seconds.
 WINDOW_S = 3600
+#: Failures listed with their error.
+RECENT_FAILURES = 10
 #: Upper bounds of the run-time histogram's buckets, in seconds (``+Inf`` is implied).
 RUN_TIME_BOUNDS_S = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0)
 
@@ -73,6 +75,17 @@ class RunTimes:
 
 
 @dataclass(frozen=True)
+class FailedJob:
+    """A job that failed in the window, with its error."""
+
+    message_id: str
+    actor_name: str
+    finished_at: datetime
+    error_type: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True)
 class SlotsInUse:
     """Rate-limit or concurrency slots of one actor in use now.
 
@@ -106,6 +119,7 @@ class SystemState:
     per_minute: tuple[MinuteCount, ...]
     by_status: tuple[StatusCount, ...]
     run_times: tuple[RunTimes, ...]
+    recent_failures: tuple[FailedJob, ...]
     rate_limits: tuple[SlotsInUse, ...]
     concurrency: tuple[SlotsInUse, ...]
     latest_ticks: tuple[LatestTick, ...]
@@ -162,6 +176,10 @@ def read_state(database: Database, heartbeat_timeout_s: float) -> SystemState:
             ),
             run_times=tuple(
                 RunTimes(actor, tuple(counts), sums[actor]) for actor, counts in buckets.items()
+            ),
+            recent_failures=tuple(
+                FailedJob(*row)
+                for row in rows(cur, "recent_failures", {**window, "limit": RECENT_FAILURES})
             ),
             rate_limits=tuple(
                 SlotsInUse(_actor_of(key), in_use, float(period_s))

@@ -25,7 +25,9 @@ import psycopg2.extensions
 from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
-from ..errors import DatabaseError, DatabaseUnavailable
+from ..errors import DatabaseError, DatabaseMisconfigured, DatabaseUnavailable
+from .outage import Outage
+from .permanent_errors import is_permanent, missing_schema_hint
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +182,9 @@ class Database:
         # Connections inherited through fork() belong to the parent: closing them here would
         # send a Terminate message down the parent's socket, so they are only kept referenced.
         self._inherited: list[Connection] = []
+        #: Shared by everything that reaches Postgres through this pool (and its listener), so
+        #: an outage is logged once, not once per attempt of every thread.
+        self.outage = Outage(f"PostgreSQL at {redact_url(url)}")
 
     def __repr__(self) -> str:
         return f"Database({redact_url(self.url)!r}, max_connections={self.max_connections})"
@@ -189,6 +194,8 @@ class Database:
 
         Raises:
           DatabaseUnavailable: when Postgres cannot be reached.
+          DatabaseMisconfigured: when it refuses the connection for good (authentication, no
+            such database or role): never retried.
         """
         try:
             conn = psycopg2.connect(
@@ -204,6 +211,11 @@ class Database:
                 keepalives_count=3,
             )
         except psycopg2.OperationalError as exc:
+            if is_permanent(exc):
+                raise DatabaseMisconfigured(
+                    f"PostgreSQL at {redact_url(self.url)} refused the connection: "
+                    f"{describe_error(exc)} (check GEOTASKS_DATABASE_URL)"
+                ) from exc
             raise DatabaseUnavailable(
                 f"cannot connect to PostgreSQL at {redact_url(self.url)}: {describe_error(exc)}"
             ) from exc
@@ -263,6 +275,8 @@ class Database:
 
         Raises:
           DatabaseUnavailable: when the connection broke on every attempt.
+          DatabaseMisconfigured: at once, when the settings are wrong (authentication, no such
+            database, role or schema).
           DatabaseError: when Postgres rejected the work (wrapping the psycopg2 error).
         """
         attempts = self.attempts if attempts is None else attempts
@@ -276,6 +290,7 @@ class Database:
                             result = work(cur)
                         if not single_statement:
                             conn.commit()
+                        self.outage.recovered()
                         return result
                     except BaseException:
                         if not conn.closed and not single_statement:
@@ -286,12 +301,13 @@ class Database:
                         if single_statement and not conn.closed:
                             conn.autocommit = False
             except RETRYABLE_ERRORS as exc:
+                self.outage.failed(describe_error(exc))
                 if attempt == attempts:
                     raise DatabaseUnavailable(
                         f"PostgreSQL at {redact_url(self.url)} failed {attempts} times; "
                         f"last error: {describe_error(exc)}"
                     ) from exc
-                logger.warning(
+                logger.debug(
                     "Database operation failed (attempt %d of %d), retrying in %.1f s: %s",
                     attempt,
                     attempts,
@@ -301,6 +317,9 @@ class Database:
                 time.sleep(delay_s)
                 delay_s = min(delay_s * 2, RETRY_BACKOFF_MAX_S)
             except psycopg2.Error as exc:
+                hint = missing_schema_hint(exc)
+                if hint or is_permanent(exc):
+                    raise DatabaseMisconfigured(describe_error(exc) + hint) from exc
                 raise DatabaseError(describe_error(exc)) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -32,7 +32,7 @@ from dramatiq.results.backend import DEFAULT_TIMEOUT, Missing
 from psycopg2.extensions import cursor as Cursor
 
 from ..errors import DatabaseError, JobFailed, ResultExpired
-from ..geo.result import GeoJSONResult
+from ..geo.result import FileResult, GeoJSONResult, SpooledResult
 from .group_commit import GroupCommit
 from .job_status import (
     FINISHED_CHANNEL,
@@ -60,10 +60,21 @@ COPY_BUFFER_BYTES = 256 * 1024
 #: (group commit); a larger one costs more than a statement's fixed cost and goes alone.
 GROUP_MAX_BYTES = 64 * 1024
 
+#: The suffix of a saved result, by media type.
+_SUFFIXES = {
+    "application/geo+json": ".geojson",
+    "application/json": ".json",
+    "application/flatgeobuf": ".fgb",
+    "application/geopackage+sqlite3": ".gpkg",
+    "application/zip": ".zip",
+}
+
 #: ``kind`` of a result: a value encoded by the Dramatiq encoder.
 VALUE = "value"
 #: ``kind`` of a result: the bytes of a GeoJSON document.
 GEOJSON = "geojson"
+#: ``kind`` of a result: the bytes of a file of another format (FlatGeobuf, GeoPackage, zip).
+FILE = "file"
 #: ``kind`` of a result: what a failed actor raised.
 FAILURE = "failure"
 
@@ -73,8 +84,9 @@ class StoredResult:
     """The header of a stored result.
 
     Attributes:
-      kind: ``value``, ``geojson`` or ``failure``.
-      media_type: ``application/geo+json`` for GeoJSON, ``application/json`` for JSON values.
+      kind: ``value``, ``geojson``, ``file`` or ``failure``.
+      media_type: ``application/geo+json`` for GeoJSON, ``application/json`` for JSON values,
+        the file's own (``application/flatgeobuf``…) for a file.
       size_bytes: Length of the payload (0 for a failure).
       error: For a failure, what the actor raised.
     """
@@ -88,6 +100,16 @@ class StoredResult:
     error: JobError | None = None
     chunk_bytes: int | None = field(default=None, repr=False)
     inline: bytes | None = field(default=None, repr=False)
+
+    @property
+    def file_name(self) -> str:
+        """The name to save the payload under (see :func:`result_file_name`)."""
+        return result_file_name(self.message_id, self.media_type)
+
+
+def result_file_name(message_id: str, media_type: str) -> str:
+    """The name a result is saved under: the job id and the suffix of its media type."""
+    return f"{message_id}{_SUFFIXES.get(media_type, '.bin')}"
 
 
 @dataclass(frozen=True)
@@ -228,15 +250,15 @@ class PostgresBackend(ResultBackend):
         return Missing if stored is None else self.load(stored)
 
     def _store(self, message_key: str, result: Any, ttl: int) -> None:
-        if isinstance(result, GeoJSONResult):
-            geojson = result
+        if isinstance(result, SpooledResult):
+            document = result
             self._write(
                 message_key,
-                kind=GEOJSON,
-                media_type=geojson.media_type,
-                size_bytes=geojson.size_bytes,
+                kind=GEOJSON if isinstance(document, GeoJSONResult) else FILE,
+                media_type=document.media_type,
+                size_bytes=document.size_bytes,
                 chunks=lambda: _exact_chunks(
-                    geojson.iter_chunks(self.chunk_bytes), self.chunk_bytes
+                    document.iter_chunks(self.chunk_bytes), self.chunk_bytes
                 ),
                 ttl_ms=ttl,
             )
@@ -451,6 +473,10 @@ class PostgresBackend(ResultBackend):
         with self.open(stored) as stream:
             if stored.kind == GEOJSON:
                 return GeoJSONResult.from_stream(stream, dir=self.spool_dir)
+            if stored.kind == FILE:
+                file = FileResult(stored.media_type, stored.file_name, dir=self.spool_dir)
+                file.fill_from(stream)
+                return file
             return self.encoder.decode(stream.read())
 
     def read_chunk(self, stored: StoredResult, seq: int) -> bytes:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import psutil
 
+from geotasks.embedded import EmbeddedPostgres, running_url
 from geotasks.postgres.migrate import latest_version
 from tests.acceptance.conftest import RunGeotasks, clean_environment
 
@@ -35,23 +36,54 @@ def test_db_init_creates_then_finds_the_schema_up_to_date(
     assert f"database schema version {latest_version()}" in version.stdout
 
 
-def test_without_a_database_url_the_command_runs_and_stops_an_embedded_postgres(
+#: Commands that use a database but never start the embedded one.
+CLIENT_COMMANDS = [
+    ("db", "init"),
+    ("db", "version"),
+    ("submit", "add_numbers", "1", "2"),
+    ("status", "some-id"),
+    ("result", "some-id"),
+    ("jobs",),
+    ("dead-letters", "list"),
+    ("serve", "--port", "0"),
+]
+
+
+def test_without_a_database_url_client_commands_fail_at_once_and_leave_nothing(
     run_geotasks: RunGeotasks, embedded_scratch: Path
 ) -> None:
-    # When `geotasks db init` runs with no GEOTASKS_DATABASE_URL
-    result = run_geotasks("db", "init", cwd=embedded_scratch)
+    for command in CLIENT_COMMANDS:
+        # When a command that only uses a database runs with no GEOTASKS_DATABASE_URL
+        result = run_geotasks(*command, cwd=embedded_scratch)
 
-    # Then it started a private PostgreSQL under .geotasks/, said where, and stopped it again
-    data_dir = embedded_scratch / ".geotasks" / "postgres"
-    assert result.returncode == 0, result.stderr
-    assert f"data in {data_dir}" in result.stdout
-    assert "embedded PostgreSQL stopped" in result.stdout
-    assert (data_dir / "PG_VERSION").read_text().strip() == "18"
-    assert postgres_processes_using(data_dir) == []
+        # Then it fails at once naming the setting, and starts no private PostgreSQL
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "GEOTASKS_DATABASE_URL is not set" in result.stderr, command
+        assert "embedded PostgreSQL running" not in result.stdout, command
+        assert not (embedded_scratch / ".geotasks").exists(), command
 
-    # And the data persists: a second run finds the schema in place
-    again = run_geotasks("db", "version", cwd=embedded_scratch)
-    assert f"database schema version {latest_version()}" in again.stdout, again.stderr
+
+def test_without_a_database_url_they_use_the_embedded_postgres_running_there(
+    run_geotasks: RunGeotasks, embedded_scratch: Path
+) -> None:
+    # Given an embedded PostgreSQL started from this directory (as `geotasks worker` does)
+    server = EmbeddedPostgres(embedded_scratch / ".geotasks")
+    server.start()
+    try:
+        # When client commands run there with no GEOTASKS_DATABASE_URL
+        init = run_geotasks("db", "init", cwd=embedded_scratch)
+        status = run_geotasks("status", "some-id", cwd=embedded_scratch)
+
+        # Then they use it, and say so
+        assert init.returncode == 0, init.stderr
+        assert f"upgraded from version 0 to {latest_version()}" in init.stdout
+        assert "using the embedded PostgreSQL running from" in init.stderr
+        assert status.returncode == 1, status.stderr
+        assert "UNKNOWN" in status.stdout
+        # And left it running for the command that started it
+        assert running_url(embedded_scratch / ".geotasks") is not None
+    finally:
+        server.stop()
 
 
 def test_a_malformed_setting_is_reported_without_a_traceback(run_geotasks: RunGeotasks) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,24 @@ def test_submit_refuses_an_unknown_actor_or_argument_before_sending(
     assert run_geotasks("jobs", env=env).stdout.splitlines()[1:] == []
 
 
+def test_submit_wait_reports_the_time_it_actually_waited(
+    run_geotasks: RunGeotasks, env: dict[str, str]
+) -> None:
+    # Given no worker, when a job is followed for 2 s
+    started = time.monotonic()
+    waited = run_geotasks(
+        "submit", "measure_features", "naturalearth_cities", "--wait", "--timeout", "2", env=env
+    )
+
+    # Then the command gives up saying how long it waited, not how long its last step was
+    assert waited.returncode == 2
+    match = re.search(
+        r"did not finish within ([0-9.]+) s \(--timeout 2\); it is PENDING", waited.stderr
+    )
+    assert match is not None, waited.stderr
+    assert 2.0 <= float(match.group(1)) <= time.monotonic() - started
+
+
 @pytest.fixture
 def worker(
     env: dict[str, str], tmp_path: Path, database_url: str
@@ -189,15 +209,17 @@ def test_submit_wait_follows_the_job_and_saves_its_result(
     worker: subprocess.Popen[bytes],
     tmp_path: Path,
 ) -> None:
-    # Given a worker, when a job is submitted by name and followed
+    # Given a worker, when a job is submitted by name and followed, the command's options
+    # after the actor's arguments
     done = run_geotasks(
-        "submit", "add_numbers", "2", "--y", "40", "--wait", "--timeout", "60", env=env
-    )
+        "submit", "add_numbers", "2", "--y", "40", "--wait", "-o", "sum.json", "--timeout", "60",
+        env=env,
+    )  # fmt: skip
 
-    # Then its status went by on stderr, and its result was saved to the printed path
+    # Then its status went by on stderr, and its result was saved to the file asked for
     assert done.returncode == 0, done.stderr
-    path = tmp_path / done.stdout.strip()
-    assert json.loads(path.read_text()) == 42
+    assert done.stdout.strip() == "sum.json"
+    assert json.loads((tmp_path / "sum.json").read_text()) == 42
     assert "submitted add_numbers as job" in done.stderr
     assert "SUCCESS" in done.stderr
 

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 import time
 
+import pytest
+
+from geotasks.errors import DatabaseUnavailable
 from geotasks.postgres.listener import Listener, notify
 from geotasks.postgres.pool import Database
 
@@ -68,3 +74,64 @@ def test_after_the_connection_is_killed_waiters_are_woken_and_listening_resumes(
             assert after.wait(timeout=5)
     finally:
         listener.close()
+
+
+def test_an_unreachable_server_is_logged_once_not_at_every_attempt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a server that does not answer, and a listener plus three threads' units of work
+    # retrying against it (the listener every half second)
+    unreachable = Database("postgresql://nobody@127.0.0.1:1/none", attempts=4, connect_timeout_s=1)
+    caplog.set_level(logging.WARNING)
+    listener = Listener(unreachable)
+    try:
+        outcomes: list[BaseException] = []
+
+        def unit_of_work() -> None:
+            try:
+                unreachable.transaction(lambda cur: cur.execute("SELECT 1"))
+            except DatabaseUnavailable as exc:
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=unit_of_work) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        listener.close()
+    assert len(outcomes) == 3
+
+    # Then the outage was logged once, in a line naming the server, and nothing else warned
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(
+        "PostgreSQL at postgresql://nobody@127.0.0.1:1/none is unavailable"
+    )
+
+
+def test_the_end_of_an_outage_is_logged_with_its_length(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a listener whose connection the server terminates
+    caplog.set_level(logging.WARNING, logger="geotasks.postgres.outage")
+    listener = Listener(database)
+    try:
+        assert listener.wait_until_listening(CHANNEL, timeout_s=5)
+        database.transaction(
+            lambda cur: cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%%' AND datname = current_database()"
+            )
+        )
+        # When it has reconnected
+        time.sleep(0.5)
+        assert listener.wait_until_listening(CHANNEL, timeout_s=10)
+    finally:
+        listener.close()
+
+    # Then the outage's start and end were logged, the end with its length
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2, messages
+    assert "is unavailable: LISTEN connection lost" in messages[0]
+    assert re.search(r"is available again after an outage of \d+\.\d s", messages[1])

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
 
-from geotasks.errors import DatabaseError, DatabaseUnavailable
+from geotasks.errors import (
+    DatabaseError,
+    DatabaseMisconfigured,
+    DatabaseUnavailable,
+    TransientError,
+)
 from geotasks.postgres.pool import Database, PreparedStatement, execute_prepared
 
 
@@ -78,6 +85,41 @@ def test_unreachable_server_raises_database_unavailable_after_bounded_attempts()
     database = Database("postgresql://nobody@127.0.0.1:1/none", attempts=2, connect_timeout_s=1)
     with pytest.raises(DatabaseUnavailable, match="failed 2 times"):
         database.transaction(lambda cur: cur.execute("SELECT 1"))
+
+
+@pytest.mark.parametrize(
+    ("setting", "refusal"),
+    [
+        ("database", r'database "geotasks_no_such_db" does not exist'),
+        ("role", r'role "geotasks_no_such_role" does not exist'),
+    ],
+)
+def test_a_wrong_setting_fails_at_once_with_what_postgres_said(
+    database_url: str, setting: str, refusal: str
+) -> None:
+    # Given the URL of a database, or as a role, that does not exist
+    parts = urlsplit(database_url)
+    if setting == "database":
+        url = urlunsplit(parts._replace(path="/geotasks_no_such_db"))
+    else:
+        host = parts.netloc.rpartition("@")[2]
+        url = urlunsplit(parts._replace(netloc=f"geotasks_no_such_role@{host}"))
+    database = Database(url)
+
+    # When a unit of work runs, Then it fails on the first attempt, naming the setting
+    started = time.monotonic()
+    with pytest.raises(DatabaseMisconfigured, match=refusal) as excinfo:
+        database.transaction(lambda cur: cur.execute("SELECT 1"))
+    assert time.monotonic() - started < 0.5
+    assert "GEOTASKS_DATABASE_URL" in str(excinfo.value)
+    assert not isinstance(excinfo.value, TransientError)
+
+
+def test_a_missing_schema_fails_at_once_and_says_how_to_create_it(empty_database_url: str) -> None:
+    database = Database(empty_database_url)
+    with pytest.raises(DatabaseMisconfigured, match="geotasks db init"):
+        database.transaction(lambda cur: cur.execute("SELECT * FROM geotasks.job"))
+    database.close()
 
 
 def test_the_pool_never_opens_more_than_its_maximum(database: Database) -> None:

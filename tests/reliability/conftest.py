@@ -122,7 +122,7 @@ class WorkerProcess:
 
 def create_database(postgres_url: str, template: str) -> str:
     """Create a database from the schema template; return its URL."""
-    name = f"geotasks_rel_{uuid.uuid4().hex[:12]}"
+    name = f"geotasks_db_rel_{uuid.uuid4().hex[:12]}"
     conn = admin_connection(postgres_url)
     try:
         with conn.cursor() as cur:

@@ -125,6 +125,20 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     ring = [(2.0 + 0.5 * (i / 5000), 48.0 + (i % 2) * 0.001) for i in range(5000)]
     ring = [*ring, (2.5, 49.0), (2.0, 49.0), ring[0]]
     write_shapefile(data / "dense.shp", "Polygon", [{"type": "Polygon", "coordinates": [ring]}])
+    # Datasets of other formats that would read the canary: a VRT, and one passing for a
+    # GeoPackage; a GML whose schema lies outside its folder.
+    vrt = (
+        f'<OGRVRTDataSource><OGRVRTLayer name="x"><SrcDataSource>{outside / "passwd"}'
+        "</SrcDataSource></OGRVRTLayer></OGRVRTDataSource>"
+    )
+    (data / "trap.vrt").write_text(vrt)
+    (data / "fake.gpkg").write_text(vrt)
+    (data / "schema.gml").write_text(
+        '<ogr:FeatureCollection xmlns:ogr="http://ogr.maptools.org/" '
+        'xmlns:gml="http://www.opengis.net/gml" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:schemaLocation="http://ogr.maptools.org/ ../outside/secret.xsd"/>'
+    )
     # A sound dataset, to show the worker still serves.
     copy_shapefile("naturalearth_cities", data, "cities")
     return data, outside
@@ -179,6 +193,10 @@ CASES: list[tuple[str, str, tuple[Any, ...], dict[str, Any], str]] = [
     ("coordinates-infinite", "shapefile_to_geojson", ("infinite",), {}, "coordinate|finite|range"),
     ("vertex-limit", "buffer_features", ("dense", 10), {}, "vertices"),
     ("name-not-a-string", "shapefile_to_geojson", (42,), {}, "string"),
+    ("name-a-url", "shapefile_to_geojson", ("https://example.com/x.zip",), {}, "URL"),
+    ("vrt", "shapefile_to_geojson", ("trap",), {}, "GDAL virtual dataset"),
+    ("vrt-as-gpkg", "shapefile_to_geojson", ("fake",), {}, "cannot be opened"),
+    ("gml-schema-outside", "shapefile_to_geojson", ("schema",), {}, "schema outside"),
     ("precision-a-string", "shapefile_to_geojson", ("cities",), {"precision": "x"}, "precision"),
     ("bbox-not-numbers", "shapefile_to_geojson", ("cities",), {"bbox": "abc"}, "bbox"),
     ("limit-negative", "shapefile_to_geojson", ("cities",), {"limit": -1}, "limit"),

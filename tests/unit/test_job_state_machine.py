@@ -6,7 +6,12 @@ import itertools
 
 import pytest
 
-from geotasks.postgres.job_status import FINISHED_STATES, JobState, transition_allowed
+from geotasks.postgres.job_status import (
+    FINISHED_STATES,
+    JobState,
+    requeue_allowed,
+    transition_allowed,
+)
 
 S = JobState
 HOOK_STATES = [S.PENDING, S.THROTTLED, S.RETRYING, S.STARTED, S.SUCCESS, S.FAILURE, S.SKIPPED]
@@ -75,11 +80,36 @@ def test_finished_states_are_final(current: JobState, new: JobState) -> None:
         assert not transition_allowed(current, 0, new, attempt)
 
 
-@pytest.mark.parametrize("current", [S.STARTED, S.RETRYING])
-def test_only_a_job_waiting_to_start_for_the_first_time_or_a_slot_can_be_cancelled(
+def test_a_job_executing_cannot_be_cancelled() -> None:
+    assert not transition_allowed(S.STARTED, 1, S.CANCELLED, 1)
+
+
+@pytest.mark.parametrize("current", [S.PENDING, S.THROTTLED, S.RETRYING])
+def test_a_job_waiting_to_start_for_a_slot_or_for_its_retry_can_be_cancelled(
     current: JobState,
 ) -> None:
-    assert not transition_allowed(current, 1, S.CANCELLED, 1)
+    # Nothing runs while a job waits for its next retry: cancelling it stops nothing halfway
+    assert transition_allowed(current, 1, S.CANCELLED, 1)
+
+
+@pytest.mark.parametrize("current", [None, S.FAILURE, S.EXPIRED])
+def test_a_requeued_dead_letter_brings_a_failed_or_forgotten_job_back(
+    current: JobState | None,
+) -> None:
+    assert requeue_allowed(current)
+
+
+@pytest.mark.parametrize(
+    "current", [S.PENDING, S.THROTTLED, S.RETRYING, S.STARTED, S.SUCCESS, S.SKIPPED, S.CANCELLED]
+)
+def test_a_requeue_leaves_any_other_state_to_the_hooks(current: JobState) -> None:
+    assert not requeue_allowed(current)
+
+
+def test_no_hook_takes_a_failure_back_to_pending_only_a_requeue_does() -> None:
+    # A late PENDING, even of a later attempt, must not reopen a failed job
+    assert not transition_allowed(S.FAILURE, 0, S.PENDING, 1)
+    assert requeue_allowed(S.FAILURE)
 
 
 @pytest.mark.parametrize("new", [S.EXPIRED, S.UNKNOWN])

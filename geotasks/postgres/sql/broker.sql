@@ -175,7 +175,8 @@ FROM geotasks.broker_dead_letters
 WHERE dead_letter_id = %(dead_letter_id)s;
 
 -- name: requeue_dead_letter
--- Back to its queue, ready now, with a clean slate for the poison guard.
+-- Back to its queue, ready now, with a clean slate for the poison guard; with the body given
+-- (the next attempt's), or as it was when it is NULL (a body that does not decode).
 WITH revived AS (
     DELETE FROM geotasks.broker_dead_letters
     WHERE dead_letter_id = %(dead_letter_id)s
@@ -183,7 +184,7 @@ WITH revived AS (
 ),
 inserted AS (
     INSERT INTO geotasks.broker_messages (message_id, queue_name, priority, body)
-    SELECT message_id, queue_name, priority, body FROM revived
+    SELECT message_id, queue_name, priority, coalesce(%(body)s, body) FROM revived
     RETURNING message_id, queue_name
 ),
 forgotten AS (

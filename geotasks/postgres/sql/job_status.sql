@@ -17,7 +17,7 @@ WITH applied AS (
     INSERT INTO geotasks.job AS j (
         message_id, actor_name, queue_name, status, attempt, runs,
         pending_at, throttled_at, retrying_at, started_at, finished_at,
-        next_at, expires_at, error_type, error_message
+        next_at, expires_at, error_type, error_message, error_traceback
     )
     VALUES (
         %(message_id)s, %(actor_name)s, %(queue_name)s, %(status)s, %(attempt)s,
@@ -35,7 +35,8 @@ WITH applied AS (
         CASE WHEN geotasks.job_phase(%(status)s) = 3
             THEN now() + make_interval(secs => %(ttl_ms)s / 1000.0) END,
         %(error_type)s,
-        %(error_message)s
+        %(error_message)s,
+        %(error_traceback)s
     )
     ON CONFLICT (message_id) DO UPDATE SET
         status = excluded.status,
@@ -49,8 +50,14 @@ WITH applied AS (
         finished_at = excluded.finished_at,
         next_at = excluded.next_at,
         expires_at = excluded.expires_at,
-        error_type = excluded.error_type,
-        error_message = excluded.error_message,
+        -- FAILURE and RETRYING carry the attempt's error; a retry waiting for a rate-limit
+        -- slot still shows it; any other state has none.
+        error_type = CASE WHEN excluded.status = 'THROTTLED' THEN j.error_type
+            ELSE excluded.error_type END,
+        error_message = CASE WHEN excluded.status = 'THROTTLED' THEN j.error_message
+            ELSE excluded.error_message END,
+        error_traceback = CASE WHEN excluded.status = 'THROTTLED' THEN j.error_traceback
+            ELSE excluded.error_traceback END,
         -- A new attempt starts from no progress; a finished job keeps its last report.
         progress_done = CASE WHEN excluded.status = 'STARTED' THEN NULL ELSE j.progress_done END,
         progress_total = CASE WHEN excluded.status = 'STARTED' THEN NULL ELSE j.progress_total END,
@@ -86,6 +93,50 @@ WITH cancelled AS (
 )
 SELECT pg_notify('geotasks_result', message_id) FROM cancelled;
 
+-- name: requeue
+-- A dead letter re-queued (geotasks/postgres/dead_letters.py) is a new attempt: the only way
+-- out of FAILURE. The attempt that failed moves to `history`, its failure result is deleted so
+-- readers wait for the new outcome, and the job is PENDING again as `attempt`. A job that
+-- expired, or whose record is gone, is PENDING again too; one in any other state is left to
+-- the worker's hooks.
+WITH requeued AS (
+    INSERT INTO geotasks.job AS j (
+        message_id, actor_name, queue_name, status, attempt, pending_at
+    )
+    VALUES (%(message_id)s, %(actor_name)s, %(queue_name)s, 'PENDING', %(attempt)s, now())
+    ON CONFLICT (message_id) DO UPDATE SET
+        status = 'PENDING',
+        attempt = excluded.attempt,
+        updated_at = now(),
+        pending_at = now(),
+        finished_at = NULL,
+        next_at = NULL,
+        expires_at = NULL,
+        history = j.history || jsonb_build_array(jsonb_build_object(
+            'attempt', j.attempt,
+            'status', j.status,
+            'error_type', j.error_type,
+            'error_message', j.error_message,
+            'error_traceback', j.error_traceback,
+            'finished_at', j.finished_at,
+            'requeued_at', now()
+        )),
+        error_type = NULL,
+        error_message = NULL,
+        error_traceback = NULL,
+        warnings = NULL,
+        progress_done = NULL,
+        progress_total = NULL,
+        progress_at = NULL
+    WHERE j.status IN ('FAILURE', 'EXPIRED')
+    RETURNING j.message_id
+),
+forgotten_result AS (
+    DELETE FROM geotasks.result r USING requeued q
+    WHERE r.message_id = q.message_id AND r.kind = 'failure'
+)
+SELECT message_id FROM requeued;
+
 -- name: progress
 UPDATE geotasks.job SET
     progress_done = %(done)s,
@@ -110,7 +161,7 @@ SELECT
         WHEN geotasks.job_visible_status(j.status, j.expires_at) = 'EXPIRED' THEN j.expires_at
     END,
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
-    j.error_type, j.error_message,
+    j.error_type, j.error_message, j.error_traceback, j.history,
     r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
@@ -127,7 +178,8 @@ SELECT
         WHEN geotasks.job_visible_status(j.status, j.expires_at) = 'EXPIRED' THEN j.expires_at
     END,
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
-    j.error_type, j.error_message,
+    -- Lists leave tracebacks out: up to 64 kB each.
+    j.error_type, j.error_message, NULL, j.history,
     r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
@@ -148,6 +200,7 @@ UPDATE geotasks.job SET
     progress_total = NULL,
     progress_at = NULL,
     error_message = NULL,
+    error_traceback = NULL,
     warnings = NULL
 WHERE message_id IN (
     SELECT message_id FROM geotasks.job
@@ -182,7 +235,8 @@ SELECT
         WHEN geotasks.job_visible_status(j.status, j.expires_at) = 'EXPIRED' THEN j.expires_at
     END,
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
-    j.error_type, j.error_message,
+    -- Lists leave tracebacks out: up to 64 kB each.
+    j.error_type, j.error_message, NULL, j.history,
     r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
@@ -215,7 +269,8 @@ SELECT
         WHEN geotasks.job_visible_status(j.status, j.expires_at) = 'EXPIRED' THEN j.expires_at
     END,
     j.next_at, j.expires_at, j.progress_done, j.progress_total, j.progress_at,
-    j.error_type, j.error_message,
+    -- Lists leave tracebacks out: up to 64 kB each.
+    j.error_type, j.error_message, NULL, j.history,
     r.kind, r.media_type, r.size_bytes, j.warnings
 FROM geotasks.job j
 LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()

@@ -61,6 +61,14 @@ WHERE finished_at >= now() - make_interval(secs => %(window_s)s) AND started_at 
 GROUP BY actor_name, bucket
 ORDER BY actor_name, bucket;
 
+-- name: recent_failures
+-- The latest failures of the window, newest first (job_finished_at_idx, read backwards).
+SELECT message_id, actor_name, finished_at, error_type, error_message
+FROM geotasks.job
+WHERE finished_at >= now() - make_interval(secs => %(window_s)s) AND status = 'FAILURE'
+ORDER BY finished_at DESC
+LIMIT %(limit)s;
+
 -- name: rate_limits
 -- Postgres rate-limit logs: the start slots handed out within the last period or still ahead.
 -- A log's expires_at is its last slot plus the period (geotasks/postgres/sql/rate_limits.sql).

@@ -84,7 +84,7 @@ CREATE TABLE geotasks.message_deliveries (
 -- comes near Postgres' 1 GB limit and readers can seek. Failures keep type, message, traceback.
 CREATE TABLE geotasks.result (
     message_id text PRIMARY KEY,
-    kind text NOT NULL CHECK (kind IN ('value', 'geojson', 'failure')),
+    kind text NOT NULL CHECK (kind IN ('value', 'geojson', 'file', 'failure')),
     media_type text NOT NULL,
     size_bytes bigint NOT NULL CHECK (size_bytes >= 0),
     chunk_bytes integer CHECK (chunk_bytes > 0),
@@ -140,7 +140,13 @@ CREATE TABLE geotasks.job (
     error_type text,
     error_message text,
     -- What the job warned its client about (geotasks.job_warnings.warn): a JSON array.
-    warnings jsonb
+    warnings jsonb,
+    -- The last attempt's traceback (migration 0010): of a FAILURE, or of a job RETRYING.
+    error_traceback text,
+    -- Attempts that ended before a dead letter was re-queued, oldest first (migration 0010):
+    -- [{"attempt", "status", "error_type", "error_message", "error_traceback", "finished_at",
+    -- "requeued_at"}].
+    history jsonb NOT NULL DEFAULT '[]'
 );
 
 CREATE INDEX job_created_at_idx ON geotasks.job (created_at);
@@ -172,7 +178,7 @@ AS $$
     SELECT CASE
         WHEN current_status IS NULL THEN new_status NOT IN ('CANCELLED', 'EXPIRED')
         WHEN current_status IN ('SUCCESS', 'FAILURE', 'SKIPPED', 'CANCELLED', 'EXPIRED') THEN false
-        WHEN new_status = 'CANCELLED' THEN current_status IN ('PENDING', 'THROTTLED')
+        WHEN new_status = 'CANCELLED' THEN current_status IN ('PENDING', 'THROTTLED', 'RETRYING')
         WHEN new_status = 'EXPIRED' THEN false
         WHEN new_status IN ('STARTED', 'THROTTLED')
             AND new_attempt = current_attempt
@@ -257,7 +263,7 @@ CREATE TABLE geotasks.worker (
     schedules jsonb NOT NULL DEFAULT '{}'
 );
 
--- Actor catalogue (migration 0010) ----------------------------------------------------
+-- Actor catalogue (migration 0012) ----------------------------------------------------
 
 -- geotasks/postgres/catalogue.py: every public actor a worker serves, as clients know it. Workers
 -- publish their actors when they start; `geotasks.submit`, the CLI and the HTTP API read them,

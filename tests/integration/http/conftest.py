@@ -8,9 +8,13 @@ the test's Postgres database exactly as in a deployment; ``worker`` runs them.
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -23,6 +27,7 @@ from dramatiq.middleware import AgeLimit
 from psycopg2 import sql
 from starlette.testclient import TestClient
 
+from geotasks.broker import build_broker, database_for
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
 from geotasks.middleware.job_status import JobStatus
@@ -216,7 +221,7 @@ def wait_for_status(
 @pytest.fixture(scope="module")
 def shared_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
     """A database shared by one module's tests that only read (no job is ever recorded)."""
-    name = f"geotasks_http_{uuid.uuid4().hex[:12]}"
+    name = f"geotasks_db_http_{uuid.uuid4().hex[:12]}"
     conn = admin_connection(postgres_url)
     try:
         with conn.cursor() as cur:
@@ -246,3 +251,62 @@ def static_client(shared_database_url: str) -> Iterator[TestClient]:
     finally:
         close_listeners(database.url)
         database.close()
+
+
+ROOT = Path(__file__).resolve().parents[3]
+#: Longest the worker process may take to start, in seconds.
+WORKER_START_TIMEOUT_S = 30
+
+
+@pytest.fixture
+def production_broker(settings: Settings) -> Iterator[dramatiq.Broker]:
+    """The broker a deployment builds from these settings, set as Dramatiq's global broker."""
+    broker = build_broker(settings)
+    previous = dramatiq.broker.global_broker
+    dramatiq.set_broker(broker)
+    try:
+        yield broker
+    finally:
+        broker.close()
+        dramatiq.broker.global_broker = previous
+        close_listeners(database_for(settings).url)
+
+
+@pytest.fixture
+def worker_process(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``dramatiq geotasks.worker geotasks.http.echo`` on the test's database, until it is ready."""
+    log = tmp_path / "worker.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTASKS_")}
+    env["GEOTASKS_DATABASE_URL"] = settings.require_database_url()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dramatiq",
+                "geotasks.worker",
+                "geotasks.http.echo",
+                "--processes",
+                "1",
+                "--threads",
+                "2",
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
+        while b"ready for action" not in log.read_bytes():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the worker did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -21,7 +21,7 @@ from geotasks.http.app import CONFORMANCE_CLASSES, REL_CONFORMANCE, REL_JOB_LIST
 from geotasks.http.openapi import OPENAPI_MEDIA_TYPE
 from geotasks.http.problems import NO_SUCH_JOB, NO_SUCH_PROCESS, RESULT_NOT_READY
 from geotasks.http.status import REL_RESULTS
-from geotasks.postgres.job_status import JobError, JobState
+from geotasks.postgres.job_status import JobError, JobState, JobStore
 from geotasks.postgres.pool import Database
 from geotasks.registry import DECLARED, ActorSpec
 from tests.integration.http.conftest import finished_job, record_job, shift_job, wait_for_status
@@ -717,6 +717,31 @@ def test_a_running_job_cannot_be_dismissed_until_it_ends(
     response = client.delete(f"/jobs/{running}")
     assert response.status_code == 409
     assert client.get(f"/jobs/{running}").json()["status"] == "running"
+
+
+def test_a_job_waiting_for_its_retry_shows_its_error_and_can_be_dismissed(
+    client: TestClient, database: Database
+) -> None:
+    # Given a job whose first attempt failed and which waits for its retry
+    job_id = record_job(database, [JobState.PENDING, JobState.STARTED])
+    JobStore(database).transition(
+        job_id,
+        actor_name="echo",
+        queue_name="geo",
+        status=JobState.RETRYING,
+        attempt=1,
+        error=JobError("ConnectionError", "the tile server went away"),
+    )
+    # Then its document and its page say why
+    assert (
+        "ConnectionError: the tile server went away"
+        in client.get(f"/jobs/{job_id}").json()["message"]
+    )
+    assert "the tile server went away" in client.get(f"/jobs/{job_id}?f=html").text
+    # And When it is dismissed, Then it is cancelled: nothing of it is running
+    response = client.delete(f"/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "dismissed"
 
 
 def test_results_link_appears_once_the_job_succeeded(

@@ -8,83 +8,17 @@ it, and the app reads it back.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import dramatiq
 import dramatiq.broker
-import pytest
 from starlette.testclient import TestClient
 
-from geotasks.broker import build_broker, database_for
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
-from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
 from tests.integration.http.conftest import wait_for_status
-
-ROOT = Path(__file__).resolve().parents[3]
-#: Longest the worker process may take to start, in seconds.
-WORKER_START_TIMEOUT_S = 30
-
-
-@pytest.fixture
-def production_broker(settings: Settings) -> Iterator[dramatiq.Broker]:
-    """The broker a deployment builds from these settings, set as Dramatiq's global broker."""
-    broker = build_broker(settings)
-    previous = dramatiq.broker.global_broker
-    dramatiq.set_broker(broker)
-    try:
-        yield broker
-    finally:
-        broker.close()
-        dramatiq.broker.global_broker = previous
-        close_listeners(database_for(settings).url)
-
-
-@pytest.fixture
-def worker_process(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``dramatiq geotasks.worker geotasks.http.echo`` on the test's database, until it is ready."""
-    log = tmp_path / "worker.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTASKS_")}
-    env["GEOTASKS_DATABASE_URL"] = settings.require_database_url()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dramatiq",
-                "geotasks.worker",
-                "geotasks.http.echo",
-                "--processes",
-                "1",
-                "--threads",
-                "2",
-            ],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-        while b"ready for action" not in log.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the worker did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_execute_poll_and_fetch_the_result_through_a_worker_process(

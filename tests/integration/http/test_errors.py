@@ -196,6 +196,7 @@ ERROR_BEARING_PAGES: dict[str, Request] = {
     "failed job": _get("/jobs/{config_error}"),
     "failed job's input": _get("/jobs/{input_error}"),
     "jobs": _get("/jobs"),
+    "dashboard": _get("/dashboard"),
 }
 
 
@@ -259,3 +260,16 @@ def test_every_error_status_the_api_declares_is_provoked() -> None:
         if status[0] in "45"
     }
     assert declared <= {status for _, status in ERRORS.values()}
+
+
+def test_a_failed_health_check_names_no_server_path(geotasks_env: str) -> None:
+    # Given an API whose database is reached through a Unix socket that is not there
+    settings = make_settings(f"postgresql://postgres@/none?host={PLANTED_DIR}")
+    access = FailingAccess(Database(geotasks_env), settings)
+    with TestClient(create_app(settings, access=access)) as client:
+        # When a load balancer asks for its health
+        response = client.get("/health")
+    # Then it fails, saying why, without the socket's directory
+    assert response.status_code == 503
+    assert "PostgreSQL" in response.text
+    assert_no_server_path(response)

@@ -64,6 +64,7 @@ def test_the_api_conforms_to_its_openapi_document(client: TestClient) -> None:
         "DELETE /jobs/{jobID}",
         "GET /jobs/{jobID}/results",
         "GET /health",
+        "GET /dashboard",
         *(f"POST /processes/{name}/execution" for name in offered()),
     }
     assert set(checked) == expected

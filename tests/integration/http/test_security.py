@@ -153,3 +153,12 @@ def test_an_unreachable_job_store_is_503_not_a_traceback(geotasks_env: str) -> N
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert "127.0.0.1" not in response.text
+
+
+def test_the_dataset_picker_lists_the_data_directory_only_on_an_open_server(
+    client: TestClient, secured_client: TestClient
+) -> None:
+    # The process page is public: a server that asks for a token does not list its datasets
+    option = '<option value="naturalearth_lowres">'
+    assert option in client.get("/processes/shapefile_to_geojson?f=html").text
+    assert option not in secured_client.get("/processes/shapefile_to_geojson?f=html").text

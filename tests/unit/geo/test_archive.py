@@ -64,13 +64,13 @@ def test_a_zip_with_several_layers_needs_layer(
         ({"inner.zip": b"PK"}, "nested archives"),
         ({"../evil.shp": b"x"}, "unsafe path"),
         ({"/etc/evil.shp": b"x"}, "unsafe path"),
-        ({"readme.txt": b"hello"}, "no shapefile"),
+        ({"readme.txt": b"hello"}, "holds no dataset"),
     ],
 )
 def test_unsafe_or_empty_archives_are_refused(
     tmp_path: Path, members: dict[str, bytes], message: str, limits: GeoLimits
 ) -> None:
-    # Given an archive that nests a zip, escapes with ../, or holds no shapefile
+    # Given an archive that nests a zip, escapes with ../, or holds no dataset
     archive = zip_files(tmp_path / "bad.zip", members)
     # When it is inspected, Then it is refused with a clear reason
     with pytest.raises(InputError, match=message):

@@ -81,7 +81,8 @@ def test_a_folder_with_several_layers_needs_layer(
 
 def test_unknown_name_says_what_was_looked_for(data_dir: Path) -> None:
     # Given an empty data directory, When a name is resolved, Then the message is helpful
-    with pytest.raises(InputError, match=r"parcels\.shp, parcels/ and parcels\.zip"):
+    looked_for = r"parcels\.shp, parcels\.gpkg .*, parcels/ and parcels\.zip"
+    with pytest.raises(InputError, match=looked_for):
         resolve_dataset("parcels", data_dir)
 
 

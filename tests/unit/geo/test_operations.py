@@ -24,7 +24,7 @@ from geotasks.geo.result import GeoJSONResult
 from geotasks.job_warnings import recording
 
 from .conftest import MakeShapefile
-from .helpers import document, with_reading
+from .helpers import SQUARE_CW, document, with_reading
 
 GEOD = Geod(ellps="WGS84")
 CIRCLE_M2 = math.pi * 1000.0**2
@@ -109,9 +109,9 @@ def test_a_buffer_of_projected_data_is_in_metres(
     assert abs(area) == pytest.approx(math.pi * 50.0**2, rel=0.005)
 
 
-@pytest.mark.parametrize("distance", [-5, 0, math.inf, "10", True, 2e6])
+@pytest.mark.parametrize("distance", [0, math.inf, -math.inf, "10", True, 2e6, -2e6])
 def test_bad_distances_are_refused(data_dir: Path, square: Path, distance: Any) -> None:
-    # Given a negative, zero, infinite, non-numeric or huge distance
+    # Given a zero, infinite, non-numeric or huge distance
     # When buffering, Then it is refused before any data is read
     with pytest.raises(InputError, match="distance_m"):
         run(buffer_features, data_dir, "square", distance)
@@ -303,3 +303,89 @@ def test_operations_repair_an_invalid_polygon_and_report_it_unless_strict(
     # And with strict=True it fails, naming the feature
     with pytest.raises(InputError, match="feature 0 has an invalid polygon"):
         run(operation, data_dir, "bowtie", *args, strict=True, **kwargs)
+
+
+def test_a_negative_buffer_shrinks_polygons_and_keeps_those_it_empties(
+    data_dir: Path, make_shapefile: MakeShapefile
+) -> None:
+    # Given a one-degree square near Paris (about 74 by 111 km) and a 2 km one
+    small = [(2.0, 48.0), (2.0, 48.02), (2.02, 48.02), (2.02, 48.0), (2.0, 48.0)]
+    make_shapefile(
+        "lots", "Polygon",
+        [{"geometry": {"type": "Polygon", "coordinates": [SQUARE_CW]}, "properties": {"name": "a"}},
+         {"geometry": {"type": "Polygon", "coordinates": [small]}, "properties": {"name": "b"}}],
+    )  # fmt: skip
+    # When buffered by -5 km
+    big, gone = run(buffer_features, data_dir, "lots", -5_000)["features"]
+    # Then the large one lies 5 km inside its edges, valid, and the small one is a null
+    # geometry kept with its properties
+    shrunk = shapely.geometry.shape(big["geometry"])
+    original = shapely.Polygon(SQUARE_CW)
+    assert shrunk.is_valid and original.contains(shrunk)
+    west_gap_m = GEOD.inv(2.0, 48.5, shrunk.bounds[0], 48.5)[2]
+    assert west_gap_m == pytest.approx(5_000, rel=0.01)
+    assert (gone["geometry"], gone["properties"]) == (None, {"name": "b"})
+
+
+@pytest.mark.parametrize("kind", ["Point", "LineString"])
+def test_a_negative_buffer_of_points_or_lines_is_bad_input(
+    data_dir: Path, make_shapefile: MakeShapefile, kind: str
+) -> None:
+    coordinates = (2.0, 48.0) if kind == "Point" else [(2.0, 48.0), (2.1, 48.1)]
+    make_shapefile("x", kind, [{"geometry": {"type": kind, "coordinates": coordinates}}])
+    with pytest.raises(InputError, match=f"feature 0 is a {kind}: a negative distance_m"):
+        run(buffer_features, data_dir, "x", -10)
+
+
+#: Each operation, on data touching the poles and crossing ±180°.
+POLAR_OPERATIONS = {
+    "buffer 50 km": (buffer_features, (50_000,), {}),
+    "buffer -20 km": (buffer_features, (-20_000,), {}),
+    "simplify 20 km": (simplify_features, (20_000,), {}),
+    "dissolve": (dissolve_features, (), {}),
+    "clip across 180": (clip_features, (), {"bbox": [150, -90, -150, 90]}),
+    "clip the south": (clip_features, (), {"bbox": [-180, -90, 180, -60]}),
+    "clip a geometry": (
+        clip_features, (),
+        {"geometry": {"type": "Polygon", "coordinates": [[(150, -90), (180, -90), (180, 90),
+                                                          (150, 90), (150, -90)]]}},
+    ),
+    "measure": (measure_features, (), {}),
+}  # fmt: skip
+
+
+@pytest.fixture
+def polar(make_shapefile: MakeShapefile, sample: Any) -> list[str]:
+    """The countries (Antarctica, Fiji, Russia), and an Arctic cap and lines across ±180."""
+    sample("naturalearth_lowres")
+    # The cap's rim along 85°N, a vertex every 10° (a rim of two corners is a line on Earth).
+    rim = [(180.0 - 10.0 * i, 85.0) for i in range(37)]
+    cap = [*rim, (-180.0, 90.0), (180.0, 90.0), rim[0]]
+    make_shapefile("cap", "Polygon", [{"geometry": {"type": "Polygon", "coordinates": [cap]}}])
+    lines = [[(170.0, 60.0), (-170.0, 65.0)], [(0.0, 89.9), (180.0, 89.9)]]
+    make_shapefile(
+        "dateline", "LineString",
+        [{"geometry": {"type": "LineString", "coordinates": line}} for line in lines],
+    )  # fmt: skip
+    return ["naturalearth_lowres", "cap", "dateline"]
+
+
+@pytest.mark.parametrize("case", list(POLAR_OPERATIONS))
+def test_every_operation_writes_valid_geometries_at_the_poles_and_across_180(
+    data_dir: Path, polar: list[str], case: str
+) -> None:
+    operation, args, kwargs = POLAR_OPERATIONS[case]
+    for name in polar:
+        if case == "buffer -20 km" and name == "dateline":
+            continue
+        # When the operation runs, Then every geometry it wrote is valid (OGC) RFC 7946
+        for feature in run(operation, data_dir, name, *args, **kwargs)["features"]:
+            if feature["geometry"] is None:
+                continue
+            shape = shapely.geometry.shape(feature["geometry"])
+            assert shape.is_valid, (name, feature["properties"], shapely.is_valid_reason(shape))
+            assert -180.0 <= shape.bounds[0] <= shape.bounds[2] <= 180.0
+    # And the cap is still there, up to the pole (unless clipped away)
+    if case != "clip the south":
+        (cap,) = run(operation, data_dir, "cap", *args, **kwargs)["features"]
+        assert shapely.geometry.shape(cap["geometry"]).bounds[3] == 90.0
