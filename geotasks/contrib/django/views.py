@@ -55,14 +55,12 @@ class JobResultView(JobAdminView):
             stream = job.open()
         except GeotasksError as exc:
             raise Http404(str(exc)) from exc
-        suffix = ".geojson" if stored.media_type == "application/geo+json" else ".json"
-        response = FileResponse(
+        return FileResponse(
             stream,
             content_type=stored.media_type,
             as_attachment=request.GET.get("inline") is None,
-            filename=f"{object_id}{suffix}",
+            filename=stored.file_name,
         )
-        return response
 
 
 class JobMapView(JobAdminView):
