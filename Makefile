@@ -57,7 +57,8 @@ unit: $(STAMP)
 # The built-in actors' specs, which clients read before any worker has published them; a test
 # fails when they drift from geotasks/actors.py.
 catalogue: $(STAMP)
-	$(BIN)/python -c 'from geotasks.catalogue import main; main()' > geotasks/builtin_actors.json
+	$(BIN)/python -c 'import json; from geotasks.actors import builtin_specs; \
+		print(json.dumps(builtin_specs(), indent=2, ensure_ascii=False))' > geotasks/builtin_actors.json
 
 # Template databases the test suite left on the server (runs that were killed, other schema
 # versions); those a running test session uses are kept. A run drops its own when it ends.

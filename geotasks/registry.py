@@ -253,6 +253,8 @@ class Declared(Protocol):
 
     actor_name: str
     spec: ActorSpec
+    #: Whether clients may see it (the catalogue, the CLI, the HTTP API).
+    public: bool
 
     def bind(self, broker: Broker) -> None:
         """Declare the actor on ``broker``."""
@@ -261,8 +263,3 @@ class Declared(Protocol):
 #: Every actor this process declared with ``@geotasks.actor`` and no broker of its own, by
 #: name: bound to geotasks' broker when it is built (:func:`geotasks.broker.setup_broker`).
 DECLARED: dict[str, Declared] = {}
-
-
-def declared_specs() -> Registry:
-    """The actors this process declared (and may publish), as specs."""
-    return Registry(actor.spec for actor in DECLARED.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import tempfile
 import uuid
@@ -21,6 +22,7 @@ import pytest
 from psycopg2 import sql
 
 from geotasks.job_warnings import set_recorder
+from geotasks.postgres import pool as pool_module
 from geotasks.postgres.job_status import set_running_job
 from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.migrate import migrate
@@ -128,44 +130,59 @@ def template_database(postgres_url: str) -> Iterator[str]:
         conn.close()
 
 
-@pytest.fixture
-def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
-    """URL of a fresh database with the current schema, dropped after the test."""
-    name = f"geotasks_db_{uuid.uuid4().hex[:12]}"
+def release_connections(url: str) -> None:
+    """Close this process's pool and LISTEN connection on ``url`` (before its database goes:
+    a listener left on a dropped database would try to reconnect for ever)."""
+    close_listeners(url)
+    database = pool_module._databases.pop((os.getpid(), url), None)
+    if database is not None:
+        database.close()
+
+
+@contextlib.contextmanager
+def fresh_database(postgres_url: str, template: str | None, prefix: str) -> Iterator[str]:
+    """Yield the URL of a new database (a copy of ``template``, or empty); drop it afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     conn = admin_connection(postgres_url)
     try:
         with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template_database)
+            cur.execute(create)
+        url = with_database(postgres_url, name)
+        try:
+            yield url
+        finally:
+            release_connections(url)
+            with conn.cursor() as cur:
+                cur.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
-            )
-        yield with_database(postgres_url, name)
     finally:
-        # A listener left on a dropped database would try to reconnect for ever.
-        close_listeners(with_database(postgres_url, name))
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
         conn.close()
+
+
+@pytest.fixture
+def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+    """URL of a fresh database with the current schema, dropped after the test."""
+    with fresh_database(postgres_url, template_database, "geotasks_db") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+    """A fresh database with the current schema shared by the tests of one module (those that
+    start one worker for the module, or only read), dropped after it."""
+    with fresh_database(postgres_url, template_database, "geotasks_db_module") as url:
+        yield url
 
 
 @pytest.fixture
 def empty_database_url(postgres_url: str) -> Iterator[str]:
     """URL of a fresh, empty database (no geotasks schema), dropped after the test."""
-    name = f"geotasks_empty_{uuid.uuid4().hex[:12]}"
-    conn = admin_connection(postgres_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        yield with_database(postgres_url, name)
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        conn.close()
+    with fresh_database(postgres_url, None, "geotasks_empty") as url:
+        yield url
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..errors import InputError
 from ..geo import output_formats
 from ..geo.listing import list_dataset_names
-from ..postgres.job_status import CANCELLABLE_STATES, JobInfo, JobState
+from ..job_model import CANCELLABLE_STATES, JobInfo, JobState
 from ..postgres.results import FILE, result_file_name
 from ..settings import Settings, get_settings
 from .dashboard import dashboard_openapi, dashboard_routes
@@ -55,6 +55,7 @@ from .problems import (
     no_such_job,
 )
 from .processes import Catalogue, Process
+from .schedules import schedules_openapi, schedules_routes
 from .status import OGC_STATUS_CODES, states_for, status_info
 from .store import JobAccess, JobQuery, parse_cursor, parse_datetime_filter
 from .streaming import PIECE_BYTES, iter_stream, parse_range
@@ -328,6 +329,7 @@ class Api:
                 **dashboard_openapi(secured=bool(self.settings.api_tokens)),
                 **HEALTH_PATHS,
                 **(METRICS_PATHS if self.settings.api_metrics else {}),
+                **schedules_openapi(secured=bool(self.settings.api_tokens)),
             },
         )
 
@@ -928,6 +930,7 @@ def create_app(
         *dashboard_routes(api),
         *health_routes(settings),
         *metrics_routes(settings, api.require_token),
+        *schedules_routes(settings, api.require_token),
         Mount("/static", StaticFiles(packages=[("geotasks.http", "static")]), name="static"),
     ]
     middleware = [Middleware(SecurityHeaders)]

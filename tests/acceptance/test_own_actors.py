@@ -7,14 +7,12 @@ import json
 import subprocess
 import sys
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dramatiq.message import Message
-from psycopg2 import sql
 
 from geotasks.broker import build_broker
 from geotasks.jobs import Job
@@ -22,7 +20,6 @@ from geotasks.postgres.pool import Database
 from geotasks.settings import load_settings
 from tests.acceptance.conftest import ROOT, RunGeotasks, clean_environment
 from tests.acceptance.processes import Service, running
-from tests.conftest import admin_connection, with_database
 from tests.waiting import wait_for_published_actor, wait_until
 
 EXAMPLE_DIR = ROOT / "examples" / "celery_port"
@@ -105,38 +102,19 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def app_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
-    """A database for this module's one worker (starting a worker per test costs seconds)."""
-    name = f"geotasks_test_{uuid.uuid4().hex[:12]}"
-    conn = admin_connection(postgres_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template_database)
-                )
-            )
-        yield with_database(postgres_url, name)
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        conn.close()
-
-
-@pytest.fixture(scope="module")
-def client_env(app_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def client_env(
+    module_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     """A client's environment: the database, and nothing of the application."""
     return clean_environment(
-        GEOTASKS_DATABASE_URL=app_database_url,
+        GEOTASKS_DATABASE_URL=module_database_url,
         GEOTASKS_TMP_DIR=str(tmp_path_factory.mktemp("client-tmp")),
     )
 
 
 @pytest.fixture(scope="module")
 def worker(
-    app_database_url: str, client_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    module_database_url: str, client_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     """``dramatiq geotasks.worker`` serving the example's ``tasks`` and ``result_shapes``,
     both loaded from directories only the worker has on its path."""
@@ -152,7 +130,7 @@ def worker(
         service = services.dramatiq("worker", "--processes", "1", "--threads", "4")
         try:
             for name in ("get_shps", "nested"):
-                wait_for_published_actor(app_database_url, name)
+                wait_for_published_actor(module_database_url, name)
         except BaseException:
             print(services.logs())
             raise
@@ -206,16 +184,16 @@ def test_a_client_without_the_code_sends_by_name_and_gets_every_result_shape(
 
 
 def test_the_worker_checks_a_message_sent_by_other_means(
-    worker: Service, app_database_url: str
+    worker: Service, module_database_url: str
 ) -> None:
     # Given a message built by hand, past every client-side check
-    settings = load_settings({"GEOTASKS_DATABASE_URL": app_database_url})
+    settings = load_settings({"GEOTASKS_DATABASE_URL": module_database_url})
     broker = build_broker(settings)
     try:
         message = broker.enqueue(
             Message(queue_name="default", actor_name="summary", args=(7,), kwargs={}, options={})
         )
-        database = Database(app_database_url, max_connections=1)
+        database = Database(module_database_url, max_connections=1)
         try:
             job = Job(message.message_id, database=database)
             info = job.wait(timeout=60)
@@ -246,15 +224,15 @@ def test_geotasks_actors_lists_what_the_worker_published(
 
 
 def test_the_http_api_lists_and_runs_the_applications_actor(
-    worker: Service, app_database_url: str
+    worker: Service, module_database_url: str
 ) -> None:
     from starlette.testclient import TestClient
 
     from geotasks.http.app import create_app
     from geotasks.http.store import JobAccess
 
-    settings = load_settings({"GEOTASKS_DATABASE_URL": app_database_url})
-    database = Database(app_database_url, max_connections=2)
+    settings = load_settings({"GEOTASKS_DATABASE_URL": module_database_url})
+    database = Database(module_database_url, max_connections=2)
     broker = build_broker(settings)
     try:
         app = create_app(settings, access=JobAccess(database, settings, broker=broker))

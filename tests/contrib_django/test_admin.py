@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import geotasks
-from geotasks.postgres.job_status import JobState
+from geotasks.job_model import JobState
 from tests.acceptance.processes import Service
 from tests.waiting import wait_until
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import geotasks
-from geotasks.postgres.job_status import JobState
+from geotasks.job_model import JobState
 from tests.acceptance.processes import Service, Services
 
 from .conftest import PROJECT, project_env

@@ -27,17 +27,13 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name, xq_name
 from dramatiq.message import Message
-from psycopg2 import sql
 
 from geotasks.broker import build_broker
 from geotasks.jobs import Job
-from geotasks.postgres import pool as pool_module
 from geotasks.postgres.broker import PostgresBroker
-from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import get_database
 from geotasks.settings import Settings, get_settings
 from tests import servers
-from tests.conftest import admin_connection, with_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DATA = ROOT / "sample_data"
@@ -118,55 +114,6 @@ class WorkerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def create_database(postgres_url: str, template: str) -> str:
-    """Create a database from the schema template; return its URL."""
-    name = f"geotasks_db_rel_{uuid.uuid4().hex[:12]}"
-    conn = admin_connection(postgres_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
-    finally:
-        conn.close()
-    return with_database(postgres_url, name)
-
-
-def release_connections(url: str) -> None:
-    """Close this process's pool and LISTEN connection on ``url``."""
-    close_listeners(url)
-    database = pool_module._databases.pop((os.getpid(), url), None)
-    if database is not None:
-        database.close()
-
-
-def drop_database(postgres_url: str, url: str) -> None:
-    """Release this process's connections to ``url`` and drop its database."""
-    release_connections(url)
-    conn = admin_connection(postgres_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(url.rsplit("/", 1)[1])
-                )
-            )
-    finally:
-        conn.close()
-
-
-@pytest.fixture(scope="module")
-def module_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
-    """A fresh database shared by the tests of one module, dropped after it."""
-    url = create_database(postgres_url, template_database)
-    try:
-        yield url
-    finally:
-        drop_database(postgres_url, url)
 
 
 @pytest.fixture(scope="module")
@@ -335,7 +282,7 @@ def client_broker(geotasks_env: str, broker_url: str, queue_name: str) -> Iterat
     """The sending side, with geotasks' middleware, on the test's own queue.
 
     On Redis, the messages of a dead worker come back through the maintenance the surviving
-    workers run every quarter of the heartbeat timeout (:mod:`geotasks.redis_broker`); the
+    workers run every quarter of the heartbeat timeout (:mod:`geotasks.redis.broker`); the
     client does nothing to help.
     """
     broker = build_broker(

@@ -18,13 +18,12 @@ from geotasks.demo_actors import add_numbers
 from geotasks.errors import GeotasksError
 from geotasks.jobs import submit_with_options
 from geotasks.settings import Settings
-from tests.conftest import admin_connection
+from tests.conftest import admin_connection, release_connections
 
 from .conftest import (
     SAMPLE_DATA,
     WORKER_TIMEOUT_S,
     WorkerProcess,
-    release_connections,
     worker_environment,
 )
 

@@ -22,9 +22,10 @@ from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.migrate import migrate
 from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
+from tests.conftest import release_connections
 from tests.waiting import wait_until
 
-from .conftest import WORKER_TIMEOUT_S, WorkerProcess, release_connections, worker_environment
+from .conftest import WORKER_TIMEOUT_S, WorkerProcess, worker_environment
 
 #: Jobs sent before the restart, and after it.
 JOBS_EACH_SIDE = 40

@@ -290,19 +290,16 @@ class ScheduleAdmin(ReadOnlyAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        from ...monitoring.schedules import schedule_states
-        from ...postgres.overview import read_state
+        from ...monitoring.schedules import read_schedules
         from ...settings import get_settings
 
         if not self.has_view_permission(request):
             raise PermissionDenied
-        settings = get_settings()
-        state = read_state(geotasks_database(), settings.broker_heartbeat_timeout_s)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Schedules",
-            "schedules": schedule_states(state, settings.periodic_skip_delay_s),
+            "schedules": read_schedules(geotasks_database(), get_settings()),
             **(extra_context or {}),
         }
         return render(request, "admin/geotasks/schedules.html", context)

@@ -20,7 +20,7 @@ from typing import Any
 from django.utils.module_loading import import_string
 
 from ...errors import GeotasksError, JobNotFound, ResultExpired
-from ...postgres.job_status import JobInfo, JobState
+from ...job_model import JobInfo, JobState
 from ...postgres.messages import message_arguments
 from ...signatures import checked_arguments
 from .database import geotasks_database

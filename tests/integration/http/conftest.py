@@ -24,20 +24,19 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.message import Message
 from dramatiq.middleware import AgeLimit
-from psycopg2 import sql
 from starlette.testclient import TestClient
 
 from geotasks.broker import build_broker, database_for
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
+from geotasks.job_model import JobError, JobState
 from geotasks.middleware.job_status import JobStatus
 from geotasks.middleware.results import Results
-from geotasks.postgres.job_status import JobError, JobState, JobStore
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings, load_settings
-from tests.conftest import admin_connection, with_database
 
 #: A bearer token the secured app accepts.
 TOKEN = "test-token-0123456789abcdef"
@@ -219,31 +218,10 @@ def wait_for_status(
 
 
 @pytest.fixture(scope="module")
-def shared_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
-    """A database shared by one module's tests that only read (no job is ever recorded)."""
-    name = f"geotasks_db_http_{uuid.uuid4().hex[:12]}"
-    conn = admin_connection(postgres_url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template_database)
-                )
-            )
-        yield with_database(postgres_url, name)
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        conn.close()
-
-
-@pytest.fixture(scope="module")
-def static_client(shared_database_url: str) -> Iterator[TestClient]:
+def static_client(module_database_url: str) -> Iterator[TestClient]:
     """A client of the open API for tests of resources that do not change (no jobs)."""
-    settings = make_settings(shared_database_url)
-    database = Database(shared_database_url, max_connections=2)
+    settings = make_settings(module_database_url)
+    database = Database(module_database_url, max_connections=2)
     app = create_app(settings, access=JobAccess(database, settings))
     try:
         with TestClient(app, base_url="http://testserver") as test_client:

@@ -21,7 +21,8 @@ from geotasks.http.app import CONFORMANCE_CLASSES, REL_CONFORMANCE, REL_JOB_LIST
 from geotasks.http.openapi import OPENAPI_MEDIA_TYPE
 from geotasks.http.problems import NO_SUCH_JOB, NO_SUCH_PROCESS, RESULT_NOT_READY
 from geotasks.http.status import REL_RESULTS
-from geotasks.postgres.job_status import JobError, JobState, JobStore
+from geotasks.job_model import JobError, JobState
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
 from geotasks.registry import DECLARED, ActorSpec
 from tests.integration.http.conftest import finished_job, record_job, shift_job, wait_for_status
