@@ -20,7 +20,7 @@ from typing import Any
 
 from dramatiq.middleware import CurrentMessage
 
-from ...declaration import Actor, actor
+from ...declaration import PUBLIC_OPTIONS, Actor, actor
 from .tasks_api import (
     InvalidTask,
     Task,
@@ -34,18 +34,7 @@ from .tasks_api import (
 )
 
 #: geotasks options a backend's ``OPTIONS`` may give a task, by the task's import path.
-TASK_OPTIONS = frozenset(
-    {
-        "queue_name",
-        "rate_limit",
-        "rate_limit_burst",
-        "concurrency_limit",
-        "time_limit",
-        "max_retries",
-        "result_ttl",
-        "max_age",
-    }
-)
+TASK_OPTIONS = frozenset({"queue_name", *PUBLIC_OPTIONS})
 
 _actors: dict[str, Actor[..., Any]] = {}
 _actors_lock = threading.Lock()
