@@ -102,3 +102,24 @@ def test_the_example_project_migrates_and_serves_its_actor(empty_database_url: s
     )
     assert shapes.returncode == 0, shapes.stderr
     assert 0 < int(shapes.stdout.strip().splitlines()[-1]) < 177
+
+
+def test_migrate_applies_a_newer_releases_schema_changes(empty_database_url: str) -> None:
+    from geotasks.postgres.migrate import apply_migrations, list_migrations
+
+    # Given: a project migrated by an older geotasks release (its schema one version behind)
+    assert manage(empty_database_url, "migrate", "--no-input").returncode == 0
+    with psycopg2.connect(empty_database_url) as conn, conn.cursor() as cur:
+        cur.execute("DROP SCHEMA geotasks CASCADE")
+        apply_migrations(cur, list_migrations()[:-1])
+    conn.close()
+    assert schema_version(empty_database_url) == latest_version() - 1
+    # When: `manage.py migrate` runs with this release (Django has nothing left to apply)
+    done = manage(empty_database_url, "migrate", "--no-input")
+    # Then: geotasks' newer migration is applied all the same
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"geotasks schema upgraded from version {latest_version() - 1} to {latest_version()}"
+        in done.stdout
+    )
+    assert schema_version(empty_database_url) == latest_version()
