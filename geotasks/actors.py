@@ -191,3 +191,15 @@ def clip_features(
 def measure_features(name: DatasetName, *, reading: ReadingOptions) -> GeoJSONResult:
     """Add geodesic area (m²) and length or perimeter (m) to every feature's properties."""
     return _run(operations.measure_features, name, reading)
+
+
+def builtin_specs() -> list[dict[str, Any]]:
+    """The public actors above as the catalogue stores them, in the order of ``__all__``.
+
+    ``builtin_actors.json`` ships exactly this (``make catalogue`` writes it, a test compares),
+    so that a client without this module's code knows the built-in actors.
+    """
+    module = globals()
+    return [
+        module[name].spec.to_json() for name in __all__ if getattr(module[name], "public", False)
+    ]

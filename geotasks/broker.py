@@ -5,11 +5,13 @@ send messages. The broker is chosen by the scheme of ``GEOTASKS_BROKER_URL`` (wh
 ``GEOTASKS_DATABASE_URL``):
 
 - ``postgresql://`` — geotasks' own :class:`~geotasks.postgres.broker.PostgresBroker`;
-- ``redis://`` — Dramatiq's ``RedisBroker`` (``pip install geotasks[redis]``);
+- ``redis://`` — Dramatiq's ``RedisBroker``, with geotasks' maintenance and doorbell
+  (:class:`~geotasks.redis.broker.RedisBroker`; ``pip install geotasks[redis]``);
 - ``amqp://`` — Dramatiq's ``RabbitmqBroker`` (``pip install geotasks[rabbitmq]``).
 
 With nothing configured it refuses to start: it never falls back, as Dramatiq's ``get_broker()``
-does, to a RabbitMQ on localhost.
+does, to a RabbitMQ on localhost. The rate limits' backend is chosen here too, by the scheme of
+``GEOTASKS_RATE_LIMIT_URL`` (the database by default).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from periodiq import PeriodiqMiddleware
 
 from .errors import ConfigurationError
 from .middleware.deliveries import DeliveryLimit, most_deaths_before_rejection
@@ -41,8 +42,10 @@ from .middleware.results import Results
 from .middleware.workers import WorkerRegistry
 from .postgres.job_status import JobStore
 from .postgres.pool import Database, get_database, redact_url
+from .postgres.rate_limits import PostgresBackend as PostgresLimiterBackend
 from .postgres.results import PostgresBackend
 from .postgres.workers import WorkerStore
+from .rate_limits import LimiterBackend
 from .registry import DECLARED
 from .settings import POSTGRES_SCHEMES, Settings, get_settings
 
@@ -86,11 +89,13 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
         # Its count carries STARTED too, in one round trip, when nothing in between may hold
         # the message back.
         DeliveryLimit(database, max_deliveries=settings.max_deliveries, job_status=job_status),
-        # periodiq's skip of late ticks comes before de-duplication: a copy skipped as late
-        # must not claim a tick that another scheduler's on-time copy can still run.
-        PeriodiqMiddleware(skip_delay=settings.periodic_skip_delay_s),
-        PeriodicDeduplication(database),
-        RateLimit.from_settings(settings),
+        PeriodicDeduplication(database, skip_late_s=settings.periodic_skip_delay_s),
+        RateLimit(
+            limiter_backend(settings, database),
+            guard_ms=settings.rate_limit_guard_ms,
+            hold_ms=settings.rate_limit_hold_ms,
+            lease_ttl_ms=settings.concurrency_lease_ttl_ms,
+        ),
         job_status,
         # Dramatiq's default middleware, in Dramatiq's order.
         AgeLimit(),
@@ -108,10 +113,36 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
     ]
 
 
+def limiter_backend(settings: Settings, database: Database) -> LimiterBackend:
+    """Return the rate-limiter backend ``GEOTASKS_RATE_LIMIT_URL`` names: ``database`` by default.
+
+    Raises:
+      ConfigurationError: when it names Redis and the redis client is not installed.
+    """
+    url = settings.rate_limit_url
+    if url is None:
+        return PostgresLimiterBackend(database)
+    if urlsplit(url).scheme in {"redis", "rediss"}:
+        try:
+            from .redis.rate_limits import RedisBackend
+        except ImportError as exc:
+            raise ConfigurationError(
+                "GEOTASKS_RATE_LIMIT_URL names Redis, but the redis client is not installed: "
+                "pip install 'geotasks[redis]'"
+            ) from exc
+        return RedisBackend(url=url)
+    return PostgresLimiterBackend(
+        get_database(
+            url,
+            max_connections=settings.pool_max_connections,
+            connect_timeout_s=settings.connect_timeout_s,
+        )
+    )
+
+
 #: The classes :func:`build_middleware` installs, in its order.
 MIDDLEWARE_TYPES: tuple[type[Middleware], ...] = (
     DeliveryLimit,
-    PeriodiqMiddleware,
     PeriodicDeduplication,
     RateLimit,
     JobStatus,
@@ -177,7 +208,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         return broker
     if scheme in {"redis", "rediss"}:
         try:
-            from .redis_broker import RedisBroker
+            from .redis.broker import RedisBroker
         except ImportError as exc:
             raise ConfigurationError(
                 "GEOTASKS_BROKER_URL names a Redis broker, but the redis client is not "

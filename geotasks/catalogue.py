@@ -128,19 +128,3 @@ def _configured_database() -> Database | None:
         max_connections=settings.pool_max_connections,
         connect_timeout_s=settings.connect_timeout_s,
     )
-
-
-def main() -> None:
-    """Print the built-in actors' specs as this release declares them (``make catalogue``)."""
-    from . import actors
-
-    specs = [
-        getattr(actors, name).spec.to_json()
-        for name in actors.__all__
-        if getattr(getattr(actors, name), "public", False)
-    ]
-    print(json.dumps(specs, indent=2, ensure_ascii=False))
-
-
-if __name__ == "__main__":
-    main()

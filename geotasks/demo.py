@@ -25,11 +25,11 @@ import orjson
 from psycopg2.extensions import cursor as Cursor
 
 from .broker import setup_broker
-from .cli import scheduler_command
 from .errors import GeotasksError
+from .job_model import JobInfo, JobState
 from .jobs import Job, submit
 from .postgres.broker import PostgresBroker
-from .postgres.job_status import JobInfo, JobState, JobStore
+from .postgres.job_status import JobStore
 from .postgres.migrate import schema_version
 from .postgres.pool import Database
 from .settings import env_name
@@ -72,8 +72,14 @@ class _LogReader(threading.Thread):
             self.lines.append(line.rstrip("\n"))
 
 
-def run_demo(database_url: str) -> int:
-    """Run the demo against ``database_url`` and return the exit code."""
+def run_demo(database_url: str, scheduler_argv: list[str]) -> int:
+    """Run the demo against ``database_url`` and return the exit code.
+
+    Parameters:
+      database_url: The database the worker, the scheduler and the demo share.
+      scheduler_argv: The command line that starts a scheduler (the ``geotasks`` command
+        knows it: it runs the same one as ``geotasks scheduler``).
+    """
     database = Database(database_url, max_connections=1)
     try:
         print(
@@ -81,12 +87,12 @@ def run_demo(database_url: str) -> int:
             f"{schema_version(database)}",
             flush=True,
         )
-        return _run_worker_and_send(database)
+        return _run_worker_and_send(database, scheduler_argv)
     finally:
         database.close()
 
 
-def _run_worker_and_send(database: Database) -> int:
+def _run_worker_and_send(database: Database, scheduler_argv: list[str]) -> int:
     env = dict(os.environ)
     env.setdefault(env_name("delete_expired_results_schedule"), DEMO_MAINTENANCE_SCHEDULE)
     worker, worker_log = _start(
@@ -94,7 +100,7 @@ def _run_worker_and_send(database: Database) -> int:
         env,
     )
     print(f"geotasks demo: started `dramatiq geotasks.worker` (pid {worker.pid})", flush=True)
-    scheduler, scheduler_log = _start(scheduler_command(), env)
+    scheduler, scheduler_log = _start(scheduler_argv, env)
     print(
         "geotasks demo: started the scheduler `periodiq geotasks.worker geotasks.maintenance` "
         f"(pid {scheduler.pid})",

@@ -263,4 +263,3 @@ class Declared(Protocol):
 #: Every actor this process declared with ``@geotasks.actor`` and no broker of its own, by
 #: name: bound to geotasks' broker when it is built (:func:`geotasks.broker.setup_broker`).
 DECLARED: dict[str, Declared] = {}
-

@@ -45,8 +45,7 @@ from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
 
 from ..errors import InvalidRateLimit, RateLimiterUnavailable, TransientError
-from ..rate_limits import Lease, LimiterBackend, Rate, Slot, get_backend
-from ..settings import Settings
+from ..rate_limits import Lease, LimiterBackend, Rate, Slot
 from .job_status import THROTTLED_UNTIL_OPTION, mark_throttled
 
 logger = logging.getLogger(__name__)
@@ -214,20 +213,6 @@ class RateLimit(Middleware):
         worker_logger = logging.getLogger(_WORKER_LOGGER)
         if _skip_filter not in worker_logger.filters:
             worker_logger.addFilter(_skip_filter)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimit:
-        """Build the middleware from ``GEOTASKS_RATE_LIMIT_*`` settings.
-
-        Raises:
-          ConfigurationError: when neither a database nor a rate-limit URL is configured.
-        """
-        return cls(
-            get_backend(settings),
-            guard_ms=settings.rate_limit_guard_ms,
-            hold_ms=settings.rate_limit_hold_ms,
-            lease_ttl_ms=settings.concurrency_lease_ttl_ms,
-        )
 
     @property
     def actor_options(self) -> set[str]:

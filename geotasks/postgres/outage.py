@@ -18,6 +18,19 @@ logger = logging.getLogger(__name__)
 #: Longest silence while an outage lasts, in seconds.
 REPEAT_INTERVAL_S = 60.0
 
+_shared: dict[str, Outage] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_outage(what: str) -> Outage:
+    """Return this process's :class:`Outage` of ``what``: every pool on one server shares it
+    (a worker has several), so an outage is logged once per process."""
+    with _shared_lock:
+        outage = _shared.get(what)
+        if outage is None:
+            outage = _shared[what] = Outage(what)
+        return outage
+
 
 class Outage:
     """The state of one resource's outage, shared by every thread that uses the resource.

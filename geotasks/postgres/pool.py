@@ -26,7 +26,7 @@ from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
 from ..errors import DatabaseError, DatabaseMisconfigured, DatabaseUnavailable
-from .outage import Outage
+from .outage import shared_outage
 from .permanent_errors import is_permanent, missing_schema_hint
 
 logger = logging.getLogger(__name__)
@@ -182,9 +182,9 @@ class Database:
         # Connections inherited through fork() belong to the parent: closing them here would
         # send a Terminate message down the parent's socket, so they are only kept referenced.
         self._inherited: list[Connection] = []
-        #: Shared by everything that reaches Postgres through this pool (and its listener), so
+        #: Shared by everything in this process that reaches this server (pools, listener), so
         #: an outage is logged once, not once per attempt of every thread.
-        self.outage = Outage(f"PostgreSQL at {redact_url(url)}")
+        self.outage = shared_outage(f"PostgreSQL at {redact_url(url)}")
 
     def __repr__(self) -> str:
         return f"Database({redact_url(self.url)!r}, max_connections={self.max_connections})"

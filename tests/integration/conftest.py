@@ -137,7 +137,7 @@ def limiter_backend(request: pytest.FixtureRequest) -> Iterator[LimiterBackend]:
         request.getfixturevalue("listeners_closed")
         yield PostgresLimiterBackend(request.getfixturevalue("database"))
         return
-    from geotasks.rate_limits.redis import RedisBackend
+    from geotasks.redis.rate_limits import RedisBackend
 
     backend = RedisBackend(url=request.getfixturevalue("redis_url"))
     try:

@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -81,7 +82,9 @@ def test_an_unreachable_server_is_logged_once_not_at_every_attempt(
 ) -> None:
     # Given a server that does not answer, and a listener plus three threads' units of work
     # retrying against it (the listener every half second)
-    unreachable = Database("postgresql://nobody@127.0.0.1:1/none", attempts=4, connect_timeout_s=1)
+    # (its own name: the outage of a server is shared by everything in the process)
+    url = f"postgresql://nobody@127.0.0.1:1/none_{uuid.uuid4().hex[:8]}"
+    unreachable = Database(url, attempts=4, connect_timeout_s=1)
     caplog.set_level(logging.WARNING)
     listener = Listener(unreachable)
     try:
@@ -105,9 +108,7 @@ def test_an_unreachable_server_is_logged_once_not_at_every_attempt(
     # Then the outage was logged once, in a line naming the server, and nothing else warned
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, warnings
-    assert warnings[0].startswith(
-        "PostgreSQL at postgresql://nobody@127.0.0.1:1/none is unavailable"
-    )
+    assert warnings[0].startswith(f"PostgreSQL at {url} is unavailable")
 
 
 def test_the_end_of_an_outage_is_logged_with_its_length(

@@ -230,7 +230,7 @@ def test_an_unreachable_postgres_is_a_transient_error() -> None:
 
 def test_an_unreachable_redis_is_a_transient_error() -> None:
     pytest.importorskip("redis")
-    from geotasks.rate_limits.redis import RedisBackend
+    from geotasks.redis.rate_limits import RedisBackend
 
     backend = RedisBackend(url="redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     with pytest.raises(RateLimiterUnavailable):

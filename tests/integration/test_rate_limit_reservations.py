@@ -122,7 +122,7 @@ def _reserve_from_a_process(kind: str, url: str, key: str) -> list[int]:
     if kind == "postgres":
         backend = PostgresBackend(Database(url, max_connections=4))
     else:
-        from geotasks.rate_limits.redis import RedisBackend
+        from geotasks.redis.rate_limits import RedisBackend
 
         backend = RedisBackend(url=url)
 

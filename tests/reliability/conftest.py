@@ -282,7 +282,7 @@ def client_broker(geotasks_env: str, broker_url: str, queue_name: str) -> Iterat
     """The sending side, with geotasks' middleware, on the test's own queue.
 
     On Redis, the messages of a dead worker come back through the maintenance the surviving
-    workers run every quarter of the heartbeat timeout (:mod:`geotasks.redis_broker`); the
+    workers run every quarter of the heartbeat timeout (:mod:`geotasks.redis.broker`); the
     client does nothing to help.
     """
     broker = build_broker(

@@ -22,7 +22,7 @@ import pytest
 
 import geotasks
 from geotasks.errors import ActorNotRegistered, JobFailed
-from geotasks.postgres.job_status import JobState
+from geotasks.job_model import JobState
 from geotasks.postgres.pool import get_database
 from tests.waiting import wait_until
 

@@ -15,7 +15,6 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from periodiq import PeriodiqMiddleware
 
 from geotasks.broker import MIDDLEWARE_TYPES, build_broker, known_actor_options
 from geotasks.errors import ConfigurationError
@@ -26,8 +25,10 @@ from geotasks.middleware.rate_limit import RateLimit
 from geotasks.middleware.results import Results
 from geotasks.middleware.workers import WorkerRegistry
 from geotasks.postgres.broker import PostgresBroker
+from geotasks.postgres.rate_limits import PostgresBackend as PostgresLimiterBackend
 from geotasks.postgres.results import PostgresBackend
-from geotasks.redis_broker import RedisBroker
+from geotasks.redis.broker import RedisBroker
+from geotasks.redis.rate_limits import RedisBackend as RedisLimiterBackend
 from geotasks.settings import Settings
 
 DATABASE_URL = "postgresql://app@db.example/geotasks"
@@ -61,7 +62,6 @@ def test_the_middleware_are_in_the_documented_order() -> None:
     broker = build_broker(Settings(database_url=DATABASE_URL))
     assert [type(m) for m in broker.middleware] == [
         DeliveryLimit,
-        PeriodiqMiddleware,
         PeriodicDeduplication,
         RateLimit,
         JobStatus,
@@ -122,7 +122,7 @@ def test_a_missing_client_library_names_the_extra_to_install(
 ) -> None:
     # Given a broker whose client library cannot be imported (nor geotasks' module using it)
     monkeypatch.setitem(sys.modules, module, None)
-    monkeypatch.delitem(sys.modules, "geotasks.redis_broker", raising=False)
+    monkeypatch.delitem(sys.modules, "geotasks.redis.broker", raising=False)
 
     # When it is built, Then the error says what to install
     with pytest.raises(ConfigurationError, match=extra.replace("[", r"\[").replace("]", r"\]")):
@@ -134,3 +134,41 @@ def test_actor_options_are_known_before_any_broker_is_built() -> None:
     broker = build_broker(Settings(database_url=DATABASE_URL))
     assert list(MIDDLEWARE_TYPES) == [type(m) for m in broker.middleware]
     assert known_actor_options() == broker.actor_options
+
+
+@pytest.mark.parametrize(
+    ("rate_limit_url", "expected", "server"),
+    [
+        (None, PostgresLimiterBackend, DATABASE_URL),
+        ("postgresql://app@limits.example/geotasks", PostgresLimiterBackend, "limits.example"),
+        ("redis://cache.example:6379/2", RedisLimiterBackend, "cache.example"),
+    ],
+)
+def test_the_rate_limit_url_chooses_the_limiter_backend(
+    rate_limit_url: str | None, expected: type[object], server: str
+) -> None:
+    # Given settings naming a rate-limit store (or only the database)
+    settings = Settings(database_url=DATABASE_URL, rate_limit_url=rate_limit_url)
+
+    # When the middleware is built, Then the rate limits are kept there
+    (rate_limit,) = [m for m in build_broker(settings).middleware if isinstance(m, RateLimit)]
+    backend = rate_limit.backend
+    assert type(backend) is expected
+    if isinstance(backend, PostgresLimiterBackend):
+        assert server in backend.database.url
+    else:
+        assert backend.client.connection_pool.connection_kwargs["host"] == server
+
+
+def test_a_missing_redis_client_for_rate_limits_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given Redis rate limits, but no importable Redis client
+    monkeypatch.setitem(sys.modules, "redis", None)
+    for module in ("geotasks.redis", "geotasks.redis.rate_limits"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    settings = Settings(database_url=DATABASE_URL, rate_limit_url="redis://cache.example/2")
+
+    # When the middleware is built, Then the error says what to install
+    with pytest.raises(ConfigurationError, match=r"pip install 'geotasks\[redis\]'"):
+        build_broker(settings)

@@ -10,7 +10,7 @@ import dramatiq
 import pytest
 from dramatiq.brokers.redis import RedisBroker as DramatiqRedisBroker
 
-from geotasks.redis_broker import RedisBroker
+from geotasks.redis.broker import RedisBroker
 
 #: Idle time before each send: long enough for Dramatiq's back-off to reach its longest sleep.
 IDLE_S = 1.2

@@ -11,7 +11,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker as DramatiqRedisBroker
 from dramatiq.message import Message
 
-from geotasks.redis_broker import RedisBroker
+from geotasks.redis.broker import RedisBroker
 
 HEARTBEAT_TIMEOUT_MS = 500
 

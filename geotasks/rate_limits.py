@@ -1,4 +1,4 @@
-"""Global rate limits: the ``"N/s|m|h|d"`` notation and the backends every worker shares.
+"""The vocabulary of global rate limits: the ``"N/s|m|h|d"`` notation and what a backend does.
 
 A backend is a Dramatiq :class:`~dramatiq.rate_limits.RateLimiterBackend` (so Dramatiq's own
 ``WindowRateLimiter``, ``ConcurrentRateLimiter``, ``Barrier`` and group callbacks run on it) that
@@ -13,7 +13,8 @@ can also *reserve* start slots and *lease* concurrency slots:
   so one held by a killed worker frees itself.
 
 Backends: :class:`geotasks.postgres.rate_limits.PostgresBackend` and
-:class:`geotasks.rate_limits.redis.RedisBackend`; :func:`get_backend` picks one from settings.
+:class:`geotasks.redis.rate_limits.RedisBackend`; :func:`geotasks.broker.build_middleware` picks
+one from settings. This module imports neither: it is the leaf both depend on.
 """
 
 from __future__ import annotations
@@ -22,14 +23,10 @@ import re
 from abc import ABCMeta, abstractmethod
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from dramatiq.rate_limits import RateLimiterBackend
 
-from ..errors import InvalidRateLimit
-
-if TYPE_CHECKING:
-    from ..settings import Settings
+from .errors import InvalidRateLimit
 
 __all__ = [
     "PERIOD_MS",
@@ -37,7 +34,6 @@ __all__ = [
     "LimiterBackend",
     "Rate",
     "Slot",
-    "get_backend",
     "slots_kept",
     "spacing_ms",
 ]
@@ -196,26 +192,3 @@ class LimiterBackend(RateLimiterBackend, metaclass=ABCMeta):
         Returns:
           set: the leases that had already expired, and were not renewed.
         """
-
-
-def get_backend(settings: Settings) -> LimiterBackend:
-    """Return the backend ``GEOTASKS_RATE_LIMIT_URL`` names (the database by default).
-
-    Raises:
-      ConfigurationError: when no database is configured and no Redis URL is given.
-    """
-    url = settings.rate_limit_url or settings.require_database_url()
-    if url.startswith(("redis://", "rediss://")):
-        from .redis import RedisBackend
-
-        return RedisBackend(url=url)
-    from ..postgres.pool import get_database
-    from ..postgres.rate_limits import PostgresBackend
-
-    return PostgresBackend(
-        get_database(
-            url,
-            max_connections=settings.pool_max_connections,
-            connect_timeout_s=settings.connect_timeout_s,
-        )
-    )

@@ -9,16 +9,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, cast
 
-try:
-    import redis
-    from dramatiq.rate_limits.backends.redis import RedisBackend as DramatiqRedisBackend
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(
-        "Redis rate limits need the redis package: pip install 'geotasks[redis]'"
-    ) from exc
+import redis
+from dramatiq.rate_limits.backends.redis import RedisBackend as DramatiqRedisBackend
 
 from ..errors import RateLimiterUnavailable
-from . import Lease, LimiterBackend, Slot, slots_kept, spacing_ms
+from ..rate_limits import Lease, LimiterBackend, Slot, slots_kept, spacing_ms
 
 #: Redis key prefix of the reservation logs (lists of slots, oldest first).
 SLOTS_PREFIX = "geotasks:slots:"

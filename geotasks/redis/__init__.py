@@ -1,0 +1,15 @@
+"""Everything that speaks to Redis, as :mod:`geotasks.postgres` does for Postgres: the broker
+(:mod:`.broker`) and the rate-limiter backend (:mod:`.rate_limits`).
+
+Redis is optional (``pip install 'geotasks[redis]'``): only :mod:`geotasks.broker` imports these
+modules, and only when a ``redis://`` URL is configured.
+"""
+
+from __future__ import annotations
+
+try:
+    import redis  # noqa: F401  (the client this package needs; the import checks it is there)
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "geotasks' Redis support needs the redis client: pip install 'geotasks[redis]'"
+    ) from exc
