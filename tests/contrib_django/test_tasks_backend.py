@@ -107,6 +107,23 @@ def test_queues_and_priority(tasks: Any) -> None:
     assert geotasks.Job(result.id).info().queue_name == "mail"
 
 
+def test_priority_is_the_messages_broker_priority(tasks: Any, django_here: str) -> None:
+    import psycopg2
+
+    # Given: a task of priority 10, deferred so that it waits in the Postgres broker
+    deferred = tasks.send_mail.using(run_after=datetime.now(UTC) + timedelta(hours=1))
+    result = deferred.enqueue("later@example.org")
+    # Then: the broker hands it out before priority-0 messages of its queue
+    with psycopg2.connect(django_here) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT queue_name, priority FROM geotasks.broker_messages WHERE message_id = %s",
+            (result.id,),
+        )
+        assert cur.fetchone() == ("mail", 10)
+    conn.close()
+    geotasks.Job(result.id).cancel()
+
+
 def test_run_after_defers_the_task(tasks: Any) -> None:
     run_after = datetime.now(UTC) + timedelta(seconds=2)
     result = tasks.add.using(run_after=run_after).enqueue(1, 1)
