@@ -47,7 +47,8 @@ from dramatiq.message import Message
 
 from benchmarks.databases import bench_database
 from geotasks.geo.result import GeoJSONResult
-from geotasks.postgres.job_status import JobState, JobStore
+from geotasks.job_model import JobState
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 

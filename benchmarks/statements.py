@@ -23,8 +23,9 @@ from dramatiq.broker import MessageProxy
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.message import Message
 
+from geotasks.job_model import JobState
 from geotasks.middleware.deliveries import DeliveryLimit
-from geotasks.postgres.job_status import JobState, JobStore
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 

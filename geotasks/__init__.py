@@ -30,9 +30,10 @@ from .errors import (
     ResultTooLarge,
 )
 from .geo.context import set_context_provider
+from .job_model import JobError, JobInfo, JobState, Progress
 from .jobs import Job, submit, submit_with_options
 from .middleware.job_status import progress
-from .postgres.job_status import JobError, JobInfo, JobState, Progress
+from .middleware.periodic import current_slot
 
 # geotasks.geo.read_features finds datasets, limits and earlier jobs' results through this.
 set_context_provider(datasets.read_context)
@@ -57,6 +58,7 @@ __all__ = [
     "ResultNotStored",
     "ResultTooLarge",
     "actor",
+    "current_slot",
     "progress",
     "submit",
     "submit_with_options",

@@ -32,7 +32,6 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from periodiq import PeriodiqMiddleware
 
 from .errors import ConfigurationError
 from .middleware.deliveries import DeliveryLimit, most_deaths_before_rejection
@@ -90,10 +89,7 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
         # Its count carries STARTED too, in one round trip, when nothing in between may hold
         # the message back.
         DeliveryLimit(database, max_deliveries=settings.max_deliveries, job_status=job_status),
-        # periodiq's skip of late ticks comes before de-duplication: a copy skipped as late
-        # must not claim a tick that another scheduler's on-time copy can still run.
-        PeriodiqMiddleware(skip_delay=settings.periodic_skip_delay_s),
-        PeriodicDeduplication(database),
+        PeriodicDeduplication(database, skip_late_s=settings.periodic_skip_delay_s),
         RateLimit(
             limiter_backend(settings, database),
             guard_ms=settings.rate_limit_guard_ms,
@@ -147,7 +143,6 @@ def limiter_backend(settings: Settings, database: Database) -> LimiterBackend:
 #: The classes :func:`build_middleware` installs, in its order.
 MIDDLEWARE_TYPES: tuple[type[Middleware], ...] = (
     DeliveryLimit,
-    PeriodiqMiddleware,
     PeriodicDeduplication,
     RateLimit,
     JobStatus,

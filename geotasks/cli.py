@@ -31,12 +31,16 @@ from .errors import ConfigurationError, GeotasksError
 from .settings import POSTGRES_SCHEMES, Settings, env_name, get_settings
 
 if TYPE_CHECKING:
+    from .job_model import JobError, JobInfo
     from .jobs import Job
-    from .postgres.job_status import JobError, JobInfo
     from .postgres.pool import Database
     from .registry import ActorSpec
 
 logger = logging.getLogger(__name__)
+
+#: The module the worker and scheduler commands load (``geotasks.contrib.django.worker`` in a
+#: Django project).
+WORKER_MODULE = "geotasks.worker"
 
 #: Signals passed on to a child process instead of stopping the ``geotasks`` command.
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -177,33 +181,56 @@ def cmd_db_version(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run ``dramatiq geotasks.worker`` (plus any arguments), on the embedded DB if needed."""
+    """Run ``dramatiq geotasks.worker`` (plus any arguments), on the embedded DB if needed;
+    ``--scheduler`` runs a scheduler beside it (Celery's ``-B``)."""
+    rest = [arg for arg in args.rest if arg != "--scheduler"]
+    if len(rest) < len(args.rest):
+        os.environ[env_name("worker_scheduler")] = "true"
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_child([sys.executable, "-m", "dramatiq", "geotasks.worker", *args.rest])
+        return run_child([sys.executable, "-m", "dramatiq", args.worker_module, *rest])
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
-    """Run the periodiq scheduler, on the embedded DB if needed."""
+    """Run a scheduler for every periodic actor of the loaded modules, on the embedded DB if
+    needed."""
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_child(scheduler_command(*args.rest))
+        return run_child(scheduler_command(*args.rest, worker_module=args.worker_module))
 
 
-def scheduler_command(*extra_args: str) -> list[str]:
-    """Return the command line of periodiq's scheduler on ``geotasks.worker geotasks.maintenance``.
+def scheduler_command(*extra_args: str, worker_module: str = WORKER_MODULE) -> list[str]:
+    """Return the command line of :mod:`geotasks.scheduler` on ``worker_module``
+    (``geotasks.worker``), with this interpreter."""
+    return [sys.executable, "-m", "geotasks.scheduler", worker_module, *extra_args]
 
-    It runs :mod:`geotasks.scheduler` (periodiq, registered in the worker registry) with this
-    interpreter.
-    """
-    return [
-        sys.executable,
-        "-m",
-        "geotasks.scheduler",
-        "geotasks.worker",
-        "geotasks.maintenance",
-        *extra_args,
-    ]
+
+def cmd_schedules(args: argparse.Namespace) -> int:
+    """List the periodic actors: schedule, next slot, and the last slot's job, status and
+    lateness."""
+    from .monitoring.schedules import read_schedules
+    from .postgres.pool import get_database
+
+    settings = get_settings()
+    with database_url(settings) as url:
+        schedules = read_schedules(get_database(url), get_settings())
+    if args.json:
+        print(json.dumps([s.to_dict() for s in schedules], indent=2))
+        return 0
+    if not schedules:
+        print("no periodic actor: no scheduler runs and no tick ran")
+    for s in schedules:
+        print(f"{s.actor_name}  ({s.cron or 'no scheduler sends it'})")
+        print(f"    next slot  {utc(s.next_slot) if s.next_slot else '-'}", end="")
+        print(f"  (overdue by {s.lateness_s:.0f} s)" if s.late else "")
+        if s.last_slot is not None:
+            lateness = s.last_start_lateness_s
+            started = "" if lateness is None else f", started {lateness:.2f} s after its slot"
+            print(
+                f"    last slot  {utc(s.last_slot)}: job {s.last_message_id} "
+                f"{s.last_status or 'UNKNOWN'}{started}"
+            )
+    return 0
 
 
 def cmd_health(args: argparse.Namespace) -> int:
@@ -317,8 +344,8 @@ def _option_value(option: str, remaining: list[str]) -> str:
 def cmd_submit(args: argparse.Namespace) -> int:
     """Send a job to an actor by name; with --wait, follow it and save its result."""
     from .errors import InputError
+    from .job_model import JobState
     from .jobs import submit
-    from .postgres.job_status import JobState
 
     if not args.rest or args.rest[0].startswith("-"):
         raise InputError("name the actor first: geotasks submit ACTOR [ARG …] [--name VALUE …]")
@@ -531,7 +558,8 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     """List recent jobs as a table, newest first."""
-    from .postgres.job_status import JobState, JobStore
+    from .job_model import JobState
+    from .postgres.job_status import JobStore
     from .postgres.pool import Database
 
     try:
@@ -718,11 +746,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the ``geotasks`` command."""
+def build_parser(*, worker_module: str = WORKER_MODULE) -> argparse.ArgumentParser:
+    """Return the argument parser of the ``geotasks`` command.
+
+    Parameters:
+      worker_module: The module ``worker`` and ``scheduler`` hand to Dramatiq and periodiq.
+    """
     parser = argparse.ArgumentParser(
         prog="geotasks", description="Background geoprocessing on Dramatiq workers."
     )
+    parser.set_defaults(worker_module=worker_module)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -732,9 +765,14 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands.add_parser("version", help=cmd_db_version.__doc__).set_defaults(func=cmd_db_version)
 
     for name, func in (("worker", cmd_worker), ("scheduler", cmd_scheduler)):
-        sub = commands.add_parser(name, help=func.__doc__)
+        # Every argument, options included, is the wrapped command's: none is an option here.
+        sub = commands.add_parser(name, help=func.__doc__, prefix_chars="+", add_help=False)
         sub.add_argument("rest", nargs=argparse.REMAINDER, help="passed on to the command")
         sub.set_defaults(func=func)
+
+    schedules = commands.add_parser("schedules", help=cmd_schedules.__doc__)
+    schedules.add_argument("--json", action="store_true", help="print the schedules as JSON")
+    schedules.set_defaults(func=cmd_schedules)
 
     commands.add_parser("demo", help=cmd_demo.__doc__).set_defaults(func=cmd_demo)
 
@@ -815,9 +853,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``geotasks`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, worker_module: str = WORKER_MODULE) -> int:
+    """Entry point of the ``geotasks`` command; returns the exit code.
+
+    Parameters:
+      argv: The arguments (``sys.argv[1:]`` by default).
+      worker_module: The module ``worker`` and ``scheduler`` load (``manage.py geotasks``
+        passes its Django worker).
+    """
+    args = build_parser(worker_module=worker_module).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

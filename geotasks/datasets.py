@@ -19,7 +19,7 @@ from pathlib import Path
 from .errors import InputError, JobNotFound, TransientError
 from .geo.context import ReadContext
 from .geo.limits import GeoLimits
-from .postgres.job_status import JobState
+from .job_model import JobState
 from .settings import Settings, get_settings
 from .tmpfiles import FILE_PREFIX
 

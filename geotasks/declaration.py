@@ -17,7 +17,7 @@ What Celery's ``@task`` and Dramatiq's ``@actor`` leave to the user, this does o
   message can arrive by other means), failing a bad one once with the same message.
 - **Results are converted, never pickled**: JSON values are stored as they are; shapely
   geometries, features and anything with ``__geo_interface__`` become an RFC 7946
-  FeatureCollection, streamed (:mod:`geotasks.geo.collect`); anything else fails the job at
+  FeatureCollection, streamed (:mod:`geotasks.geo.conversion`); anything else fails the job at
   once, saying what to return instead.
 - **Declaring connects to nothing**: the broker is built from the ``GEOTASKS_*`` settings when
   it is first needed (a send, a worker), so ``import myapp.tasks`` works in a shell or a test
@@ -31,6 +31,7 @@ import inspect
 import re
 import typing
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -47,6 +48,7 @@ from .registry import (
     ActorSpec,
 )
 from .retries import retry_options
+from .schedule import parse_cron, parse_every
 from .settings import get_settings
 from .signatures import checked_arguments, describe
 
@@ -68,7 +70,12 @@ PUBLIC_OPTIONS = (
     "max_retries",
     "result_ttl",
     "max_age",
+    "skip_late_s",
+    "overlap",
 )
+
+#: Options that only a periodic actor (``every=`` or ``cron=``) may set.
+PERIODIC_OPTIONS = frozenset({"skip_late_s", "overlap"})
 
 _QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
 
@@ -260,6 +267,8 @@ def actor(
     priority: int = 0,
     broker: dramatiq.Broker | None = None,
     public: bool = True,
+    every: timedelta | int | None = None,
+    cron: str | None = None,
     **options: Any,
 ) -> Callable[[Callable[P, R]], Actor[P, R]]: ...
 
@@ -273,6 +282,8 @@ def actor(
     priority: int = 0,
     broker: dramatiq.Broker | None = None,
     public: bool = True,
+    every: timedelta | int | None = None,
+    cron: str | None = None,
     **options: Any,
 ) -> Actor[P, R] | Callable[[Callable[P, R]], Actor[P, R]]:
     """Declare a function as a geotasks actor; works bare (``@geotasks.actor``) or with options.
@@ -286,6 +297,15 @@ def actor(
         the settings when first needed.
       public: Whether workers publish it to the catalogue, so that ``geotasks.submit``, the CLI
         and the HTTP API offer it by name.
+      every: Run it periodically, every so many seconds (a number or a ``timedelta``, 1 s at
+        least), at the multiples of that period since the Unix epoch (every 30 s: at :00 and
+        :30), once per slot however many schedulers run (``geotasks scheduler``,
+        ``geotasks worker --scheduler``).
+      cron: Run it periodically by a five-field cron spec read in UTC (``"*/5 * * * *"``).
+        A periodic actor also takes ``skip_late_s`` (a tick starting later than this after its
+        slot is skipped; ``GEOTASKS_PERIODIC_SKIP_DELAY_S`` by default) and ``overlap`` (run a
+        slot even while the previous slot's job runs; ``False`` by default). It learns its slot
+        from :func:`geotasks.current_slot`.
       **options: Any option the middleware declare, with Dramatiq's meaning and units:
         ``rate_limit`` (``"4/m"``, global across workers), ``rate_limit_burst``,
         ``concurrency_limit``, ``time_limit`` (ms), ``max_retries`` (of transient errors),
@@ -295,8 +315,9 @@ def actor(
       An :class:`Actor`, callable as the function is.
 
     Raises:
-      TypeError: when a parameter's type has no JSON form.
-      ValueError: when an option is unknown, the queue name is malformed, or the name is taken.
+      TypeError: when a parameter's type has no JSON form, or a periodic actor needs arguments.
+      ValueError: when an option is unknown, the queue name is malformed, the name is taken,
+        or a schedule is malformed (naming the cron field).
     """
 
     def decorator(function: Callable[P, R]) -> Actor[P, R]:
@@ -310,6 +331,7 @@ def actor(
                 f"The following actor options are undefined: {', '.join(sorted(unknown))}. "
                 "Did you forget to add a middleware to your Broker?"
             )
+        periodic = _periodic_options(function, every, cron, options)
         described = describe(function, owner=name)
         spec = ActorSpec(
             name=name,
@@ -319,12 +341,13 @@ def actor(
             result_media_type=_result_media_type(function),
             options=MappingProxyType(
                 {key: options[key] for key in PUBLIC_OPTIONS if key in options}
+                | ({"schedule": str(periodic["schedule"])} if periodic else {})
             ),
         )
         return Actor(
             function,
             spec=spec,
-            options=_with_defaults(options),
+            options=_with_defaults({**options, **periodic}),
             converters=described.converters,
             priority=priority,
             broker=broker,
@@ -332,6 +355,49 @@ def actor(
         )
 
     return decorator(fn) if fn is not None else decorator
+
+
+def _periodic_options(
+    function: Callable[..., Any],
+    every: timedelta | int | None,
+    cron: str | None,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """What the periodic middleware needs of ``every=`` or ``cron=``: the ``schedule``, and for a
+    cron spec periodiq's ``periodic``, so that periodiq's own scheduler command sends it too.
+
+    Raises:
+      ValueError: when the schedule is malformed or both are given, or a periodic option is set
+        on an actor that is not periodic.
+      TypeError: when the function cannot be called without arguments (a tick sends none).
+    """
+    if "periodic" in options or "schedule" in options:
+        raise ValueError("declare a schedule with every= or cron=")
+    if every is None and cron is None:
+        stray = sorted(PERIODIC_OPTIONS & options.keys())
+        if stray:
+            raise ValueError(f"{', '.join(stray)} apply to periodic actors only (every=, cron=)")
+        return {}
+    if every is not None and cron is not None:
+        raise ValueError("a periodic actor takes every= or cron=, not both")
+    skip_late_s = options.get("skip_late_s", 0)
+    if isinstance(skip_late_s, bool) or not isinstance(skip_late_s, int | float) or skip_late_s < 0:
+        raise ValueError(f"skip_late_s must be a number of seconds >= 0, not {skip_late_s!r}")
+    required = [
+        parameter.name
+        for parameter in inspect.signature(function).parameters.values()
+        if parameter.default is parameter.empty
+        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    ]
+    if required:
+        raise TypeError(
+            f"{function.__name__} is periodic, so its ticks are sent with no arguments, but it "
+            f"requires {', '.join(required)}: give them defaults"
+        )
+    if every is not None:
+        return {"schedule": parse_every(every)}
+    schedule = parse_cron(cron or "")
+    return {"schedule": schedule, "periodic": schedule.periodiq_spec}
 
 
 def _with_defaults(options: Mapping[str, Any]) -> dict[str, Any]:

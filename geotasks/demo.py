@@ -26,9 +26,10 @@ from psycopg2.extensions import cursor as Cursor
 
 from .broker import setup_broker
 from .errors import GeotasksError
+from .job_model import JobInfo, JobState
 from .jobs import Job, submit
 from .postgres.broker import PostgresBroker
-from .postgres.job_status import JobInfo, JobState, JobStore
+from .postgres.job_status import JobStore
 from .postgres.migrate import schema_version
 from .postgres.pool import Database
 from .settings import env_name

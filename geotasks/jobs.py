@@ -41,7 +41,8 @@ from .errors import (
     ResultNotStored,
     ResultTooLarge,
 )
-from .postgres.job_status import FINISHED_CHANNEL, JobError, JobInfo, JobState, JobStore, Progress
+from .job_model import JobError, JobInfo, JobState, Progress
+from .postgres.job_status import FINISHED_CHANNEL, JobStore
 from .postgres.listener import get_listener
 from .postgres.pool import Database, get_database
 from .postgres.results import FAILURE, FILE, GEOJSON, PostgresBackend, StoredResult
@@ -410,8 +411,9 @@ class Job:
             error = info.error or JobError("Exception", "unknown")
             raise JobFailed(self.id, error.type_name, error.message, error.traceback)
         if info.status in (JobState.SKIPPED, JobState.CANCELLED):
+            reason = f" ({info.error.message})" if info.error is not None else ""
             raise JobSkipped(
-                f"job {self.id} was {info.status} and has no result", status=info.status
+                f"job {self.id} was {info.status}{reason} and has no result", status=info.status
             )
         if info.status is JobState.SUCCESS:
             if info.result_kind is not None:

@@ -1,15 +1,14 @@
-"""Periodic clean-up of what geotasks keeps in Postgres, scheduled by periodiq.
+"""Periodic clean-up of what geotasks keeps in Postgres, declared as any periodic actor is.
 
-The scheduler runs as ``periodiq geotasks.worker geotasks.maintenance`` (or ``geotasks
-scheduler``) and only sends messages; the actors below run on the ``maintenance`` queue, served by
-a worker instance of its own (``dramatiq geotasks.worker -Q maintenance``), so that a backlog of
-long geoprocessing on the ``geo`` queue never delays them. Any number of schedulers may run:
+A scheduler (``geotasks scheduler``, or ``geotasks worker --scheduler``) only sends messages; the
+actors below run on the ``maintenance`` queue, served by a worker instance of its own
+(``dramatiq geotasks.worker -Q maintenance``), so that a backlog of long geoprocessing on the
+``geo`` queue never delays them. Any number of schedulers may run:
 :class:`~geotasks.middleware.periodic.PeriodicDeduplication` runs each tick once.
 
 Each actor deletes in short batches, logs what it removed and returns the counts (stored as its
-result). None retries: the next tick is the retry. Schedules and retentions come from the
-``GEOTASKS_*`` settings; a schedule's finest step is one minute, and it is read in the
-scheduler's local time zone.
+result). None retries: the next tick is the retry. Schedules (cron specs, read in UTC) and
+retentions come from the ``GEOTASKS_*`` settings.
 
 Temporary files are not cleaned here: they live on each worker host, so each host cleans its own
 (:mod:`geotasks.tmpfiles`), whereas a queued job runs on one random host.
@@ -24,7 +23,6 @@ from dramatiq.middleware import CurrentMessage
 
 from .broker import database_for
 from .declaration import actor
-from .middleware.periodic import parse_schedule
 from .postgres.maintenance import delete_old_dead_letters, delete_stale_delivery_counts
 from .postgres.periodic import TickStore
 from .postgres.results import delete_expired
@@ -35,7 +33,7 @@ logger = logging.getLogger(__name__)
 #: The queue of every periodic actor; a public name, served by its own worker instance.
 MAINTENANCE_QUEUE = "maintenance"
 #: How long a periodic tick's de-duplication record is kept, in seconds. A second scheduler's
-#: copy arrives within seconds, and periodiq skips any copy later than its ``skip_delay``;
+#: copy arrives within seconds, and any copy later than its actor's ``skip_late_s`` is skipped;
 #: a day leaves a readable history of which ticks ran.
 TICK_RETENTION_S = 86_400
 
@@ -51,7 +49,7 @@ def _message_id() -> str:
     queue_name=MAINTENANCE_QUEUE,
     max_retries=0,
     public=False,
-    periodic=parse_schedule(_settings.delete_expired_results_schedule),
+    cron=_settings.delete_expired_results_schedule,
 )
 def delete_expired_results() -> dict[str, int]:
     """Delete results past their TTL; expire their jobs; delete tombstones past retention.
@@ -70,7 +68,7 @@ def delete_expired_results() -> dict[str, int]:
     queue_name=MAINTENANCE_QUEUE,
     max_retries=0,
     public=False,
-    periodic=parse_schedule(_settings.delete_old_broker_rows_schedule),
+    cron=_settings.delete_old_broker_rows_schedule,
 )
 def delete_old_broker_rows() -> dict[str, int]:
     """Delete dead letters and stale poison-guard counts older than their retention.
@@ -93,7 +91,7 @@ def delete_old_broker_rows() -> dict[str, int]:
     queue_name=MAINTENANCE_QUEUE,
     max_retries=0,
     public=False,
-    periodic=parse_schedule(_settings.delete_old_periodic_ticks_schedule),
+    cron=_settings.delete_old_periodic_ticks_schedule,
 )
 def delete_old_periodic_ticks() -> dict[str, int]:
     """Delete de-duplication records of periodic ticks older than :data:`TICK_RETENTION_S`.

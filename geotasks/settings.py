@@ -106,15 +106,21 @@ class Settings:
     #: geotasks' named temporary files in ``tmp_dir`` older than this are removed when a worker
     #: starts, in seconds; longer than any job runs. Give systemd-tmpfiles the same age.
     tmp_max_age_s: int = field(default=86_400, metadata={"minimum": 60})
-    #: A periodic message that starts more than this late is skipped (periodiq's
-    #: ``skip_delay``), in seconds: after an outage, stale ticks do not all run at once.
+    #: A periodic actor's tick that starts more than this long after its slot is skipped (its
+    #: job reads SKIPPED, with the reason), in seconds, unless the actor declares its own
+    #: ``skip_late_s``: after an outage, stale ticks do not all run at once.
     periodic_skip_delay_s: int = field(default=60, metadata={"minimum": 1})
+    #: Run a scheduler beside each worker instance: ``dramatiq geotasks.worker`` (and so every
+    #: ``geotasks-worker@`` unit whose environment sets it) starts one more process that sends
+    #: the periodic actors' ticks. Any number may run, each slot runs once: two or more on
+    #: different hosts keep the schedules going when one dies. ``true`` or ``false``.
+    worker_scheduler: bool = False
     #: How long the Postgres broker keeps a dead letter, in seconds (Dramatiq's Redis and
     #: RabbitMQ brokers keep theirs 7 days too); poison-guard counts left behind by messages
     #: that never finished are kept as long.
     dead_letter_retention_s: int = field(default=7 * 86_400, metadata={"minimum": 60})
     #: When ``delete_expired_results`` runs (results past their TTL, job statuses past their
-    #: retention): a cron spec, read in the scheduler's local time zone, every minute at most.
+    #: retention): a cron spec, read in UTC.
     delete_expired_results_schedule: str = field(default="*/5 * * * *", metadata={"schedule": True})
     #: When ``delete_old_broker_rows`` runs (dead letters, stale poison-guard counts).
     delete_old_broker_rows_schedule: str = field(default="7 * * * *", metadata={"schedule": True})
@@ -234,11 +240,11 @@ def _parse_path(name: str, raw: str) -> Path:
 
 
 def _parse_schedule(name: str, raw: str) -> str:
-    from .middleware.periodic import parse_schedule
+    from .schedule import parse_cron
 
     spec = " ".join(raw.split())
     try:
-        parse_schedule(spec)
+        parse_cron(spec)
     except ValueError as exc:
         raise ConfigurationError(f"{name}: {exc}") from None
     return spec

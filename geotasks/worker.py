@@ -4,7 +4,8 @@ It builds the broker from the ``GEOTASKS_*`` settings (failing with a clear mess
 database is configured) and sets it as Dramatiq's global broker, so that a plain
 ``@dramatiq.actor`` declared after it runs on geotasks' broker too; makes a worker refuse to boot
 without its data directory; adds the per-host sweep of stale temporary files and the publication
-of the actors to the catalogue at worker start; and imports the built-in actors, then the
+of the actors to the catalogue at worker start, and a scheduler process beside the workers when
+``GEOTASKS_WORKER_SCHEDULER`` is true; and imports the built-in actors, then the
 application's modules named by ``GEOTASKS_MODULES``.
 """
 
@@ -18,6 +19,7 @@ from .errors import ConfigurationError
 from .middleware.catalogue import PublishActors
 from .middleware.data_dir import RequireDataDir
 from .middleware.tmpfiles import SweepTemporaryFiles
+from .scheduler import SchedulerProcess
 from .settings import get_settings
 
 
@@ -42,6 +44,8 @@ _settings = get_settings()
 broker.add_middleware(RequireDataDir(_settings))
 broker.add_middleware(SweepTemporaryFiles(_settings.tmp_dir, _settings.tmp_max_age_s))
 broker.add_middleware(PublishActors(database_for(_settings)))
+if _settings.worker_scheduler:
+    broker.add_middleware(SchedulerProcess())
 
 from . import actors, maintenance  # noqa: E402, F401  (declare the built-in actors)
 

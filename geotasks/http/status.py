@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from ..postgres.job_status import JobInfo, JobState
+from ..job_model import JobInfo, JobState
 from .redaction import redact_paths
 
 #: Rel of the link from a job to its results (OGC API - Processes 1.0).

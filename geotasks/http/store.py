@@ -29,8 +29,9 @@ from ..errors import (
     ResultExpired,
     ResultNotStored,
 )
+from ..job_model import JobInfo, JobState
 from ..jobs import Job, submit_with_options
-from ..postgres.job_status import JobInfo, JobState, JobStore
+from ..postgres.job_status import JobStore
 from ..postgres.pool import Database, get_database
 from ..settings import Settings
 from .problems import INVALID_PARAMETER, Problem, no_such_job

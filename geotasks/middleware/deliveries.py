@@ -53,9 +53,9 @@ from dramatiq.middleware import Middleware, SkipMessage
 from psycopg2.extensions import cursor as Cursor
 
 from ..errors import DatabaseError, GeotasksError
+from ..job_model import JobState
 from ..postgres.broker import PostgresBroker
 from ..postgres.group_commit import GroupCommit
-from ..postgres.job_status import JobState
 from ..postgres.pool import Database, PreparedStatement, execute_prepared
 from ..postgres.queries import load_queries
 from .job_status import JobStatus

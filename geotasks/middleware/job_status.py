@@ -10,7 +10,8 @@ after_enqueue          PENDING (first send), RETRYING (Retries re-enqueued it, w
 before_process_message STARTED; a CANCELLED job is skipped instead
 after_process_message  SUCCESS (no exception), unless the results backend recorded it
                        in the transaction that stored the result
-after_skip_message     SKIPPED (unless throttled, or failed: after_nack follows)
+after_skip_message     SKIPPED (unless throttled, or failed: after_nack follows), with
+                       the reason given by :func:`mark_skipped`
 after_nack             FAILURE, with the exception's type and message
 =====================  =========================================================
 
@@ -34,18 +35,11 @@ from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
-from periodiq import PeriodiqMiddleware
 from psycopg2.extensions import cursor as Cursor
 
+from ..job_model import JobError, JobState
 from ..job_warnings import set_recorder
-from ..postgres.job_status import (
-    JobError,
-    JobState,
-    JobStore,
-    RunningJob,
-    running_job,
-    set_running_job,
-)
+from ..postgres.job_status import JobStore, RunningJob, running_job, set_running_job
 from ..postgres.results import describe_exception
 
 logger = logging.getLogger(__name__)
@@ -53,6 +47,9 @@ logger = logging.getLogger(__name__)
 #: Message option a rate limiter sets (ms since the epoch: when the message may start) on a
 #: message it re-enqueues instead of running; see :func:`mark_throttled`.
 THROTTLED_UNTIL_OPTION = "throttled_until_ms"
+#: Message option a middleware sets, just before it raises ``SkipMessage``, to say why; see
+#: :func:`mark_skipped`.
+SKIP_REASON_OPTION = "skip_reason"
 #: Most warnings recorded per attempt of a job; later ones are only logged.
 MAX_WARNINGS_PER_JOB = 20
 #: Shortest interval between two progress writes of one job, in seconds (the last one, with
@@ -105,6 +102,15 @@ def mark_throttled(message: Message[Any] | MessageProxy, start_at_ms: int) -> No
       start_at_ms: When the message may start, in milliseconds since the epoch.
     """
     message.options[THROTTLED_UNTIL_OPTION] = start_at_ms
+
+
+def mark_skipped(message: MessageProxy, reason: str) -> None:
+    """Say why a message is skipped, just before raising :class:`~dramatiq.middleware.SkipMessage`.
+
+    ``JobStatus`` records the job SKIPPED with ``reason`` as its error message (type
+    ``Skipped``), so that ``job.error``, the CLI and the HTTP API tell why it never ran.
+    """
+    message.options[SKIP_REASON_OPTION] = reason
 
 
 class JobStatus(Middleware):
@@ -229,11 +235,6 @@ class JobStatus(Middleware):
         if guard_at > self_at:
             return False
         for other in middleware[guard_at + 1 : self_at]:
-            if isinstance(other, PeriodiqMiddleware):
-                # It only skips late ticks of periodic actors.
-                if "scheduled_at" in message.options:
-                    return False
-                continue
             holds_back: HoldsBack | None = getattr(other, "holds_back", None)
             if holds_back is None or holds_back(broker, message):
                 return False
@@ -306,13 +307,16 @@ class JobStatus(Middleware):
         self._finish(broker, message, JobState.SUCCESS)
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
-        """Record SKIPPED, unless the message was throttled or failed."""
+        """Record SKIPPED (with the reason, see :func:`mark_skipped`), unless the message was
+        throttled or failed."""
         set_running_job(None)
         _processing.set(None)
         set_recorder(None)
+        reason = message.options.pop(SKIP_REASON_OPTION, None)
         if message.failed or THROTTLED_UNTIL_OPTION in message.options:
             return
-        self._finish(broker, message, JobState.SKIPPED)
+        error = None if reason is None else JobError("Skipped", str(reason))
+        self._finish(broker, message, JobState.SKIPPED, error=error)
 
     def after_ack(self, broker: Broker, message: MessageProxy) -> None:
         """Forget the attempt the delivery ran as: it is finished."""

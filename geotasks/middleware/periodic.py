@@ -1,138 +1,79 @@
-"""Run each tick of a periodic actor once, however many periodiq schedulers sent it.
+"""Run each slot of a periodic actor once, on time, and never on top of the previous one.
 
-periodiq has no guard against two schedulers (two hosts, or an old and a new one overlapping
-during a restart): each sends its own message for every tick, under its own message id. This
-middleware normalises the ``scheduled_at`` stamp periodiq puts on the message to the tick's cron
-slot in UTC, records ``(actor, slot)`` in Postgres the first time a message for it is processed,
-and skips every other message for the same slot. A redelivery of the message that owns the slot
-(its worker died) is not a second copy and runs again.
+Any number of schedulers may run (one beside every worker is the highly available set-up): each
+sends its own message for every slot, under its own message id. This middleware maps the
+``scheduled_at`` stamp of a message to the slot in UTC (:mod:`geotasks.schedule`) and, before the
+actor runs:
+
+- skips a tick that starts more than the actor's ``skip_late_s`` after its slot (after an outage
+  stale ticks do not all run at once);
+- records ``(actor, slot)`` in Postgres the first time a message for it is processed, and skips
+  every other message for the same slot; a redelivery of the message that owns the slot (its
+  worker died) is not a second copy and runs again;
+- unless the actor declares ``overlap=True``, skips a slot while the job of the actor's previous
+  slot has not finished (a long job does not pile up), and a slot older than one that already ran.
+
+Each skipped job reads SKIPPED with the reason. While the actor runs, :func:`current_slot` tells
+it which slot it runs for.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Protocol
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
 
-import periodiq
 from dramatiq.broker import Broker, MessageProxy
+from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Middleware, SkipMessage
 
 from ..errors import DatabaseError
-from ..postgres.periodic import TickStore
+from ..postgres.periodic import Claim, TickStore
 from ..postgres.pool import Database
+from ..schedule import Cron, Schedule, parse_cron
+from .job_status import mark_skipped
 
 logger = logging.getLogger(__name__)
 
-#: A stamp at most this many seconds before a minute in which the schedule has a slot belongs to
-#: that slot (a scheduler whose clock runs a little ahead, or that woke just before the minute).
-#: Any later stamp belongs to its own minute: together the two cover 60 s, so a stamp more than
-#: ``60 - EARLY_TOLERANCE_S`` seconds late for an every-minute schedule counts as the next tick.
-EARLY_TOLERANCE_S = 10.0
-
-
-#: Each field of a cron spec, with its bounds (day of week: 0 and 7 are both Sunday).
-CRON_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),
+#: The slot the message this thread runs was sent for.
+_current_slot: contextvars.ContextVar[datetime | None] = contextvars.ContextVar(
+    "geotasks_current_slot", default=None
 )
 
 
-class Schedule(Protocol):
-    """What a periodiq ``cron()`` spec offers: whether a wall-clock minute is one of its slots."""
+def current_slot() -> datetime | None:
+    """Return the slot (in UTC) that the running periodic actor was sent for.
 
-    def validate(self, date: datetime) -> bool:
-        """Whether ``date`` falls in a minute the schedule runs at."""
-
-
-def parse_schedule(spec: str) -> Schedule:
-    """Parse a cron spec for an actor's ``periodic=`` option, refusing what would never run.
-
-    periodiq 0.14 accepts values out of range (minute ``61``) and extra fields, and a schedule
-    that names Sunday as ``0`` or ``sun`` never runs on Sundays (its ``validate`` counts days
-    1 to 7, its ``next_valid_date`` 0 to 6). The first two are errors here; the returned spec
-    names Sunday both ways, so it does run on Sundays.
-
-    Parameters:
-      spec: Five fields (``minute hour day-of-month month day-of-week``) or a name such as
-        ``@hourly``; times are the scheduler's local time.
+    A periodic actor calls it to learn which run this is (the slot is not a parameter, so it
+    never shows in the actor's inputs): for ``every=30``, the :00 or :30 the tick belongs to,
+    however late it started.
 
     Returns:
-      periodiq's ``CronSpec``, ready for ``periodic=``.
-
-    Raises:
-      ValueError: naming what is wrong with ``spec``.
+      The slot, or ``None`` outside a scheduled run (a direct call, a job sent by hand).
     """
-    text = " ".join(spec.split())
-    if not text.startswith("@") and len(text.split()) != len(CRON_FIELDS):
-        raise ValueError(
-            f"{spec!r} is not a cron spec: it needs {len(CRON_FIELDS)} fields "
-            "(minute hour day-of-month month day-of-week) or a name such as @hourly"
-        )
-    try:
-        parsed = periodiq.cron(text)
-    except (ValueError, IndexError, KeyError):
-        raise ValueError(f"{spec!r} is not a cron spec periodiq understands") from None
-    for (name, low, high), values in zip(CRON_FIELDS, parsed.astuple(), strict=True):
-        if not low <= values[0] <= values[-1] <= high:
-            raise ValueError(f"{spec!r}: the {name} must be within {low}-{high}")
-    days = set(parsed.dow)
-    if days & {0, 7}:
-        parsed = parsed.replace(dow=sorted(days | {0, 7}))
-    schedule: Schedule = parsed
+    return _current_slot.get()
+
+
+def actor_schedule(options: Mapping[str, Any]) -> Schedule | None:
+    """Return the schedule of an actor with ``options``, or ``None`` if it is not periodic.
+
+    ``@geotasks.actor(every=…, cron=…)`` sets ``schedule``; a plain ``@dramatiq.actor`` with
+    periodiq's ``periodic=cron(…)`` is read as that cron spec.
+    """
+    schedule: Schedule | None = options.get("schedule")
+    if schedule is None and options.get("periodic") is not None:
+        schedule = parse_cron(str(options["periodic"]))
     return schedule
 
 
-def cron_slot(
-    scheduled_at: datetime,
-    schedule: Schedule,
-    *,
-    early_tolerance_s: float = EARLY_TOLERANCE_S,
-) -> datetime:
-    """Return the cron slot, in UTC, of a tick that periodiq stamped ``scheduled_at``.
-
-    periodiq stamps the scheduler's local time, rounded to the second, when it wakes up for a
-    slot: normally within a second after the slot, later when it is busy, and it only sends
-    in a minute its schedule matches. Two schedulers stamp the same tick differently (another
-    time zone, another wake-up, a clock slightly ahead); this maps each stamp to the minute it
-    belongs to: the next minute when the stamp is at most ``early_tolerance_s`` before it and
-    the schedule has a slot there, otherwise the stamp's own minute. The schedule is read on the
-    wall clock of the stamp's UTC offset, as the scheduler read it.
-
-    Parameters:
-      scheduled_at: periodiq's stamp, timezone-aware.
-      schedule: The actor's ``periodic`` option (a periodiq ``cron()`` spec).
-      early_tolerance_s: How far before a slot a stamp still belongs to that slot.
-
-    Returns:
-      The start of the slot's minute, in UTC.
-
-    Raises:
-      ValueError: when ``scheduled_at`` is naive.
-    """
-    offset = scheduled_at.utcoffset()
-    if offset is None:
-        raise ValueError(f"scheduled_at must be timezone-aware, not {scheduled_at!r}")
-    # A plain datetime at a fixed offset keeps the arithmetic below in absolute time on the
-    # scheduler's wall clock, even for a zone with DST transitions or a pendulum datetime.
-    stamp = datetime.fromtimestamp(scheduled_at.timestamp(), timezone(offset))
-    minute = stamp.replace(second=0, microsecond=0)
-    next_minute = minute + timedelta(minutes=1)
-    if stamp + timedelta(seconds=early_tolerance_s) >= next_minute and schedule.validate(
-        next_minute
-    ):
-        minute = next_minute
-    return minute.astimezone(UTC)
-
-
 def parse_scheduled_at(value: object) -> datetime | None:
-    """Return periodiq's ``scheduled_at`` option as an aware datetime, or ``None`` if malformed.
+    """Return a message's ``scheduled_at`` option as an aware datetime, or ``None`` if malformed.
 
-    periodiq writes ``str()`` of a pendulum datetime: ISO 8601 with a space or a ``T`` and a
-    UTC offset (``2024-03-31 03:00:00+02:00``).
+    geotasks' scheduler writes the slot in ISO 8601 (UTC); periodiq's writes ``str()`` of a
+    pendulum datetime, with a space and a UTC offset (``2024-03-31 03:00:00+02:00``).
     """
     if not isinstance(value, str):
         return None
@@ -144,73 +85,130 @@ def parse_scheduled_at(value: object) -> datetime | None:
 
 
 class PeriodicDeduplication(Middleware):
-    """Skip every message of a periodic tick but the first one processed.
+    """Skip late, duplicate and overlapping ticks of periodic actors, saying why.
 
-    Only messages that periodiq's scheduler sent are de-duplicated (they carry the
-    ``scheduled_at`` option); a periodic actor sent by hand runs every time. Place it after
-    periodiq's ``PeriodiqMiddleware``, so that a copy skipped for being late does not claim a
-    tick that an on-time copy from another scheduler could still run.
-
-    When Postgres cannot be reached the message runs: maintenance is idempotent, and a
-    schedule that silently stopped would be worse than a tick that ran twice.
+    Only messages a scheduler sent are concerned (they carry the ``scheduled_at`` option); a
+    periodic actor sent by hand runs every time. When Postgres cannot be reached the tick runs:
+    a schedule that silently stopped would be worse than a tick that ran twice.
 
     Parameters:
       database: Where the ticks are recorded.
-      early_tolerance_s: How far before a slot a stamp still belongs to that slot.
+      skip_late_s: How late after its slot a tick may start, unless the actor says otherwise
+        (``GEOTASKS_PERIODIC_SKIP_DELAY_S``).
     """
 
-    def __init__(self, database: Database, *, early_tolerance_s: float = EARLY_TOLERANCE_S) -> None:
+    #: ``schedule`` (set by ``every=``/``cron=``), periodiq's ``periodic`` (kept for periodiq's
+    #: own scheduler command), ``skip_late_s`` and ``overlap``.
+    actor_options: ClassVar[set[str]] = {"schedule", "periodic", "skip_late_s", "overlap"}
+
+    def __init__(self, database: Database, *, skip_late_s: float) -> None:
         self.ticks = TickStore(database)
-        self.early_tolerance_s = early_tolerance_s
+        self.skip_late_s = skip_late_s
 
     def holds_back(self, broker: Broker, message: MessageProxy) -> bool:
-        """Whether ``message`` is a tick of a periodic actor (a duplicate of it is skipped)."""
+        """Whether ``message`` is a tick of a periodic actor (it may be skipped)."""
         return "scheduled_at" in message.options
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        """Claim the message's tick, or raise :class:`SkipMessage` if another message owns it."""
+        """Claim the message's slot, or raise :class:`SkipMessage` saying why it does not run."""
+        _current_slot.set(None)
         raw_stamp = message.options.get("scheduled_at")
         if raw_stamp is None:
             return
-        schedule = broker.get_actor(message.actor_name).options.get("periodic")
+        try:
+            options = broker.get_actor(message.actor_name).options
+        except ActorNotFound:
+            return
+        schedule = actor_schedule(options)
         if schedule is None:
             return
         scheduled_at = parse_scheduled_at(raw_stamp)
         if scheduled_at is None:
             logger.warning(
-                "Message %s of %s has a malformed scheduled_at %r; running it without "
-                "de-duplication.",
+                "Message %s of %s has a malformed scheduled_at %r; running it as sent by hand.",
                 message.message_id,
                 message.actor_name,
                 raw_stamp,
             )
             return
-        slot = cron_slot(scheduled_at, schedule, early_tolerance_s=self.early_tolerance_s)
+        slot = schedule.slot_of(scheduled_at)
+        if isinstance(schedule, Cron) and not schedule.matches(slot):
+            self._skip(
+                message,
+                f"{scheduled_at.isoformat()} is not a slot of {schedule} in UTC (a scheduler "
+                "reading the spec in another time zone sent it: run periodiq with TZ=UTC)",
+            )
+        late_s = time.time() - slot.timestamp()
+        skip_late_s = float(
+            message.options.get("skip_late_s", options.get("skip_late_s", self.skip_late_s))
+        )
+        if late_s > skip_late_s:
+            self._skip(
+                message,
+                f"slot {slot.isoformat()} started {late_s:.1f} s late, more than "
+                f"skip_late_s={skip_late_s:g}",
+            )
         try:
-            deliveries = self.ticks.claim(message.actor_name, slot, message.message_id)
+            claim = self.ticks.claim(
+                message.actor_name, slot, message.message_id, overlap=bool(options.get("overlap"))
+            )
         except DatabaseError as exc:
             logger.warning(
-                "Cannot record tick %s of %s for message %s; running it without de-duplication: %s",
+                "Cannot record slot %s of %s for message %s; running it without de-duplication: %s",
                 slot.isoformat(),
                 message.actor_name,
                 message.message_id,
                 exc,
             )
-            return
-        if deliveries is None:
+        else:
+            self._check_claim(message, slot, claim)
+        _current_slot.set(slot)
+
+    def _check_claim(self, message: MessageProxy, slot: datetime, claim: Claim) -> None:
+        if claim.owner is not None:
+            self._skip(
+                message,
+                f"slot {slot.isoformat()} already runs as job {claim.owner} (another "
+                "scheduler sent it)",
+            )
+        blocked = claim.blocked_by
+        if blocked is not None and blocked.slot > slot:
+            self._skip(
+                message,
+                f"the later slot {blocked.slot.isoformat()} already started as job "
+                f"{blocked.message_id}",
+            )
+        if blocked is not None:
+            self._skip(
+                message,
+                f"the job {blocked.message_id} of the previous slot {blocked.slot.isoformat()} "
+                f"is still {blocked.status} (declare the actor with overlap=True to allow this)",
+            )
+        if claim.deliveries is not None and claim.deliveries > 1:
             logger.info(
-                "Skipping message %s: tick %s of %s already ran as another message "
-                "(a second scheduler sent it).",
+                "Message %s redelivered (delivery %d) for slot %s of %s; running it again.",
                 message.message_id,
+                claim.deliveries,
                 slot.isoformat(),
                 message.actor_name,
             )
-            raise SkipMessage(f"tick {slot.isoformat()} of {message.actor_name} already ran")
-        if deliveries > 1:
-            logger.info(
-                "Message %s redelivered (delivery %d) for tick %s of %s; running it again.",
-                message.message_id,
-                deliveries,
-                slot.isoformat(),
-                message.actor_name,
-            )
+
+    def _skip(self, message: MessageProxy, reason: str) -> None:
+        logger.info("Skipping message %s of %s: %s", message.message_id, message.actor_name, reason)
+        mark_skipped(message, reason)
+        raise SkipMessage(reason)
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Forget the slot: the thread's next message may be another actor's."""
+        _current_slot.set(None)
+
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
+        """Forget the slot."""
+        _current_slot.set(None)

@@ -1,25 +1,24 @@
-"""Each periodic actor's last tick, next slot and lateness, from the registry and the ticks.
+"""Each periodic actor's schedule, next slot, last tick and lateness: what ``geotasks schedules``,
+``GET /schedules``, the dashboard, the metrics and ``geotasks health`` show.
 
-Today a schedule is a periodiq ``cron`` spec that a scheduler registers
-(:mod:`geotasks.scheduler`) and the ticks its workers claimed (``geotasks.periodic_tick``). A
-schedule is *late* when its next slot after the last tick that ran (or after the scheduler
-started, since periodiq never catches up) is further in the past than the grace period. The
-schedules work (sub-minute intervals, its own table) extends :func:`schedule_states` with its
-own rows.
+A schedule is known from the alive schedulers that registered it (:mod:`geotasks.scheduler`,
+``every 30s`` or a cron spec in UTC) and from the ticks workers claimed
+(``geotasks.periodic_tick``). A schedule is *late* when its next slot after the last tick that
+ran (or after its oldest scheduler started: missed slots are never replayed) is further in the
+past than the grace period.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
+from typing import Any
 
-from ..middleware.periodic import parse_schedule
-from ..postgres.overview import SystemState
+from ..postgres.overview import SystemState, read_state
+from ..postgres.pool import Database
 from ..postgres.workers import ScheduleSpec
-
-#: How far ahead a next slot is looked for, in minutes: a schedule rarer than monthly reads
-#: "no slot within 32 days".
-NEXT_SLOT_HORIZON_MIN = 32 * 24 * 60
+from ..schedule import parse_schedule
+from ..settings import Settings
 
 
 @dataclass(frozen=True)
@@ -27,9 +26,12 @@ class ScheduleState:
     """One periodic actor's schedule, as of the state's ``now``.
 
     Attributes:
-      cron: Its cron spec in the scheduler's local time (``None``: no alive scheduler sends it).
+      cron: Its schedule as a scheduler sends it, ``every 30s`` or a cron spec in UTC (``None``:
+        no alive scheduler sends it).
       last_slot: The latest tick a worker ran, in UTC.
       last_status: That tick's job status.
+      last_message_id: That tick's job id.
+      last_start_lateness_s: How long after its slot that tick started.
       next_slot: The slot due after ``last_slot`` (or after the scheduler started), in UTC.
       lateness_s: How long ``next_slot`` has been due without a tick running; 0 if not yet due.
       late: ``lateness_s`` is past the grace period while a scheduler sends the schedule.
@@ -40,24 +42,36 @@ class ScheduleState:
     last_slot: datetime | None
     last_status: str | None
     last_message_id: str | None
+    last_start_lateness_s: float | None
     next_slot: datetime | None
     lateness_s: float
     late: bool
 
+    def to_dict(self) -> dict[str, Any]:
+        """The schedule as JSON (``GET /schedules``, ``geotasks schedules --json``)."""
+        return {
+            "actor": self.actor_name,
+            "schedule": self.cron,
+            "next_slot": _iso(self.next_slot),
+            "last_slot": _iso(self.last_slot),
+            "last_job_id": self.last_message_id,
+            "last_status": self.last_status,
+            "last_start_lateness_s": self.last_start_lateness_s,
+            "overdue_s": self.lateness_s,
+            "late": self.late,
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
 
 def next_slot_after(spec: ScheduleSpec, after: datetime) -> datetime | None:
-    """Return the first slot of ``spec`` in a minute after ``after``'s, in UTC.
-
-    The cron spec is read on the scheduler's wall clock (its UTC offset), as periodiq reads it.
-    """
-    schedule = parse_schedule(spec.cron)
-    zone = timezone(timedelta(seconds=spec.utc_offset_s))
-    minute = after.astimezone(zone).replace(second=0, microsecond=0)
-    for _ in range(NEXT_SLOT_HORIZON_MIN):
-        minute += timedelta(minutes=1)
-        if schedule.validate(minute):
-            return minute.astimezone(UTC)
-    return None
+    """Return the first slot of ``spec`` after ``after``, in UTC (``None``: none within years)."""
+    try:
+        return parse_schedule(spec.cron).next_slot(after)
+    except ValueError:
+        return None
 
 
 def schedule_states(state: SystemState, grace_s: float) -> list[ScheduleState]:
@@ -97,9 +111,20 @@ def schedule_states(state: SystemState, grace_s: float) -> list[ScheduleState]:
                 last_slot=None if tick is None else tick.slot,
                 last_status=None if tick is None else tick.status,
                 last_message_id=None if tick is None else tick.message_id,
+                last_start_lateness_s=None if tick is None else tick.start_lateness_s,
                 next_slot=next_slot,
                 lateness_s=lateness_s,
                 late=lateness_s > grace_s,
             )
         )
     return states
+
+
+def read_schedules(database: Database, settings: Settings) -> list[ScheduleState]:
+    """Read every periodic actor's :class:`ScheduleState` from Postgres, by name.
+
+    Raises:
+      DatabaseUnavailable: when Postgres cannot be reached.
+    """
+    state = read_state(database, settings.broker_heartbeat_timeout_s)
+    return schedule_states(state, settings.periodic_skip_delay_s)

@@ -100,12 +100,17 @@ class SlotsInUse:
 
 @dataclass(frozen=True)
 class LatestTick:
-    """The latest tick of a periodic actor that a worker started, and its job's status."""
+    """The latest tick of a periodic actor that a worker started, and its job's status.
+
+    Attributes:
+      start_lateness_s: How long after its slot the tick started, in seconds.
+    """
 
     actor_name: str
     slot: datetime
     message_id: str
     status: str | None
+    start_lateness_s: float
 
 
 @dataclass(frozen=True)

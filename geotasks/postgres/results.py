@@ -33,15 +33,9 @@ from psycopg2.extensions import cursor as Cursor
 
 from ..errors import DatabaseError, JobFailed, ResultExpired
 from ..geo.result import FileResult, GeoJSONResult, SpooledResult
+from ..job_model import JobError, JobState
 from .group_commit import GroupCommit
-from .job_status import (
-    FINISHED_CHANNEL,
-    JobError,
-    JobState,
-    JobStore,
-    RunningJob,
-    running_job,
-)
+from .job_status import FINISHED_CHANNEL, JobStore, RunningJob, running_job
 from .listener import get_listener
 from .pool import Database, PreparedStatement, bind_prepared, execute_prepared
 from .queries import load_queries

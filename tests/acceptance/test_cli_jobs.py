@@ -16,8 +16,9 @@ import pytest
 from dramatiq.message import Message
 
 from geotasks.geo.result import GeoJSONResult
+from geotasks.job_model import JobError, JobState
 from geotasks.middleware.job_status import JobStatus
-from geotasks.postgres.job_status import JobError, JobState, JobStore
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from tests.acceptance.conftest import RunGeotasks, clean_environment

@@ -147,7 +147,9 @@ def test_a_job_chained_before_its_input_finished_waits_for_it(
 
 def test_bad_input_fails_once_with_a_clear_message(worker: Process, client_env: None) -> None:
     # A dataset outside the data directory is refused before it is sent…
-    with pytest.raises(InputError, match=r"argument 'name': '\.\./\.\./etc/passwd' does not match"):
+    with pytest.raises(
+        InputError, match=r"argument 'name': '\.\./\.\./etc/passwd' is not a dataset name"
+    ):
         geotasks.submit("shapefile_to_geojson", "../../etc/passwd")
 
     # …and when it reaches the worker all the same (a message sent by hand)

@@ -1,16 +1,9 @@
-"""Scheduled maintenance with real processes: periodiq schedulers, maintenance and geo workers.
-
-Keeping a minute-granular scheduler test short: periodiq sends every actor whose schedule
-matches the current minute as soon as it starts (it only waits for the next minute when started
-in a minute's last 5 seconds). With ``GEOTASKS_DELETE_EXPIRED_RESULTS_SCHEDULE="* * * * *"``
-(an ordinary setting, not a test hook) every minute matches, so a scheduler sends its first tick
-within a few seconds of starting, and the test never waits for a minute boundary.
-"""
+"""Scheduled maintenance with real processes: a maintenance worker keeps its slots on time while
+every geo thread is busy. (Schedulers themselves: ``test_schedules.py``.)"""
 
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +13,6 @@ import pendulum
 import pytest
 from dramatiq.message import Message
 
-from geotasks.cli import scheduler_command
-from geotasks.middleware.periodic import cron_slot, parse_schedule, parse_scheduled_at
 from geotasks.postgres.broker import PostgresBroker
 from geotasks.postgres.pool import Database
 from tests.waiting import wait_until
@@ -133,73 +124,3 @@ def test_maintenance_runs_on_time_while_every_geo_thread_is_busy(
     assert query(
         database, "SELECT count(*) FROM geotasks.broker_messages WHERE queue_name = 'geo'"
     ) == [(6,)]
-
-
-_SCHEDULED = re.compile(r"Scheduling Actor\(delete_expired_results\) at (.+)\.$", re.MULTILINE)
-#: periodiq logs this (at DEBUG) once it has sent a tick's messages.
-_SENT = re.compile(r"Nothing to do until ")
-
-
-def sent_stamps(log: str) -> list[str]:
-    """The stamps of the ticks a scheduler finished sending (it may be stopped mid-send)."""
-    last_sent = max((m.start() for m in _SENT.finditer(log)), default=0)
-    return _SCHEDULED.findall(log[:last_sent])
-
-
-def test_two_real_schedulers_in_two_time_zones_run_each_tick_once(
-    services: Services, database: Database
-) -> None:
-    # Given a maintenance worker, and an expired result for it to delete
-    worker = services.dramatiq("maintenance-worker", "-Q", "maintenance", "-p", "1", "-t", "2")
-    wait_until(lambda: WORKER_READY in worker.log(), START_TIMEOUT_S, "worker up")
-    insert_expired_result(database, "expired")
-
-    # When two real `periodiq geotasks.worker geotasks.maintenance` schedulers start, one on UTC
-    # and one on India's +05:30, and each sends its tick
-    schedulers = [
-        services.start(f"scheduler-{tz.replace('/', '-')}", scheduler_command("-v"), TZ=tz)
-        for tz in ("UTC", "Asia/Kolkata")
-    ]
-    for scheduler in schedulers:
-        wait_until(
-            lambda s=scheduler: _SENT.search(s.log()),
-            START_TIMEOUT_S,
-            f"{scheduler.name} sent a tick",
-        )
-    for scheduler in schedulers:
-        scheduler.stop()
-    stamps = [stamp for s in schedulers for stamp in sent_stamps(s.log())]
-
-    # Then the worker handles every message sent
-    def handled() -> tuple[int, int]:
-        log = worker.log()
-        return (
-            log.count("delete_expired_results (message"),
-            len(re.findall(r"already ran as another message", log)),
-        )
-
-    wait_until(lambda: sum(handled()) == len(stamps), START_TIMEOUT_S, "all ticks handled")
-
-    # And each tick (cron slot in UTC) ran exactly once, the other copies were skipped
-    schedule = parse_schedule(EVERY_MINUTE)
-    slots = set()
-    for stamp in stamps:
-        scheduled_at = parse_scheduled_at(stamp)
-        assert scheduled_at is not None, stamp
-        slots.add(cron_slot(scheduled_at, schedule))
-    runs, skips = handled()
-    assert (runs, skips) == (len(slots), len(stamps) - len(slots)), services.logs()
-    claimed = query(
-        database,
-        "SELECT slot FROM geotasks.periodic_tick WHERE actor_name = 'delete_expired_results'",
-    )
-    assert {row[0] for row in claimed} == slots
-    # And the job statuses say so
-    statuses = query(
-        database,
-        "SELECT status, count(*) FROM geotasks.job WHERE actor_name = 'delete_expired_results' "
-        "GROUP BY status",
-    )
-    assert dict(statuses) == {"SUCCESS": runs, **({"SKIPPED": skips} if skips else {})}
-    # And the maintenance job did its work
-    assert not result_exists(database, "expired")

@@ -28,8 +28,8 @@ from dramatiq.message import Message
 
 from geotasks.broker import build_broker
 from geotasks.demo_actors import add_numbers_slowly
+from geotasks.job_model import JobState
 from geotasks.jobs import Job, submit_with_options
-from geotasks.postgres.job_status import JobState
 from geotasks.postgres.pool import get_database
 from geotasks.settings import Settings, load_settings
 from tests import servers
@@ -197,7 +197,7 @@ class Deployment:
         return self.job(job.id)
 
     def send_message(self, queue_name: str, actor_name: str) -> Job:
-        """Send a message with no arguments, as periodiq does at a tick."""
+        """Send a message with no arguments, as a scheduler does at a slot."""
         self.broker.declare_queue(queue_name)
         message = self.broker.enqueue(
             Message(queue_name=queue_name, actor_name=actor_name, args=(), kwargs={}, options={})
@@ -313,7 +313,7 @@ WORKER_UNIT = "geotasks-worker@.service"
 READY = "Worker process is ready for action."
 #: What the other units log once they are ready.
 READY_LINES = {
-    "geotasks-scheduler.service": "Registered periodic actors:",
+    "geotasks-scheduler.service": "Scheduling ",
     "geotasks-api.service": "Uvicorn running on",
 }
 
@@ -395,8 +395,8 @@ def test_reloading_the_worker_loses_no_message(
 
 #: The queue of the periodic actors, and the one they all run on.
 MAINTENANCE_QUEUE = "maintenance"
-#: The end of a line of periodiq's list of actors: package.module:actor@queue.
-PERIODIC_ACTOR_LINE = re.compile(r" (\w+(?:\.\w+)+):(\w+)@(\w+) *$", re.MULTILINE)
+#: The scheduler's line for each periodic actor: "Scheduling actor (queue name): schedule".
+PERIODIC_ACTOR_LINE = re.compile(r"Scheduling (\w+) \(queue (\w+)\): ")
 
 
 def test_the_scheduler_and_the_maintenance_instance_run_the_periodic_actors(
@@ -407,21 +407,21 @@ def test_the_scheduler_and_the_maintenance_instance_run_the_periodic_actors(
     maintenance = start_unit(WORKER_UNIT, MAINTENANCE_QUEUE)
 
     # Then the scheduler has periodic actors to send, every one of them on the maintenance queue
-    scheduler.wait_for_log(f"@{MAINTENANCE_QUEUE}")
+    scheduler.wait_for_log(f"(queue {MAINTENANCE_QUEUE})")
     listed = PERIODIC_ACTOR_LINE.findall(scheduler.log())
     assert listed, scheduler.log()
-    assert {queue for _module, _actor, queue in listed} == {MAINTENANCE_QUEUE}
+    assert {queue for _actor, queue in listed} == {MAINTENANCE_QUEUE}
     # And the maintenance instance is the small one its environment file asks for
     assert maintenance.log().count(READY) == 1
 
     # When each periodic actor's message arrives, as at a tick
-    jobs = [deployment.send_message(MAINTENANCE_QUEUE, actor) for _module, actor, _q in listed]
+    jobs = [deployment.send_message(MAINTENANCE_QUEUE, actor) for actor, _queue in listed]
 
     # Then the maintenance instance runs every one and stores what it removed
     for job in jobs:
         assert isinstance(job.get(timeout=JOB_TIMEOUT_S), dict)
 
-    # And both stop at once when systemd stops them (periodiq dies of the SIGTERM)
+    # And both stop at once when systemd stops them (the scheduler exits on SIGTERM)
     assert maintenance.stop() == 0
     assert scheduler.stop() in CLEAN_EXIT_STATUSES
     assert not scheduler.group_alive()

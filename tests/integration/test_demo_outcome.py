@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from geotasks.demo import database_now, maintenance_outcome
-from geotasks.postgres.job_status import JobError, JobState
+from geotasks.job_model import JobError, JobState
 from geotasks.postgres.pool import Database
 from tests.integration.http.conftest import record_job
 

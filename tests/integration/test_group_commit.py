@@ -22,9 +22,10 @@ from dramatiq.middleware.threading import raise_thread_exception
 
 from geotasks.broker import build_middleware
 from geotasks.errors import DatabaseError, DatabaseUnavailable, TransientError
+from geotasks.job_model import JobState
 from geotasks.middleware.deliveries import DeliveryLimit
 from geotasks.postgres.group_commit import GroupCommit
-from geotasks.postgres.job_status import JobState, JobStore, RunningJob, set_running_job
+from geotasks.postgres.job_status import JobStore, RunningJob, set_running_job
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings

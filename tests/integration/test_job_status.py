@@ -16,9 +16,10 @@ from dramatiq.message import Message
 from dramatiq.middleware import SkipMessage
 
 from geotasks.errors import JobFailed, JobNotFound, JobSkipped, ResultExpired
+from geotasks.job_model import JobState, transition_allowed
 from geotasks.jobs import Job
 from geotasks.middleware.job_status import JobStatus, mark_throttled
-from geotasks.postgres.job_status import JobState, JobStore, transition_allowed
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend, delete_expired
 from geotasks.settings import Settings

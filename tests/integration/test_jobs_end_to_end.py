@@ -19,9 +19,9 @@ from geotasks.geo.limits import GeoLimits
 from geotasks.geo.operations import shapefile_to_geojson
 from geotasks.geo.result import GeoJSONResult
 from geotasks.http.status import status_info
+from geotasks.job_model import JobState
 from geotasks.jobs import Job, submit_with_options
 from geotasks.middleware.job_status import JobStatus, mark_throttled, progress
-from geotasks.postgres.job_status import JobState
 from geotasks.registry import ActorSpec, Parameter, Registry
 from geotasks.settings import Settings
 from tests.integration.conftest import Stack

@@ -15,9 +15,9 @@ import pytest
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.middleware import Middleware, SkipMessage
 
+from geotasks.job_model import JobState
 from geotasks.jobs import Job
 from geotasks.middleware.rate_limit import CONCURRENCY_KEY_PREFIX, RateLimit
-from geotasks.postgres.job_status import JobState
 from geotasks.postgres.pool import Database
 from geotasks.postgres.rate_limits import PostgresBackend
 from tests.integration.conftest import Stack

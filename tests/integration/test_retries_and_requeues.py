@@ -12,9 +12,9 @@ import pytest
 from geotasks.cli import format_info
 from geotasks.errors import JobFailed, JobSkipped
 from geotasks.http.status import status_info
+from geotasks.job_model import JobInfo, JobState
 from geotasks.jobs import Job
 from geotasks.postgres.dead_letters import list_dead_letters, requeue_dead_letter
-from geotasks.postgres.job_status import JobInfo, JobState
 from tests.integration.conftest import Stack
 
 S = JobState

@@ -17,9 +17,10 @@ from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
 
 from geotasks.broker import build_middleware
+from geotasks.job_model import JobState
 from geotasks.middleware.deliveries import DeliveryLimit
 from geotasks.middleware.job_status import JobStatus
-from geotasks.postgres.job_status import JobState, JobStore
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
 

@@ -15,7 +15,7 @@ import dramatiq
 import pytest
 
 from geotasks.errors import JobFailed
-from geotasks.postgres.job_status import JobState
+from geotasks.job_model import JobState
 from tests.waiting import wait_until
 
 from .conftest import (

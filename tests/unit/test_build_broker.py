@@ -15,7 +15,6 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
-from periodiq import PeriodiqMiddleware
 
 from geotasks.broker import MIDDLEWARE_TYPES, build_broker, known_actor_options
 from geotasks.errors import ConfigurationError
@@ -63,7 +62,6 @@ def test_the_middleware_are_in_the_documented_order() -> None:
     broker = build_broker(Settings(database_url=DATABASE_URL))
     assert [type(m) for m in broker.middleware] == [
         DeliveryLimit,
-        PeriodiqMiddleware,
         PeriodicDeduplication,
         RateLimit,
         JobStatus,

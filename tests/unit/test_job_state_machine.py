@@ -6,12 +6,7 @@ import itertools
 
 import pytest
 
-from geotasks.postgres.job_status import (
-    FINISHED_STATES,
-    JobState,
-    requeue_allowed,
-    transition_allowed,
-)
+from geotasks.job_model import FINISHED_STATES, JobState, requeue_allowed, transition_allowed
 
 S = JobState
 HOOK_STATES = [S.PENDING, S.THROTTLED, S.RETRYING, S.STARTED, S.SUCCESS, S.FAILURE, S.SKIPPED]

@@ -1,4 +1,4 @@
-"""cron_slot(): periodiq's local, rounded stamps map to one cron slot in UTC."""
+"""Cron.slot_of(): periodiq's local, rounded stamps map to one cron slot in UTC."""
 
 from __future__ import annotations
 
@@ -9,18 +9,13 @@ import pendulum
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from periodiq import cron
 
-from geotasks.middleware.periodic import (
-    EARLY_TOLERANCE_S,
-    Schedule,
-    cron_slot,
-    parse_scheduled_at,
-)
+from geotasks.middleware.periodic import parse_scheduled_at
+from geotasks.schedule import EARLY_TOLERANCE_S, Cron, parse_cron
 
-EVERY_MINUTE = cron("* * * * *")
-EVERY_FIVE_MINUTES = cron("*/5 * * * *")
-HOURLY = cron("0 * * * *")
+EVERY_MINUTE = parse_cron("* * * * *")
+EVERY_FIVE_MINUTES = parse_cron("*/5 * * * *")
+HOURLY = parse_cron("0 * * * *")
 
 
 def periodiq_stamp(woke_at_utc: datetime, tz: str) -> str:
@@ -33,10 +28,10 @@ def periodiq_stamp(woke_at_utc: datetime, tz: str) -> str:
     return str((local + timedelta(seconds=0.5)).replace(microsecond=0))
 
 
-def slot_of(stamp: str, schedule: Schedule = EVERY_MINUTE) -> datetime:
+def slot_of(stamp: str, schedule: Cron = EVERY_MINUTE) -> datetime:
     scheduled_at = parse_scheduled_at(stamp)
     assert scheduled_at is not None
-    return cron_slot(scheduled_at, schedule)
+    return schedule.slot_of(scheduled_at)
 
 
 def utc(*args: int) -> datetime:
@@ -119,7 +114,7 @@ def test_fall_back_in_paris_keeps_the_two_0230_ticks_apart() -> None:
     assert second == "2024-10-27 02:30:00+01:00"
 
     # Then they are two slots, each equal to a UTC scheduler's stamp of the same instant
-    half_past = cron("30 * * * *")
+    half_past = parse_cron("30 * * * *")
     assert slot_of(first, half_past) == utc(2024, 10, 27, 0, 30)
     assert slot_of(second, half_past) == utc(2024, 10, 27, 1, 30)
     assert slot_of(periodiq_stamp(utc(2024, 10, 27, 1, 30, 2), "UTC"), half_past) == utc(
@@ -135,12 +130,12 @@ def test_an_aware_datetime_in_a_zone_with_dst_is_read_on_its_offset() -> None:
         pendulum.datetime(2024, 3, 31, 1, 59, 58, tz="Europe/Paris"),
     ):
         # Then the next minute is computed in absolute time: 01:00 UTC
-        assert cron_slot(scheduled_at, EVERY_MINUTE) == utc(2024, 3, 31, 1, 0)
+        assert EVERY_MINUTE.slot_of(scheduled_at) == utc(2024, 3, 31, 1, 0)
 
 
 def test_a_naive_stamp_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        cron_slot(datetime(2024, 6, 1, 12, 0), EVERY_MINUTE)
+        EVERY_MINUTE.slot_of(datetime(2024, 6, 1, 12, 0))
 
 
 @pytest.mark.parametrize(

@@ -135,18 +135,12 @@ def test_one_worker_instance_may_serve_several_queues() -> None:
     assert option_value(argv, "--queues") == ["thumbnails", "reports"]
 
 
-def test_the_scheduler_runs_periodiq_on_the_worker_and_maintenance_modules() -> None:
+def test_the_scheduler_runs_geotasks_scheduler() -> None:
     unit = UnitFile.read(SCHEDULER)
     argv = unit.command("ExecStart", unit_environment(unit))
-    # periodiq through geotasks.scheduler, which registers it in the worker registry
-    assert argv == [
-        PREFIX + "/bin/python",
-        "-m",
-        "geotasks.scheduler",
-        "geotasks.worker",
-        "geotasks.maintenance",
-    ]
-    # periodiq dies of SIGHUP, so the scheduler offers no reload
+    # On geotasks.worker, which loads the maintenance actors and GEOTASKS_MODULES
+    assert argv == [PREFIX + "/bin/python", "-m", "geotasks.scheduler"]
+    # It dies of SIGHUP, so the scheduler offers no reload
     assert unit.values("Service", "ExecReload") == []
 
 

@@ -91,7 +91,8 @@ GROUP BY key
 ORDER BY key;
 
 -- name: latest_ticks
--- The latest tick of each periodic actor and its job's status: one index probe per actor
+-- The latest tick of each periodic actor, its job's status and how late it started (claimed
+-- just before the actor ran): one index probe per actor
 -- (periodic_tick's primary key), found by a recursive skip over the distinct actors.
 WITH RECURSIVE actors AS (
     (SELECT actor_name FROM geotasks.periodic_tick ORDER BY actor_name LIMIT 1)
@@ -100,10 +101,11 @@ WITH RECURSIVE actors AS (
             WHERE t.actor_name > actors.actor_name ORDER BY t.actor_name LIMIT 1)
     FROM actors WHERE actors.actor_name IS NOT NULL
 )
-SELECT a.actor_name, tick.slot, tick.message_id, job.status
+SELECT a.actor_name, tick.slot, tick.message_id, job.status,
+    extract(epoch FROM tick.claimed_at - tick.slot)::float8 AS start_lateness_s
 FROM actors AS a
 CROSS JOIN LATERAL (
-    SELECT slot, message_id FROM geotasks.periodic_tick AS t
+    SELECT slot, message_id, claimed_at FROM geotasks.periodic_tick AS t
     WHERE t.actor_name = a.actor_name ORDER BY slot DESC LIMIT 1
 ) AS tick
 LEFT JOIN geotasks.job AS job ON job.message_id = tick.message_id

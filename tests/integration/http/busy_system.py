@@ -8,8 +8,8 @@ from typing import Any
 
 from dramatiq.message import Message
 
+from geotasks.job_model import JobError, JobState
 from geotasks.postgres.broker import PostgresBroker
-from geotasks.postgres.job_status import JobError, JobState
 from geotasks.postgres.pool import Database
 from tests.integration.http.conftest import record_job
 from tests.integration.registry import register

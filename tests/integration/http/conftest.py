@@ -27,9 +27,10 @@ from starlette.testclient import TestClient
 from geotasks.broker import build_broker, database_for
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
+from geotasks.job_model import JobError, JobState
 from geotasks.middleware.job_status import JobStatus
 from geotasks.middleware.results import Results
-from geotasks.postgres.job_status import JobError, JobState, JobStore
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend

@@ -30,7 +30,8 @@ from geotasks.demo_actors import add_numbers
 from geotasks.geo.result import GeoJSONResult
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
-from geotasks.postgres.job_status import JobState, JobStore
+from geotasks.job_model import JobState
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database, get_database
 from geotasks.postgres.workers import WorkerStore

@@ -26,7 +26,8 @@ from geotasks.http.app import create_app
 from geotasks.http.openapi import build_openapi
 from geotasks.http.processes import default_catalogue
 from geotasks.http.store import JobAccess
-from geotasks.postgres.job_status import JobError, JobInfo, JobState, JobStore
+from geotasks.job_model import JobError, JobInfo, JobState
+from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
 from geotasks.settings import Settings
 from tests.integration.http.conftest import TOKEN, finished_job, make_settings, record_job

@@ -65,6 +65,7 @@ def test_the_api_conforms_to_its_openapi_document(client: TestClient) -> None:
         "GET /jobs/{jobID}/results",
         "GET /health",
         "GET /dashboard",
+        "GET /schedules",
         *(f"POST /processes/{name}/execution" for name in offered()),
     }
     assert set(checked) == expected

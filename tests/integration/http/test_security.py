@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from geotasks.http.app import create_app
 from geotasks.http.store import JobAccess
-from geotasks.postgres.job_status import JobState
+from geotasks.job_model import JobState
 from geotasks.postgres.pool import Database
 from tests.integration.http.conftest import TOKEN, finished_job, make_settings, record_job
 

@@ -15,7 +15,7 @@ from geotasks.http.status import (
     states_for,
     status_info,
 )
-from geotasks.postgres.job_status import JobError, JobInfo, JobState, Progress
+from geotasks.job_model import JobError, JobInfo, JobState, Progress
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
