@@ -12,6 +12,12 @@ then measures:
   send to the last result in hand;
 - round trip: one job at a time, send → result in hand; p50 and p99.
 
+The rows marked "submit + job.get()" go through geotasks' public client path: an actor declared
+with ``@geotasks.actor`` (checked by name and type on both sides), ``geotasks.submit(name, …)``
+and ``job.get()``, with the broker built from ``GEOTASKS_*`` settings as an application's is.
+The other geotasks rows send with Dramatiq's ``actor.send`` and fetch with
+``message.get_result()``.
+
 Celery and stock Dramatiq store results in Redis; the geotasks rows run geotasks' whole
 middleware stack: the poison guard, job status and the Postgres results store (a blocking get
 woken by NOTIFY), whatever the broker. The row "PG broker + Redis results" runs the
@@ -78,14 +84,22 @@ class Config:
     #: "postgres-broker-only": the Postgres broker and poison guard with stock Dramatiq's
     #: middleware and Redis results, to tell the broker's cost from the rest of geotasks'.
     broker: str
+    #: How the client sends and fetches: Dramatiq's ``send`` and ``message.get_result()``, or
+    #: "job": ``geotasks.submit(name, …)`` and ``job.get()`` on a ``@geotasks.actor``.
+    client: str = "get_result"
 
+
+#: The label of a configuration measured through the public client path ends with this.
+PUBLIC_SUFFIX = ", submit+job.get()"
 
 CONFIGS = [
     Config("celery-redis", "Celery 5, Redis broker", "celery"),
     Config("dramatiq-redis", "stock Dramatiq, Redis broker", "stock-redis"),
     Config("geotasks-postgres", "geotasks, Postgres broker", "postgres"),
+    Config("geotasks-postgres-job", f"geotasks, Postgres broker{PUBLIC_SUFFIX}", "postgres", "job"),
     Config("broker-postgres", "geotasks, PG broker + Redis results", "postgres-broker-only"),
     Config("geotasks-redis", "geotasks, Redis broker", "redis"),
+    Config("geotasks-redis-job", f"geotasks, Redis broker{PUBLIC_SUFFIX}", "redis", "job"),
     Config("geotasks-rabbitmq", "geotasks, RabbitMQ broker", "rabbitmq"),
 ]
 
@@ -144,6 +158,20 @@ def declare(queue_name: str) -> dramatiq.Actor[[int], int]:
     return tiny
 
 
+def declare_public(actor_name: str, queue_name: str, broker: dramatiq.Broker | None) -> Any:
+    """The same tiny actor as an application declares it: ``@geotasks.actor``.
+
+    Without ``broker`` (the client) it is registered by name for ``geotasks.submit`` and sends
+    through the broker built from the ``GEOTASKS_*`` settings.
+    """
+    import geotasks
+
+    def tiny(n: int) -> int:
+        return n
+
+    return geotasks.actor(actor_name=actor_name, queue_name=queue_name, broker=broker)(tiny)
+
+
 def make_celery_app(queue_name: str) -> Any:
     """Celery with Redis as broker and results store, and the same tiny task."""
     from celery import Celery
@@ -168,12 +196,17 @@ if os.environ.get("GEOTASKS_BENCH_BROKER") == "celery":
     celery_app = make_celery_app(os.environ["GEOTASKS_BENCH_QUEUE"])
 elif os.environ.get("GEOTASKS_BENCH_BROKER"):
     # Imported by the `dramatiq` worker command: configure from the environment.
-    build(
+    _worker_broker = build(
         os.environ["GEOTASKS_BENCH_BROKER"],
         os.environ["GEOTASKS_BENCH_NAMESPACE"],
         os.environ["GEOTASKS_BENCH_DATABASE_URL"],
     )
-    declare(os.environ["GEOTASKS_BENCH_QUEUE"])
+    if os.environ.get("GEOTASKS_BENCH_ACTOR"):
+        declare_public(
+            os.environ["GEOTASKS_BENCH_ACTOR"], os.environ["GEOTASKS_BENCH_QUEUE"], _worker_broker
+        )
+    else:
+        declare(os.environ["GEOTASKS_BENCH_QUEUE"])
 
 
 @dataclass
@@ -188,7 +221,9 @@ class Row:
 
 
 @contextmanager
-def worker_process(config: Config, namespace: str, queue: str, database_url: str) -> Iterator[None]:
+def worker_process(
+    config: Config, namespace: str, queue: str, database_url: str, actor_name: str
+) -> Iterator[None]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -196,6 +231,7 @@ def worker_process(config: Config, namespace: str, queue: str, database_url: str
         "GEOTASKS_BENCH_NAMESPACE": namespace,
         "GEOTASKS_BENCH_QUEUE": queue,
         "GEOTASKS_BENCH_DATABASE_URL": database_url,
+        "GEOTASKS_BENCH_ACTOR": actor_name,
     }
     if config.broker == "celery":
         command = [
@@ -248,6 +284,7 @@ def best_of(label: str, runs: list[Row]) -> Row:
 def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> Row:
     namespace = f"geotasks-bench-{uuid.uuid4().hex[:8]}"
     queue = f"bench-{uuid.uuid4().hex[:8]}"
+    actor_name = f"tiny_{uuid.uuid4().hex[:8]}" if config.client == "job" else ""
     send_and_get: Callable[[int], Callable[[], object]]
     broker: dramatiq.Broker | None = None
     if config.broker == "celery":
@@ -256,6 +293,16 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
         def send_and_get(n: int) -> Callable[[], object]:
             result = task.delay(n)
             return lambda: result.get(timeout=RESULT_TIMEOUT_MS / 1000)
+
+    elif config.client == "job":
+        broker = public_broker(config.broker, namespace, database_url)
+        declare_public(actor_name, queue, None)
+
+        def send_and_get(n: int) -> Callable[[], object]:
+            import geotasks
+
+            job = geotasks.submit(actor_name, n)
+            return lambda: job.get(timeout=RESULT_TIMEOUT_MS / 1000)
 
     else:
         broker = build(config.broker, namespace, database_url)
@@ -266,7 +313,7 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
             return lambda: message.get_result(block=True, timeout=RESULT_TIMEOUT_MS)
 
     try:
-        with worker_process(config, namespace, queue, database_url):
+        with worker_process(config, namespace, queue, database_url, actor_name):
             send_and_get(0)()
 
             commits_before = committed(database_url)
@@ -284,6 +331,10 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
                 durations_ms.append((time.perf_counter() - sent_at) * 1000)
     finally:
         clean_up(broker, namespace, queue)
+        if actor_name:
+            from geotasks.registry import DECLARED
+
+            DECLARED.pop(actor_name, None)
     percentiles = statistics.quantiles(durations_ms, n=100)
     return Row(
         config.label,
@@ -292,6 +343,22 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
         percentiles[98],
         commits_per_job,
     )
+
+
+def public_broker(broker_kind: str, namespace: str, database_url: str) -> dramatiq.Broker:
+    """geotasks' broker as an application gets it: built from ``GEOTASKS_*`` variables."""
+    from geotasks.broker import setup_broker
+    from geotasks.settings import get_settings
+
+    os.environ["GEOTASKS_DATABASE_URL"] = database_url
+    os.environ["GEOTASKS_BROKER_URL"] = {"postgres": database_url, "redis": REDIS_URL}[broker_kind]
+    # A directory of its own per measurement: settings that differ get a broker of their own.
+    os.environ["GEOTASKS_TMP_DIR"] = str(Path(tempfile.gettempdir()) / "geotasks-bench" / namespace)
+    get_settings.cache_clear()
+    broker = setup_broker()
+    if isinstance(broker, RedisBroker):
+        broker.namespace = namespace
+    return broker
 
 
 def committed(database_url: str) -> int:
@@ -359,10 +426,10 @@ def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> No
         f"{round_trips}; best of {repeat} run(s); results: in Redis unless the row says "
         "geotasks (Postgres results store and job status)"
     )
-    print(f"{'configuration':36} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'PG commits/job':>15}")
+    print(f"{'configuration':45} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'PG commits/job':>15}")
     for row in rows:
         print(
-            f"{row.label:36} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f} "
+            f"{row.label:45} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f} "
             f"{row.commits_per_job:15.2f}"
         )
     references = [row for row in rows if not row.label.startswith("geotasks")]
@@ -375,6 +442,14 @@ def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> No
             for ref in references
         )
         print(f"  {row.label}: {ratios}")
+    by_label = {row.label: row for row in rows}
+    for row in rows:
+        stock = by_label.get(row.label.removesuffix(PUBLIC_SUFFIX))
+        if row.label.endswith(PUBLIC_SUFFIX) and stock is not None:
+            print(
+                f"  {row.label} against get_result(): p50 {row.p50_ms / stock.p50_ms:.2f}x, "
+                f"throughput {row.jobs_per_s / stock.jobs_per_s:.2f}x"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
