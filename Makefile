@@ -8,7 +8,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration acceptance clean clean-db catalogue
+# Django 6 needs Python 3.12 or newer, which may be installed by pyenv without being on the PATH:
+# its tests run in a second virtualenv.
+PYTHON_DJANGO6 ?= $(shell for p in python3.13 python3.12 \
+	$(sort $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/3.1[2-9]*/bin/python)); do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' \
+	2>/dev/null && { echo $$p; break; }; done)
+VENV_DJANGO6 := .venv-django6
+STAMP_DJANGO6 := $(VENV_DJANGO6)/.installed
+
+.PHONY: demo test test-django6 lint unit integration acceptance clean clean-db catalogue
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "geotasks needs Python 3.11 or newer"; exit 1; }
@@ -22,6 +31,20 @@ demo: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q -rfEs
+	$(MAKE) test-django6
+
+$(STAMP_DJANGO6): pyproject.toml
+	@test -n "$(PYTHON_DJANGO6)" || { echo "the Django 6 tests need Python 3.12 or newer"; exit 1; }
+	test -x $(VENV_DJANGO6)/bin/python || $(PYTHON_DJANGO6) -m venv $(VENV_DJANGO6)
+	$(VENV_DJANGO6)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_DJANGO6)/bin/python -m pip install --quiet -e '.[django]' 'django>=6' pytest pytest-timeout
+	touch $(STAMP_DJANGO6)
+
+# The Django integration on Django 6 (its own django.tasks); `make test` runs it after the suite,
+# which covers Django 5.2 with the django-tasks backport.
+test-django6: $(STAMP_DJANGO6)
+	$(VENV_DJANGO6)/bin/python -m pytest -q -rfEs -p no:cacheprovider \
+		tests/contrib_django tests/unit/test_django_settings.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check geotasks tests benchmarks
@@ -43,4 +66,4 @@ clean-db: $(STAMP)
 	$(BIN)/python -m tests.templates
 
 clean:
-	rm -rf $(VENV) .geotasks .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_DJANGO6) .geotasks .pytest_cache .mypy_cache .ruff_cache

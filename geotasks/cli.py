@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: The module the worker and scheduler commands load (``geotasks.contrib.django.worker`` in a
+#: Django project).
+WORKER_MODULE = "geotasks.worker"
+
 #: Signals passed on to a child process instead of stopping the ``geotasks`` command.
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -184,7 +188,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         os.environ[env_name("worker_scheduler")] = "true"
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_child([sys.executable, "-m", "dramatiq", "geotasks.worker", *rest])
+        return run_child([sys.executable, "-m", "dramatiq", args.worker_module, *rest])
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
@@ -192,13 +196,13 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     needed."""
     with database_url(get_settings()) as url:
         _migrate_and_report(url)
-        return run_child(scheduler_command(*args.rest))
+        return run_child(scheduler_command(*args.rest, worker_module=args.worker_module))
 
 
-def scheduler_command(*extra_args: str) -> list[str]:
-    """Return the command line of :mod:`geotasks.scheduler` on ``geotasks.worker``, with this
-    interpreter."""
-    return [sys.executable, "-m", "geotasks.scheduler", "geotasks.worker", *extra_args]
+def scheduler_command(*extra_args: str, worker_module: str = WORKER_MODULE) -> list[str]:
+    """Return the command line of :mod:`geotasks.scheduler` on ``worker_module``
+    (``geotasks.worker``), with this interpreter."""
+    return [sys.executable, "-m", "geotasks.scheduler", worker_module, *extra_args]
 
 
 def cmd_schedules(args: argparse.Namespace) -> int:
@@ -742,11 +746,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser of the ``geotasks`` command."""
+def build_parser(*, worker_module: str = WORKER_MODULE) -> argparse.ArgumentParser:
+    """Return the argument parser of the ``geotasks`` command.
+
+    Parameters:
+      worker_module: The module ``worker`` and ``scheduler`` hand to Dramatiq and periodiq.
+    """
     parser = argparse.ArgumentParser(
         prog="geotasks", description="Background geoprocessing on Dramatiq workers."
     )
+    parser.set_defaults(worker_module=worker_module)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -844,9 +853,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``geotasks`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, worker_module: str = WORKER_MODULE) -> int:
+    """Entry point of the ``geotasks`` command; returns the exit code.
+
+    Parameters:
+      argv: The arguments (``sys.argv[1:]`` by default).
+      worker_module: The module ``worker`` and ``scheduler`` load (``manage.py geotasks``
+        passes its Django worker).
+    """
+    args = build_parser(worker_module=worker_module).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -205,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     try:
         return serve(args.broker, args.modules)
+    except GeotasksError as exc:
+        logger.error("The scheduler cannot start: %s", exc)
+        return 2
     except KeyboardInterrupt:
         return 0
 

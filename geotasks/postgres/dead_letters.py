@@ -150,3 +150,15 @@ def purge_dead_letters(database: Database, *, queue_name: str | None = None) -> 
         return int(cur.rowcount)
 
     return database.transaction(purge)
+
+
+def delete_dead_letters(database: Database, dead_letter_ids: list[int]) -> int:
+    """Delete these dead letters; return how many were deleted."""
+
+    def delete(cur: Cursor) -> int:
+        cur.execute(
+            load_queries("broker")["delete_dead_letters"], {"dead_letter_ids": dead_letter_ids}
+        )
+        return int(cur.rowcount)
+
+    return database.transaction(delete)

@@ -29,8 +29,10 @@ class ScheduleSpec:
     """A periodic actor's schedule as its scheduler reads it.
 
     Attributes:
-      cron: The cron spec, in the scheduler's local time.
-      utc_offset_s: The scheduler's UTC offset, in seconds, when it last heart-beat.
+      cron: The schedule as :mod:`geotasks.schedule` prints it: ``every 30s``, or a cron spec
+        read in UTC.
+      utc_offset_s: The scheduler host's UTC offset, in seconds, when it last heart-beat (for
+        information: schedules do not depend on it).
     """
 
     cron: str

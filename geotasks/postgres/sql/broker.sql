@@ -196,3 +196,6 @@ SELECT message_id, queue_name, pg_notify(%(channel)s, queue_name) FROM inserted;
 -- name: purge_dead_letters
 DELETE FROM geotasks.broker_dead_letters
 WHERE %(queue_name)s::text IS NULL OR queue_name = %(queue_name)s;
+
+-- name: delete_dead_letters
+DELETE FROM geotasks.broker_dead_letters WHERE dead_letter_id = ANY(%(dead_letter_ids)s);

@@ -17,7 +17,7 @@ from jsonschema import Draft7Validator
 from starlette.testclient import TestClient
 
 from geotasks.catalogue import builtin_actors, find_actor
-from geotasks.http.app import CONFORMANCE_CLASSES, REL_CONFORMANCE, REL_JOB_LIST, REL_PROCESSES
+from geotasks.http.landing import CONFORMANCE_CLASSES, REL_CONFORMANCE, REL_JOB_LIST, REL_PROCESSES
 from geotasks.http.openapi import OPENAPI_MEDIA_TYPE
 from geotasks.http.problems import NO_SUCH_JOB, NO_SUCH_PROCESS, RESULT_NOT_READY
 from geotasks.http.status import REL_RESULTS

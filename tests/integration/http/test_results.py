@@ -11,7 +11,7 @@ from dramatiq import Worker
 from starlette.testclient import TestClient
 
 from geotasks.geo.result import GeoJSONResult
-from geotasks.http.app import MAX_SYNC_WAITS
+from geotasks.http.process_routes import MAX_SYNC_WAITS
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import CHUNK_BYTES
 from tests.integration.http.conftest import feature_collection, finished_job, wait_for_status
@@ -165,9 +165,9 @@ def test_respond_sync_is_answered_async_when_too_many_requests_wait(
     client: TestClient, worker: Worker
 ) -> None:
     # Given every synchronous wait slot taken by other requests
-    api = client.app.state.api  # type: ignore[attr-defined]
+    processes = client.app.state.processes  # type: ignore[attr-defined]
     for _ in range(MAX_SYNC_WAITS):
-        api._sync_waits.acquire()
+        processes._sync_waits.acquire()
     try:
         # When one more client asks to wait
         started = time.monotonic()
@@ -181,4 +181,4 @@ def test_respond_sync_is_answered_async_when_too_many_requests_wait(
         assert time.monotonic() - started < 1
     finally:
         for _ in range(MAX_SYNC_WAITS):
-            api._sync_waits.release()
+            processes._sync_waits.release()

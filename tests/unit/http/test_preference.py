@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from geotasks.http.app import Preference, human_size
+from geotasks.http.process_routes import Preference
+from geotasks.http.resource import human_size
 
 
 @pytest.mark.parametrize(
