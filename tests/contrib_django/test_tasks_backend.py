@@ -83,7 +83,7 @@ def test_a_failing_task_reports_its_exception_class_and_traceback(tasks: Any) ->
     assert "return a / b" in error.traceback
     with pytest.raises(ValueError, match="failed"):
         _ = result.return_value
-    # Read back elsewhere, the arguments come from its dead letter
+    # Read back elsewhere, the arguments are those the job recorded
     assert (tasks.divide.get_result(result.id).args, result.args) == ([1, 0], [1, 0])
 
 
