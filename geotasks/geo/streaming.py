@@ -37,7 +37,7 @@ from geotasks.geo.batch import (
 from geotasks.geo.geojson import FeatureCollectionWriter, encode_properties
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.reading import Layer
-from geotasks.geo.validity import InvalidGeometries
+from geotasks.geo.validity import InvalidGeometries, valid_on_grid
 
 logger = logging.getLogger(__name__)
 
@@ -167,9 +167,13 @@ def write_layer(
         for chunk in batches:
             if between_batches is not None:
                 between_batches()
-            # Everything that reads the coordinates comes before rendering, which rounds them
-            # in place: the polygons to check, the split of features crossing ±180, and (if
-            # invalid polygons are to be repaired) a copy.
+            # The polygons are checked as they will be written: rounded to the output's
+            # decimals, which can make a valid ring touch itself. Rendering rounds them again,
+            # which changes nothing. What reads the coordinates comes before rendering, which
+            # re-orients them in place: the polygons to check, the split of features crossing
+            # ±180, and (if invalid polygons are to be repaired) a copy.
+            coords = chunk.geometries.coords
+            np.round(coords, writer.precision, out=coords)
             checked = _check_polygons(pool, chunk)
             splits = {
                 index: checked_shape(label, chunk, index, invalid=invalid, unwrapped=True)
@@ -206,7 +210,9 @@ class _Rendered:
             if self.original is None:
                 continue
             shape = to_shapely(self.original, index, lenient=True)
-            texts[index] = writer.geometry_text(make_polygonal_valid(shape))
+            # Snapped to the output's grid: rounding the repaired polygon must not break it.
+            repaired = valid_on_grid(make_polygonal_valid(shape), writer.precision)
+            texts[index] = writer.geometry_text(repaired)
         writer.write_texts(chunk.ids, chunk.properties, texts)
 
 

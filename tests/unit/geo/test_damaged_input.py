@@ -86,7 +86,7 @@ def test_a_corrupt_prj_over_lon_lat_is_read_as_a_missing_one(
         result = shapefile_to_geojson("naturalearth_lowres", data_dir=data_dir, limits=GeoLimits())
     assert len(document(result)["features"]) == 177
     assert "has a .prj that cannot be parsed and lon/lat-like bounds" in caplog.text
-    assert [w["kind"] for w in warnings] == ["crs_assumed"]
+    assert "crs_assumed" in [w["kind"] for w in warnings]
 
 
 def test_a_corrupt_prj_over_projected_coordinates_needs_source_crs(

@@ -10,6 +10,8 @@ import fiona
 import fiona.env
 import fiona.errors
 import pytest
+import shapely
+import shapely.geometry
 
 from geotasks.errors import InputError
 from geotasks.geo.limits import GeoLimits
@@ -396,3 +398,22 @@ def test_the_feature_limit_also_holds_while_streaming_filtered_data(
         convert(
             data_dir, "naturalearth_lowres", where="pop_est > 0", limits=GeoLimits(max_features=5)
         )
+
+
+def test_a_polygon_that_rounding_makes_invalid_is_found_and_repaired_on_the_output_grid(
+    data_dir: Path, make_shapefile: MakeShapefile
+) -> None:
+    # Given a ring whose notch comes 4e-8° from its bottom edge: valid, until rounded to 7
+    # decimals, when the notch touches the edge (the star-shaped ring)
+    ring = [(0.0, 0.0), (0.0, 1.0), (0.5, 4e-8), (1.0, 1.0), (1.0, 0.0), (0.0, 0.0)]
+    assert shapely.Polygon(ring).is_valid
+    make_shapefile("notch", "Polygon", [{"geometry": {"type": "Polygon", "coordinates": [ring]}}])
+    # When converted, Then the polygon is reported as invalid as it is written
+    with recording() as warnings:
+        convert(data_dir, "notch")
+    assert [(w["count"], w["first_ids"]) for w in warnings] == [(1, [0])]
+    with pytest.raises(InputError, match="feature 0 has an invalid polygon"):
+        convert(data_dir, "notch", strict=True)
+    # And repaired, it is valid once written
+    repaired = convert(data_dir, "notch", repair=True)["features"][0]["geometry"]
+    assert shapely.geometry.shape(repaired).is_valid
