@@ -11,7 +11,7 @@ import pytest
 import geotasks
 from geotasks.contrib.django.database import geotasks_database
 from geotasks.job_model import JobState
-from tests.acceptance.processes import Service
+from tests.processes import Process
 from tests.waiting import wait_until
 
 JOBS_URL = "/admin/geotasks/job/"
@@ -19,7 +19,7 @@ DEAD_LETTERS_URL = "/admin/geotasks/deadletter/"
 
 
 @pytest.fixture
-def staff(django_here: str, django_worker: Service) -> Iterator[Any]:
+def staff(django_here: str, django_worker: Process) -> Iterator[Any]:
     """Make a staff user with the given permissions (``"geotasks.cancel_job"``…); log in."""
     from django.contrib.auth.models import Permission, User
     from django.test import Client
