@@ -17,7 +17,7 @@ What Celery's ``@task`` and Dramatiq's ``@actor`` leave to the user, this does o
   message can arrive by other means), failing a bad one once with the same message.
 - **Results are converted, never pickled**: JSON values are stored as they are; shapely
   geometries, features and anything with ``__geo_interface__`` become an RFC 7946
-  FeatureCollection, streamed (:mod:`geotasks.geo.collect`); anything else fails the job at
+  FeatureCollection, streamed (:mod:`geotasks.geo.conversion`); anything else fails the job at
   once, saying what to return instead.
 - **Declaring connects to nothing**: the broker is built from the ``GEOTASKS_*`` settings when
   it is first needed (a send, a worker), so ``import myapp.tasks`` works in a shell or a test

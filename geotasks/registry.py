@@ -152,11 +152,18 @@ class ActorSpec:
         """
         bound = self.bind(args, kwargs)
         validators = self._validators
+        parameters = {parameter.name: parameter for parameter in self.parameters}
         for name, value in bound.items():
             error = next(iter(validators[name].iter_errors(value)), None)
-            if error is not None:
-                where = "".join(f"[{part!r}]" for part in error.absolute_path)
-                raise InputError(f"{self.call_text}: argument {name!r}{where}: {error.message}")
+            if error is None:
+                continue
+            where = "".join(f"[{part!r}]" for part in error.absolute_path)
+            problem = error.message
+            description = parameters[name].description
+            if error.validator == "pattern" and not where and description:
+                # A regular expression says little to a person; what the value should be does.
+                problem = f"{error.instance!r} is not a {description}"
+            raise InputError(f"{self.call_text}: argument {name!r}{where}: {problem}")
         return bound
 
     @property

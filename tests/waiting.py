@@ -17,17 +17,21 @@ def wait_until(condition: Callable[[], object], timeout_s: float = 10.0, what: s
         time.sleep(0.02)
 
 
-def wait_for_published_actor(database_url: str, actor_name: str, timeout_s: float = 60.0) -> None:
-    """Wait until a worker has published ``actor_name`` to the catalogue (it has booted)."""
+def actor_published(database_url: str, actor_name: str) -> bool:
+    """Whether a worker has published ``actor_name`` to the catalogue."""
     import psycopg2
 
-    def published() -> bool:
-        with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT 1 FROM geotasks.actor_catalogue WHERE actor_name = %s", (actor_name,)
-            )
-            found = cur.fetchone() is not None
-        conn.close()
-        return found
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM geotasks.actor_catalogue WHERE actor_name = %s", (actor_name,))
+        found = cur.fetchone() is not None
+    conn.close()
+    return found
 
-    wait_until(published, timeout_s, f"a worker publishing {actor_name}")
+
+def wait_for_published_actor(database_url: str, actor_name: str, timeout_s: float = 60.0) -> None:
+    """Wait until a worker has published ``actor_name`` to the catalogue (it has booted)."""
+    wait_until(
+        lambda: actor_published(database_url, actor_name),
+        timeout_s,
+        f"a worker publishing {actor_name}",
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -10,18 +9,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import ROOT, clean_environment
+
+# The helpers tests import from here; they live in tests.processes, shared with other suites.
+__all__ = ["ROOT", "RunGeotasks", "clean_environment"]
 
 RunGeotasks = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def clean_environment(**overrides: str) -> dict[str, str]:
-    """The test's environment without any GEOTASKS_* variable, plus ``overrides``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTASKS_")}
-    # Run this checkout's code even when the venv's editable install points elsewhere.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.update(overrides)
-    return env
 
 
 @pytest.fixture

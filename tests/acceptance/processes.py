@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from .conftest import ROOT
-
-#: Seconds a command gets to stop after SIGTERM before its whole process group is killed.
-STOP_TIMEOUT_S = 10
+from tests.processes import Process, dramatiq_command
 
 
-class Service:
-    """A command running in its own process group, its output in a log file."""
+class Service(Process):
+    """A named command in its own process group, its output in ``<log_dir>/<name>.log``."""
 
     def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path):
         self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                list(argv),
-                cwd=ROOT,
-                env=dict(env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def log(self) -> str:
-        """Everything the command printed so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        """SIGTERM the command, then SIGKILL its process group if it is still there."""
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-        # Worker processes of a dramatiq command that outlived their parent.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=STOP_TIMEOUT_S)
+        super().__init__(argv, env, log_dir / f"{name}.log")
 
 
 class Services:
@@ -66,15 +34,7 @@ class Services:
         """``dramatiq geotasks.worker ARGS…`` with a short shutdown timeout."""
         return self.start(
             name,
-            [
-                sys.executable,
-                "-m",
-                "dramatiq",
-                "geotasks.worker",
-                *args,
-                "--worker-shutdown-timeout",
-                "2000",
-            ],
+            dramatiq_command("geotasks.worker", *args, "--worker-shutdown-timeout", "2000"),
         )
 
     def stop_all(self) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -23,8 +21,8 @@ from geotasks.middleware.job_status import JobStatus
 from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
-from tests.acceptance.conftest import ROOT, RunGeotasks, clean_environment
-from tests.waiting import wait_for_published_actor
+from tests.acceptance.conftest import RunGeotasks, clean_environment
+from tests.processes import Process, dramatiq_command, started
 
 DOCUMENT = orjson.dumps(
     {
@@ -176,38 +174,23 @@ def test_submit_wait_reports_the_time_it_actually_waited(
 
 
 @pytest.fixture
-def worker(
-    env: dict[str, str], tmp_path: Path, database_url: str
-) -> Iterator[subprocess.Popen[bytes]]:
+def worker(env: dict[str, str], tmp_path: Path, database_url: str) -> Iterator[Process]:
     """``dramatiq geotasks.worker`` serving the demo actors (an application module) on the test
     database, once it has published them; stopped with SIGTERM afterwards."""
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "geotasks.worker", "--processes", "1", "--threads", "2"],
-        cwd=ROOT,
-        env={**env, "GEOTASKS_MODULES": "geotasks.demo_actors"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for_published_actor(database_url, "add_numbers")
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=WORKER_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=WORKER_TIMEOUT_S)
-        log.close()
+    with started(
+        dramatiq_command("geotasks.worker", "--processes", "1", "--threads", "2"),
+        {**env, "GEOTASKS_MODULES": "geotasks.demo_actors"},
+        tmp_path / "worker.log",
+        stop_timeout_s=WORKER_TIMEOUT_S,
+    ) as worker:
+        worker.wait_for_actors(database_url, "add_numbers")
+        yield worker
 
 
 def test_submit_wait_follows_the_job_and_saves_its_result(
     run_geotasks: RunGeotasks,
     env: dict[str, str],
-    worker: subprocess.Popen[bytes],
+    worker: Process,
     tmp_path: Path,
 ) -> None:
     # Given a worker, when a job is submitted by name and followed, the command's options

@@ -20,7 +20,7 @@ from geotasks.postgres.pool import Database
 from geotasks.settings import load_settings
 from tests.acceptance.conftest import ROOT, RunGeotasks, clean_environment
 from tests.acceptance.processes import Service, running
-from tests.waiting import wait_for_published_actor, wait_until
+from tests.waiting import wait_until
 
 EXAMPLE_DIR = ROOT / "examples" / "celery_port"
 
@@ -128,12 +128,7 @@ def worker(
     }
     with running(env, tmp_path_factory.mktemp("logs")) as services:
         service = services.dramatiq("worker", "--processes", "1", "--threads", "4")
-        try:
-            for name in ("get_shps", "nested"):
-                wait_for_published_actor(module_database_url, name)
-        except BaseException:
-            print(services.logs())
-            raise
+        service.wait_for_actors(module_database_url, "get_shps", "nested")
         yield service
 
 

@@ -7,11 +7,6 @@ with Redis for both.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +20,8 @@ from dramatiq.message import Message
 from geotasks.broker import build_broker
 from geotasks.postgres.pool import Database
 from geotasks.settings import load_settings
-from tests.acceptance.conftest import ROOT, clean_environment
+from tests.acceptance.conftest import clean_environment
+from tests.processes import READY_LINE, Process, dramatiq_command
 
 PROCESSES = 3
 THREADS = 4
@@ -35,15 +31,10 @@ class Workers:
     """A running ``dramatiq`` command and a broker, built as geotasks builds it, to send to it."""
 
     def __init__(
-        self,
-        namespace: str,
-        environment: dict[str, str],
-        redis_url: str,
-        process: subprocess.Popen[bytes],
+        self, namespace: str, environment: dict[str, str], redis_url: str, process: Process
     ) -> None:
         self.namespace = namespace
         self.process = process
-        self.pid = process.pid
         self.sender = build_broker(load_settings(environment))
         self.redis = redis.Redis.from_url(redis_url)
 
@@ -66,10 +57,6 @@ class Workers:
             time.sleep(0.05)
         rows = [line.decode().split() for line in self.redis.lrange(key, 0, -1)]
         return sorted(((int(n), float(s), float(e)) for n, s, e in rows), key=lambda r: r[1])
-
-    def process_wait(self) -> None:
-        """Wait for the ``dramatiq`` command to exit (after it was signalled)."""
-        self.process.wait(timeout=20)
 
     def close(self) -> None:
         keys = list(self.redis.scan_iter(f"*{self.namespace}*"))
@@ -102,49 +89,35 @@ def backends(request: pytest.FixtureRequest, database_url: str) -> dict[str, str
 @pytest.fixture
 def start_workers(tmp_path: Path, redis_url: str) -> Iterator[StartWorkers]:
     """Start the test app's workers (3 processes, 4 threads each); stop them afterwards."""
-    started: list[tuple[subprocess.Popen[bytes], Workers]] = []
+    started: list[Workers] = []
 
     def start(backends: dict[str, str], namespace: str | None = None, **env: str) -> Workers:
         namespace = namespace or f"rl{uuid.uuid4().hex[:12]}"
-        log = tmp_path / f"{namespace}-{len(started)}.log"
         environment = clean_environment(
             RATE_LIMIT_TEST_NAMESPACE=namespace,
             RATE_LIMIT_TEST_REDIS_URL=redis_url,
             **backends,
             **env,
         )
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "dramatiq", "tests.acceptance.rate_limit_app"),
-                    *("-p", str(PROCESSES), "-t", str(THREADS), "-Q", namespace),
-                ],
-                cwd=ROOT,
-                env=environment,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = Process(
+            dramatiq_command(
+                "tests.acceptance.rate_limit_app",
+                *("-p", str(PROCESSES), "-t", str(THREADS), "-Q", namespace),
+            ),
+            environment,
+            tmp_path / f"{namespace}-{len(started)}.log",
+            stop_timeout_s=20,
+        )
         workers = Workers(namespace, environment, redis_url, process)
-        started.append((process, workers))
-        deadline = time.monotonic() + 30
-        while log.read_text().count("ready for action") < PROCESSES:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"workers did not start:\n{log.read_text()}")
-            time.sleep(0.1)
+        started.append(workers)
+        process.wait_for_log(READY_LINE, count=PROCESSES, timeout_s=30)
         return workers
 
     try:
         yield start
     finally:
-        for process, workers in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        for workers in started:
+            workers.process.stop()
             workers.close()
 
 
@@ -236,8 +209,7 @@ def test_the_slots_of_a_killed_worker_free_themselves_after_the_lease_time(
         assert wait_until(lambda: count_leases(database) == 2, timeout_s=10)
 
         # When those workers are killed outright (no shutdown hooks run)
-        os.killpg(first.pid, signal.SIGKILL)
-        first.process_wait()
+        first.process.kill()
         expiry_s = latest_lease_expiry_s(database)
 
         # Then a new worker's message gets a slot once the leases expired, not before

@@ -7,13 +7,10 @@ worker where the tests allow it; every process started here is killed when its f
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,8 +31,8 @@ from geotasks.postgres.broker import PostgresBroker
 from geotasks.postgres.pool import get_database
 from geotasks.settings import Settings, get_settings
 from tests import servers
+from tests.processes import ROOT, Process, clean_environment, dramatiq_command
 
-ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_DATA = ROOT / "sample_data"
 #: Longest a worker may take to start, or a job to finish, in these tests, in seconds.
 WORKER_TIMEOUT_S = 60
@@ -46,15 +43,11 @@ MAX_DELIVERIES = 2
 HEARTBEAT_TIMEOUT_S = 2
 
 
-def worker_environment(**overrides: str) -> dict[str, str]:
-    """This process's environment without GEOTASKS_* variables, running this checkout's code."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTASKS_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.update(overrides)
-    return env
+#: This process's environment without GEOTASKS_* variables, running this checkout's code.
+worker_environment = clean_environment
 
 
-class WorkerProcess:
+class WorkerProcess(Process):
     """A ``dramatiq`` command in its own session, its output in a log file.
 
     Parameters:
@@ -71,49 +64,12 @@ class WorkerProcess:
         modules: tuple[str, ...] = ("geotasks.worker",),
         arguments: tuple[str, ...] = ("-p", "1", "-t", "2"),
     ) -> None:
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dramatiq",
-                    *modules,
-                    *arguments,
-                    "--worker-shutdown-timeout",
-                    "5000",
-                ],
-                cwd=ROOT,
-                env=dict(env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def alive(self) -> bool:
-        """Whether the main process is still running."""
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL the main process and its worker processes at once, as a power loss would."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=WORKER_TIMEOUT_S)
-
-    def stop(self) -> int:
-        """Stop it as systemd does (SIGTERM, then SIGKILL); return its exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        return self.process.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        super().__init__(
+            dramatiq_command(*modules, *arguments, "--worker-shutdown-timeout", "5000"),
+            env,
+            log_path,
+            stop_timeout_s=30,
+        )
 
 
 @pytest.fixture(scope="module")

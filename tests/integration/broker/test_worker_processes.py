@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,61 +17,34 @@ from dramatiq.message import Message
 from geotasks.postgres.workers import WorkerProcess as RegisteredWorker
 from geotasks.postgres.workers import WorkerStore
 from geotasks.settings import env_name
+from tests.processes import ROOT, Process, dramatiq_command
 from tests.waiting import wait_until
 
 from .conftest import HEARTBEAT_TIMEOUT_S, MAX_DELIVERIES, Broker
 
 pytestmark = pytest.mark.parametrize("broker_kind", ["postgres", "rabbitmq"])
 
-REPO = Path(__file__).resolve().parents[3]
 #: Longest a worker process may take to start and act, in seconds.
 WORKER_TIMEOUT_S = 30
 
 
-class WorkerProcess:
+def start_worker(broker: Broker, markers: Path, log_path: Path) -> Process:
     """A ``dramatiq`` command running the test actors, with its log in a file."""
-
-    def __init__(self, broker: Broker, markers: Path, log_path: Path) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-            env_name("database_url"): broker.settings.database_url or "",
-            env_name("broker_url"): broker.settings.broker_url or "",
-            env_name("broker_heartbeat_timeout_s"): str(HEARTBEAT_TIMEOUT_S),
-            env_name("max_deliveries"): str(MAX_DELIVERIES),
-            "GEOTASKS_TEST_QUEUE": broker.queue_name,
-            "GEOTASKS_TEST_MARKERS": str(markers),
-        }
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dramatiq",
-                    "tests.integration.broker.process_actors",
-                    "--processes",
-                    "1",
-                    "--threads",
-                    "1",
-                    "--worker-shutdown-timeout",
-                    "2000",
-                ],
-                cwd=REPO,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL the main process and its worker process at once, as a power loss would."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=WORKER_TIMEOUT_S)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        env_name("database_url"): broker.settings.database_url or "",
+        env_name("broker_url"): broker.settings.broker_url or "",
+        env_name("broker_heartbeat_timeout_s"): str(HEARTBEAT_TIMEOUT_S),
+        env_name("max_deliveries"): str(MAX_DELIVERIES),
+        "GEOTASKS_TEST_QUEUE": broker.queue_name,
+        "GEOTASKS_TEST_MARKERS": str(markers),
+    }
+    argv = dramatiq_command(
+        "tests.integration.broker.process_actors",
+        *("--processes", "1", "--threads", "1", "--worker-shutdown-timeout", "2000"),
+    )
+    return Process(argv, env, log_path)
 
 
 @pytest.fixture
@@ -84,14 +55,12 @@ def markers(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start_process(
-    broker: Broker, markers: Path, tmp_path: Path
-) -> Iterator[Callable[[], WorkerProcess]]:
+def start_process(broker: Broker, markers: Path, tmp_path: Path) -> Iterator[Callable[[], Process]]:
     """Start ``dramatiq`` worker commands; every one still running is killed after the test."""
-    started: list[WorkerProcess] = []
+    started: list[Process] = []
 
-    def start() -> WorkerProcess:
-        worker = WorkerProcess(broker, markers, tmp_path / f"worker-{len(started)}.log")
+    def start() -> Process:
+        worker = start_worker(broker, markers, tmp_path / f"worker-{len(started)}.log")
         started.append(worker)
         return worker
 
@@ -114,7 +83,7 @@ def send(broker: Broker, actor_name: str) -> Message[None]:
 
 
 def test_the_message_of_a_killed_worker_is_redelivered_to_the_next(
-    broker: Broker, markers: Path, start_process: Callable[[], WorkerProcess]
+    broker: Broker, markers: Path, start_process: Callable[[], Process]
 ) -> None:
     # Given a worker process busy with a message
     broker.broker.declare_queue(broker.queue_name)
@@ -147,7 +116,7 @@ def test_the_message_of_a_killed_worker_is_redelivered_to_the_next(
 
 
 def test_a_message_that_keeps_killing_its_worker_is_dead_lettered(
-    broker: Broker, markers: Path, start_process: Callable[[], WorkerProcess]
+    broker: Broker, markers: Path, start_process: Callable[[], Process]
 ) -> None:
     # Given a message that aborts the worker process running it
     broker.broker.declare_queue(broker.queue_name)
@@ -175,7 +144,7 @@ def registered_workers(broker: Broker) -> list[RegisteredWorker]:
 
 
 def test_a_killed_worker_is_lost_once_its_heartbeat_is_past_the_timeout(
-    broker: Broker, markers: Path, start_process: Callable[[], WorkerProcess]
+    broker: Broker, markers: Path, start_process: Callable[[], Process]
 ) -> None:
     # Given a `dramatiq` worker process busy with a message
     broker.broker.declare_queue(broker.queue_name)

@@ -8,9 +8,7 @@ the test's Postgres database exactly as in a deployment; ``worker`` runs them.
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,6 +35,7 @@ from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings, load_settings
+from tests.processes import READY_LINE, clean_environment, dramatiq_command, started
 
 #: A bearer token the secured app accepts.
 TOKEN = "test-token-0123456789abcdef"
@@ -231,7 +230,6 @@ def static_client(module_database_url: str) -> Iterator[TestClient]:
         database.close()
 
 
-ROOT = Path(__file__).resolve().parents[3]
 #: Longest the worker process may take to start, in seconds.
 WORKER_START_TIMEOUT_S = 30
 
@@ -253,38 +251,13 @@ def production_broker(settings: Settings) -> Iterator[dramatiq.Broker]:
 @pytest.fixture
 def worker_process(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """``dramatiq geotasks.worker geotasks.http.echo`` on the test's database, until it is ready."""
-    log = tmp_path / "worker.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOTASKS_")}
-    env["GEOTASKS_DATABASE_URL"] = settings.require_database_url()
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dramatiq",
-                "geotasks.worker",
-                "geotasks.http.echo",
-                "--processes",
-                "1",
-                "--threads",
-                "2",
-            ],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-        while b"ready for action" not in log.read_bytes():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the worker did not start:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with started(
+        dramatiq_command(
+            "geotasks.worker", "geotasks.http.echo", "--processes", "1", "--threads", "2"
+        ),
+        clean_environment(GEOTASKS_DATABASE_URL=settings.require_database_url()),
+        tmp_path / "worker.log",
+        stop_timeout_s=20,
+    ) as worker:
+        worker.wait_for_log(READY_LINE, timeout_s=WORKER_START_TIMEOUT_S)
+        yield worker.process
