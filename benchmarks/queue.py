@@ -58,6 +58,8 @@ from dramatiq.middleware import AgeLimit
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
+from .cpu import ms_per_job, ticks_by_role
+
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
     "GEOTASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -218,12 +220,16 @@ class Row:
     #: Transactions committed in the benchmark database per job of the throughput run (client
     #: and worker together; an autocommit statement counts as one).
     commits_per_job: float
+    #: CPU milliseconds per job of the throughput run, by process: "worker" (its whole process
+    #: tree), "client" (this process), "postgres" and "redis" (every server process of the
+    #: machine: run it on an otherwise quiet one).
+    cpu_ms_per_job: dict[str, float]
 
 
 @contextmanager
 def worker_process(
     config: Config, namespace: str, queue: str, database_url: str, actor_name: str
-) -> Iterator[None]:
+) -> Iterator[int]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -253,7 +259,7 @@ def worker_process(
             stderr=subprocess.STDOUT,
         )
         try:
-            yield
+            yield process.pid
         except BaseException:
             log.seek(0)
             sys.stderr.write(log.read()[-5000:])
@@ -278,6 +284,8 @@ def best_of(label: str, runs: list[Row]) -> Row:
         min(run.p50_ms for run in runs),
         min(run.p99_ms for run in runs),
         min(run.commits_per_job for run in runs),
+        # The CPU of the run with the best throughput: the least disturbed one.
+        max(runs, key=lambda run: run.jobs_per_s).cpu_ms_per_job,
     )
 
 
@@ -313,15 +321,17 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
             return lambda: message.get_result(block=True, timeout=RESULT_TIMEOUT_MS)
 
     try:
-        with worker_process(config, namespace, queue, database_url, actor_name):
+        with worker_process(config, namespace, queue, database_url, actor_name) as worker_pid:
             send_and_get(0)()
 
             commits_before = committed(database_url)
+            cpu_before = ticks_by_role(worker_pid)
             started = time.perf_counter()
             pending = [send_and_get(n) for n in range(jobs)]
             for get in pending:
                 get()
             jobs_per_s = jobs / (time.perf_counter() - started)
+            cpu_ms = ms_per_job(cpu_before, ticks_by_role(worker_pid), jobs)
             commits_per_job = (committed(database_url) - commits_before) / jobs
 
             durations_ms = []
@@ -342,6 +352,7 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
         statistics.median(durations_ms),
         percentiles[98],
         commits_per_job,
+        cpu_ms,
     )
 
 
@@ -432,6 +443,22 @@ def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> No
             f"{row.label:45} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f} "
             f"{row.commits_per_job:15.2f}"
         )
+    print()
+    print(
+        "CPU ms per job of the throughput run, by process "
+        "(Postgres and Redis: all of the machine's processes)"
+    )
+    print(
+        f"{'configuration':45} {'worker':>7} {'client':>7} {'Postgres':>8} {'Redis':>7} "
+        f"{'total':>7}"
+    )
+    for row in rows:
+        cpu = row.cpu_ms_per_job
+        print(
+            f"{row.label:45} {cpu['worker']:7.2f} {cpu['client']:7.2f} {cpu['postgres']:8.2f} "
+            f"{cpu['redis']:7.2f} {sum(cpu.values()):7.2f}"
+        )
+    print()
     references = [row for row in rows if not row.label.startswith("geotasks")]
     for row in rows:
         if row in references:
