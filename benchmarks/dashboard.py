@@ -91,8 +91,10 @@ def scans(plan: dict[str, Any]) -> Iterator[str]:
     """Yield every scan node of a JSON plan, as ``Node Type on relation (index)``."""
     node = plan["Node Type"]
     if "Scan" in node:
+        relation = plan.get("Relation Name", plan.get("Alias"))
+        on = f" on {relation}" if relation else ""
         index = f" using {plan['Index Name']}" if "Index Name" in plan else ""
-        yield f"{node} on {plan.get('Relation Name', plan.get('Alias', '?'))}{index}"
+        yield f"{node}{on}{index}"
     for child in plan.get("Plans", []):
         yield from scans(child)
 
