@@ -240,7 +240,7 @@ def storable(value: Any, actor_name: str) -> Any:
     Raises:
       ResultNotStorable: naming the type, when the value is neither (the job fails at once).
     """
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, str | int):  # bool is an int; a float may be NaN
         return value
     from .datasets import geo_limits
     from .geo.conversion import to_result
