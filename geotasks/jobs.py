@@ -41,6 +41,7 @@ from .errors import (
     ResultNotStored,
     ResultTooLarge,
 )
+from .geo.output_formats import OUTPUT_FORMAT_OPTION, output_format
 from .job_model import JobError, JobInfo, JobState, Progress
 from .postgres.job_status import FINISHED_CHANNEL, JobStore
 from .postgres.listener import get_listener
@@ -122,12 +123,7 @@ def submit_with_options(
     )
     json_args, json_kwargs = checked_arguments(spec, tuple(args), kwargs or {})
     broker = broker if broker is not None else _configured_broker()
-    unknown = sorted(set(options) - broker.actor_options)
-    if unknown:
-        raise InputError(
-            f"unknown message option(s) {', '.join(unknown)} for {actor_name}; "
-            f"known: {', '.join(sorted(broker.actor_options))}"
-        )
+    check_message_options(broker, actor_name, options)
     message: Message[Any] = Message(
         queue_name=spec.queue_name,
         actor_name=spec.name,
@@ -139,6 +135,23 @@ def submit_with_options(
     sent = broker.enqueue(message, delay=delay_ms)
     logger.debug("Sent message %s to %s", sent.message_id, actor_name)
     return Job.from_message(sent)
+
+
+def check_message_options(broker: Broker, actor_name: str, options: Mapping[str, Any]) -> None:
+    """Refuse, before anything is sent, a message option no middleware of ``broker`` declares,
+    or an ``output_format`` no writer knows (it would fail on the worker).
+
+    Raises:
+      InputError: naming the option.
+    """
+    unknown = sorted(set(options) - broker.actor_options)
+    if unknown:
+        raise InputError(
+            f"unknown message option(s) {', '.join(unknown)} for {actor_name}; "
+            f"known: {', '.join(sorted(broker.actor_options))}"
+        )
+    if OUTPUT_FORMAT_OPTION in options:
+        output_format(options[OUTPUT_FORMAT_OPTION])
 
 
 def _configured_broker() -> Broker:
