@@ -233,7 +233,9 @@ class DeliveryLimit(Middleware):
     def actor_options(self) -> set[str]:
         return {"max_deliveries"}
 
-    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
+    def before_worker_boot(self, broker: Broker, worker: Any) -> None:
+        # Before, not after: the worker threads start processing before the after-boot hooks
+        # run (last middleware first), and a delivery seen before this count is not "alone".
         with self._running_lock:
             self._worker_threads += int(worker.worker_threads)
 
