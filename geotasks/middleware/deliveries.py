@@ -233,7 +233,10 @@ class DeliveryLimit(Middleware):
     def actor_options(self) -> set[str]:
         return {"max_deliveries"}
 
-    def after_worker_boot(self, broker: Broker, worker: Any) -> None:
+    def before_worker_boot(self, broker: Broker, worker: Any) -> None:
+        # Before, not after: a worker's threads take messages before the after-boot hooks have
+        # all run (they run in reverse order, some writing to Postgres), and a delivery counted
+        # while the count of threads still read 0 would not count as running alone.
         with self._running_lock:
             self._worker_threads += int(worker.worker_threads)
 
