@@ -12,6 +12,12 @@ then measures:
   send to the last result in hand;
 - round trip: one job at a time, send → result in hand; p50 and p99.
 
+The rows marked "submit + job.get()" go through geotasks' public client path: an actor declared
+with ``@geotasks.actor`` (checked by name and type on both sides), ``geotasks.submit(name, …)``
+and ``job.get()``, with the broker built from ``GEOTASKS_*`` settings as an application's is.
+The other geotasks rows send with Dramatiq's ``actor.send`` and fetch with
+``message.get_result()``.
+
 Celery and stock Dramatiq store results in Redis; the geotasks rows run geotasks' whole
 middleware stack: the poison guard, job status and the Postgres results store (a blocking get
 woken by NOTIFY), whatever the broker. The row "PG broker + Redis results" runs the
@@ -52,6 +58,8 @@ from dramatiq.middleware import AgeLimit
 from dramatiq.results import Results
 from dramatiq.results.backends import RedisBackend
 
+from .cpu import ms_per_job, ticks_by_role
+
 REPO = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get(
     "GEOTASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -78,14 +86,22 @@ class Config:
     #: "postgres-broker-only": the Postgres broker and poison guard with stock Dramatiq's
     #: middleware and Redis results, to tell the broker's cost from the rest of geotasks'.
     broker: str
+    #: How the client sends and fetches: Dramatiq's ``send`` and ``message.get_result()``, or
+    #: "job": ``geotasks.submit(name, …)`` and ``job.get()`` on a ``@geotasks.actor``.
+    client: str = "get_result"
 
+
+#: The label of a configuration measured through the public client path ends with this.
+PUBLIC_SUFFIX = ", submit+job.get()"
 
 CONFIGS = [
     Config("celery-redis", "Celery 5, Redis broker", "celery"),
     Config("dramatiq-redis", "stock Dramatiq, Redis broker", "stock-redis"),
     Config("geotasks-postgres", "geotasks, Postgres broker", "postgres"),
+    Config("geotasks-postgres-job", f"geotasks, Postgres broker{PUBLIC_SUFFIX}", "postgres", "job"),
     Config("broker-postgres", "geotasks, PG broker + Redis results", "postgres-broker-only"),
     Config("geotasks-redis", "geotasks, Redis broker", "redis"),
+    Config("geotasks-redis-job", f"geotasks, Redis broker{PUBLIC_SUFFIX}", "redis", "job"),
     Config("geotasks-rabbitmq", "geotasks, RabbitMQ broker", "rabbitmq"),
 ]
 
@@ -144,6 +160,20 @@ def declare(queue_name: str) -> dramatiq.Actor[[int], int]:
     return tiny
 
 
+def declare_public(actor_name: str, queue_name: str, broker: dramatiq.Broker | None) -> Any:
+    """The same tiny actor as an application declares it: ``@geotasks.actor``.
+
+    Without ``broker`` (the client) it is registered by name for ``geotasks.submit`` and sends
+    through the broker built from the ``GEOTASKS_*`` settings.
+    """
+    import geotasks
+
+    def tiny(n: int) -> int:
+        return n
+
+    return geotasks.actor(actor_name=actor_name, queue_name=queue_name, broker=broker)(tiny)
+
+
 def make_celery_app(queue_name: str) -> Any:
     """Celery with Redis as broker and results store, and the same tiny task."""
     from celery import Celery
@@ -168,12 +198,17 @@ if os.environ.get("GEOTASKS_BENCH_BROKER") == "celery":
     celery_app = make_celery_app(os.environ["GEOTASKS_BENCH_QUEUE"])
 elif os.environ.get("GEOTASKS_BENCH_BROKER"):
     # Imported by the `dramatiq` worker command: configure from the environment.
-    build(
+    _worker_broker = build(
         os.environ["GEOTASKS_BENCH_BROKER"],
         os.environ["GEOTASKS_BENCH_NAMESPACE"],
         os.environ["GEOTASKS_BENCH_DATABASE_URL"],
     )
-    declare(os.environ["GEOTASKS_BENCH_QUEUE"])
+    if os.environ.get("GEOTASKS_BENCH_ACTOR"):
+        declare_public(
+            os.environ["GEOTASKS_BENCH_ACTOR"], os.environ["GEOTASKS_BENCH_QUEUE"], _worker_broker
+        )
+    else:
+        declare(os.environ["GEOTASKS_BENCH_QUEUE"])
 
 
 @dataclass
@@ -185,10 +220,16 @@ class Row:
     #: Transactions committed in the benchmark database per job of the throughput run (client
     #: and worker together; an autocommit statement counts as one).
     commits_per_job: float
+    #: CPU milliseconds per job of the throughput run, by process: "worker" (its whole process
+    #: tree), "client" (this process), "postgres" and "redis" (every server process of the
+    #: machine: run it on an otherwise quiet one).
+    cpu_ms_per_job: dict[str, float]
 
 
 @contextmanager
-def worker_process(config: Config, namespace: str, queue: str, database_url: str) -> Iterator[None]:
+def worker_process(
+    config: Config, namespace: str, queue: str, database_url: str, actor_name: str
+) -> Iterator[int]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
@@ -196,6 +237,7 @@ def worker_process(config: Config, namespace: str, queue: str, database_url: str
         "GEOTASKS_BENCH_NAMESPACE": namespace,
         "GEOTASKS_BENCH_QUEUE": queue,
         "GEOTASKS_BENCH_DATABASE_URL": database_url,
+        "GEOTASKS_BENCH_ACTOR": actor_name,
     }
     if config.broker == "celery":
         command = [
@@ -217,7 +259,7 @@ def worker_process(config: Config, namespace: str, queue: str, database_url: str
             stderr=subprocess.STDOUT,
         )
         try:
-            yield
+            yield process.pid
         except BaseException:
             log.seek(0)
             sys.stderr.write(log.read()[-5000:])
@@ -242,12 +284,15 @@ def best_of(label: str, runs: list[Row]) -> Row:
         min(run.p50_ms for run in runs),
         min(run.p99_ms for run in runs),
         min(run.commits_per_job for run in runs),
+        # The CPU of the run with the best throughput: the least disturbed one.
+        max(runs, key=lambda run: run.jobs_per_s).cpu_ms_per_job,
     )
 
 
 def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> Row:
     namespace = f"geotasks-bench-{uuid.uuid4().hex[:8]}"
     queue = f"bench-{uuid.uuid4().hex[:8]}"
+    actor_name = f"tiny_{uuid.uuid4().hex[:8]}" if config.client == "job" else ""
     send_and_get: Callable[[int], Callable[[], object]]
     broker: dramatiq.Broker | None = None
     if config.broker == "celery":
@@ -256,6 +301,16 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
         def send_and_get(n: int) -> Callable[[], object]:
             result = task.delay(n)
             return lambda: result.get(timeout=RESULT_TIMEOUT_MS / 1000)
+
+    elif config.client == "job":
+        broker = public_broker(config.broker, namespace, database_url)
+        declare_public(actor_name, queue, None)
+
+        def send_and_get(n: int) -> Callable[[], object]:
+            import geotasks
+
+            job = geotasks.submit(actor_name, n)
+            return lambda: job.get(timeout=RESULT_TIMEOUT_MS / 1000)
 
     else:
         broker = build(config.broker, namespace, database_url)
@@ -266,15 +321,17 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
             return lambda: message.get_result(block=True, timeout=RESULT_TIMEOUT_MS)
 
     try:
-        with worker_process(config, namespace, queue, database_url):
+        with worker_process(config, namespace, queue, database_url, actor_name) as worker_pid:
             send_and_get(0)()
 
             commits_before = committed(database_url)
+            cpu_before = ticks_by_role(worker_pid)
             started = time.perf_counter()
             pending = [send_and_get(n) for n in range(jobs)]
             for get in pending:
                 get()
             jobs_per_s = jobs / (time.perf_counter() - started)
+            cpu_ms = ms_per_job(cpu_before, ticks_by_role(worker_pid), jobs)
             commits_per_job = (committed(database_url) - commits_before) / jobs
 
             durations_ms = []
@@ -284,6 +341,10 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
                 durations_ms.append((time.perf_counter() - sent_at) * 1000)
     finally:
         clean_up(broker, namespace, queue)
+        if actor_name:
+            from geotasks.registry import DECLARED
+
+            DECLARED.pop(actor_name, None)
     percentiles = statistics.quantiles(durations_ms, n=100)
     return Row(
         config.label,
@@ -291,7 +352,24 @@ def measure(config: Config, jobs: int, round_trips: int, database_url: str) -> R
         statistics.median(durations_ms),
         percentiles[98],
         commits_per_job,
+        cpu_ms,
     )
+
+
+def public_broker(broker_kind: str, namespace: str, database_url: str) -> dramatiq.Broker:
+    """geotasks' broker as an application gets it: built from ``GEOTASKS_*`` variables."""
+    from geotasks.broker import setup_broker
+    from geotasks.settings import get_settings
+
+    os.environ["GEOTASKS_DATABASE_URL"] = database_url
+    os.environ["GEOTASKS_BROKER_URL"] = {"postgres": database_url, "redis": REDIS_URL}[broker_kind]
+    # A directory of its own per measurement: settings that differ get a broker of their own.
+    os.environ["GEOTASKS_TMP_DIR"] = str(Path(tempfile.gettempdir()) / "geotasks-bench" / namespace)
+    get_settings.cache_clear()
+    broker = setup_broker()
+    if isinstance(broker, RedisBroker):
+        broker.namespace = namespace
+    return broker
 
 
 def committed(database_url: str) -> int:
@@ -359,12 +437,28 @@ def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> No
         f"{round_trips}; best of {repeat} run(s); results: in Redis unless the row says "
         "geotasks (Postgres results store and job status)"
     )
-    print(f"{'configuration':36} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'PG commits/job':>15}")
+    print(f"{'configuration':45} {'jobs/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'PG commits/job':>15}")
     for row in rows:
         print(
-            f"{row.label:36} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f} "
+            f"{row.label:45} {row.jobs_per_s:8.0f} {row.p50_ms:8.1f} {row.p99_ms:8.1f} "
             f"{row.commits_per_job:15.2f}"
         )
+    print()
+    print(
+        "CPU ms per job of the throughput run, by process "
+        "(Postgres and Redis: all of the machine's processes)"
+    )
+    print(
+        f"{'configuration':45} {'worker':>7} {'client':>7} {'Postgres':>8} {'Redis':>7} "
+        f"{'total':>7}"
+    )
+    for row in rows:
+        cpu = row.cpu_ms_per_job
+        print(
+            f"{row.label:45} {cpu['worker']:7.2f} {cpu['client']:7.2f} {cpu['postgres']:8.2f} "
+            f"{cpu['redis']:7.2f} {sum(cpu.values()):7.2f}"
+        )
+    print()
     references = [row for row in rows if not row.label.startswith("geotasks")]
     for row in rows:
         if row in references:
@@ -375,6 +469,14 @@ def print_table(rows: list[Row], jobs: int, round_trips: int, repeat: int) -> No
             for ref in references
         )
         print(f"  {row.label}: {ratios}")
+    by_label = {row.label: row for row in rows}
+    for row in rows:
+        stock = by_label.get(row.label.removesuffix(PUBLIC_SUFFIX))
+        if row.label.endswith(PUBLIC_SUFFIX) and stock is not None:
+            print(
+                f"  {row.label} against get_result(): p50 {row.p50_ms / stock.p50_ms:.2f}x, "
+                f"throughput {row.jobs_per_s / stock.jobs_per_s:.2f}x"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

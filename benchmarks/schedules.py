@@ -20,6 +20,7 @@ if not __package__:
     sys.exit("run the benchmark as a module: python -m benchmarks.schedules")
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -53,7 +54,7 @@ def app_module(actors: int) -> str:
 def percentile(values: list[float], fraction: float) -> float:
     """The nearest-rank percentile of ``values``."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered) + 0.5) - 1))]
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def fetch(database: Database, query: str, params: dict[str, Any] | None = None) -> list[Any]:

@@ -29,24 +29,10 @@ from geotasks.postgres.job_status import JobStore
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 
+from .cpu import postgres_cpu_ticks
 from .databases import bench_database
 
 TTL_MS = 60_000
-
-
-def postgres_cpu_ticks() -> dict[int, int]:
-    """CPU time (user + system, in clock ticks) of each ``postgres`` process, by pid."""
-    ticks: dict[int, int] = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as stat_file:
-                stat = stat_file.read()
-        except OSError:
-            continue
-        if "(postgres)" in stat:
-            fields = stat.rpartition(")")[2].split()
-            ticks[int(pid)] = int(fields[11]) + int(fields[12])
-    return ticks
 
 
 def postgres_cpu_s_since(before: dict[int, int]) -> float:

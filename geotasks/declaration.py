@@ -194,16 +194,11 @@ class Actor(dramatiq.Actor[P, R], Generic[P, R]):
         Raises:
           InputError: as :meth:`submit`, or for an unknown option.
         """
-        from .jobs import Job
+        from .jobs import Job, check_message_options
 
         json_args, json_kwargs = checked_arguments(self.spec, args, kwargs or {})
         broker = self.broker
-        unknown = sorted(set(options) - broker.actor_options)
-        if unknown:
-            raise InputError(
-                f"unknown message option(s) {', '.join(unknown)} for {self.actor_name}; "
-                f"known: {', '.join(sorted(broker.actor_options))}"
-            )
+        check_message_options(broker, self.actor_name, options)
         message = self.send_with_options(
             args=tuple(json_args), kwargs=json_kwargs, delay=delay, **options
         )
@@ -240,7 +235,7 @@ def storable(value: Any, actor_name: str) -> Any:
     Raises:
       ResultNotStorable: naming the type, when the value is neither (the job fails at once).
     """
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, str | int):  # bool is an int; a float may be NaN
         return value
     from .datasets import geo_limits
     from .geo.conversion import to_result

@@ -20,9 +20,9 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 from dramatiq.broker import Broker
@@ -41,6 +41,7 @@ from .errors import (
     ResultNotStored,
     ResultTooLarge,
 )
+from .geo.output_formats import OUTPUT_FORMAT_OPTION, output_format
 from .job_model import JobError, JobInfo, JobState, Progress
 from .postgres.job_status import FINISHED_CHANNEL, JobStore
 from .postgres.listener import get_listener
@@ -51,6 +52,8 @@ from .settings import Settings, get_settings
 from .signatures import checked_arguments
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Bytes copied at a time by :meth:`Job.save`.
 COPY_BUFFER_BYTES = 1024 * 1024
@@ -120,12 +123,7 @@ def submit_with_options(
     )
     json_args, json_kwargs = checked_arguments(spec, tuple(args), kwargs or {})
     broker = broker if broker is not None else _configured_broker()
-    unknown = sorted(set(options) - broker.actor_options)
-    if unknown:
-        raise InputError(
-            f"unknown message option(s) {', '.join(unknown)} for {actor_name}; "
-            f"known: {', '.join(sorted(broker.actor_options))}"
-        )
+    check_message_options(broker, actor_name, options)
     message: Message[Any] = Message(
         queue_name=spec.queue_name,
         actor_name=spec.name,
@@ -137,6 +135,23 @@ def submit_with_options(
     sent = broker.enqueue(message, delay=delay_ms)
     logger.debug("Sent message %s to %s", sent.message_id, actor_name)
     return Job.from_message(sent)
+
+
+def check_message_options(broker: Broker, actor_name: str, options: Mapping[str, Any]) -> None:
+    """Refuse, before anything is sent, a message option no middleware of ``broker`` declares,
+    or an ``output_format`` no writer knows (it would fail on the worker).
+
+    Raises:
+      InputError: naming the option.
+    """
+    unknown = sorted(set(options) - broker.actor_options)
+    if unknown:
+        raise InputError(
+            f"unknown message option(s) {', '.join(unknown)} for {actor_name}; "
+            f"known: {', '.join(sorted(broker.actor_options))}"
+        )
+    if OUTPUT_FORMAT_OPTION in options:
+        output_format(options[OUTPUT_FORMAT_OPTION])
 
 
 def _configured_broker() -> Broker:
@@ -288,18 +303,12 @@ class Job:
           JobTimeout: (a :class:`TimeoutError`) when the timeout passes first.
           JobNotFound: when the id is UNKNOWN.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with get_listener(self._database).expect(FINISHED_CHANNEL, self.id) as finished:
-            while True:
-                info = self.info()
-                if info.status.finished:
-                    return info
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if (remaining is not None and remaining <= 0) or not finished.wait(remaining):
-                    raise JobTimeout(
-                        f"job {self.id} did not finish within {timeout} s (it is {info.status})"
-                    )
-                finished.clear()
+
+        def read() -> tuple[JobState, JobInfo]:
+            info = self.info()
+            return info.status, info
+
+        return self._wait_for(read, timeout)
 
     def get(self, timeout: float | None = None) -> Any:
         """Wait for the job to finish and return its result, as :attr:`result` does.
@@ -314,8 +323,33 @@ class Job:
           ResultExpired: when the result outlived its time to live.
           ResultTooLarge: when the result is too large to parse; stream it instead.
         """
-        self.wait(timeout)
-        return self.result
+        # Status and result are read together: once woken, a small result is one round trip.
+        stored = self._wait_for(self._outcome, timeout)
+        if stored is None:
+            return self.result  # no result to read: its reading says why, with the details
+        return self._parsed(self._checked(stored))
+
+    def _outcome(self) -> tuple[JobState, StoredResult | None]:
+        status, stored = self._backend.outcome(self.id)
+        if status is JobState.UNKNOWN:
+            self.info()  # raises JobNotFound, with its explanation
+        return status, stored
+
+    def _wait_for(self, read: Callable[[], tuple[JobState, T]], timeout: float | None) -> T:
+        # Registered for the doorbell before the first read, so a job that finishes in between
+        # is not missed; read again each time it rings until the status is a final one.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with get_listener(self._database).expect(FINISHED_CHANNEL, self.id) as finished:
+            while True:
+                status, value = read()
+                if status.finished:
+                    return value
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if (remaining is not None and remaining <= 0) or not finished.wait(remaining):
+                    raise JobTimeout(
+                        f"job {self.id} did not finish within {timeout} s (it is {status})"
+                    )
+                finished.clear()
 
     @property
     def result(self) -> Any:
@@ -332,7 +366,9 @@ class Job:
           ResultIsAFile: when the result is a file of another format (``output_format``); use
             :meth:`save` or :meth:`open`.
         """
-        stored = self._stored_result()
+        return self._parsed(self._stored_result())
+
+    def _parsed(self, stored: StoredResult) -> Any:
         if stored.kind == FILE:
             raise ResultIsAFile(
                 f"the result of job {self.id} is a {stored.media_type} file, not JSON: save it "
@@ -397,12 +433,11 @@ class Job:
         return target
 
     def _stored_result(self) -> StoredResult:
-        info = self.info()
-        stored = self._backend.header(self.id) if info.result_kind is not None else None
+        _status, stored = self._outcome()
         if stored is not None:
-            if stored.kind == FAILURE:
-                self._backend.unwrap_result(stored)
-            return stored
+            return self._checked(stored)
+        # No result: the job's record says why (read again: it may have moved meanwhile).
+        info = self.info()
         if info.status is JobState.EXPIRED:
             raise ResultExpired(
                 f"the result of job {self.id} expired at {info.expired_at or info.expires_at}"
@@ -423,3 +458,9 @@ class Job:
                 f"(declare it with store_results=True)"
             )
         raise JobNotFinished(f"job {self.id} has not finished: it is {info.status}")
+
+    def _checked(self, stored: StoredResult) -> StoredResult:
+        # A stored failure is raised as JobFailed, with the actor's type, message and traceback.
+        if stored.kind == FAILURE:
+            self._backend.unwrap_result(stored)
+        return stored

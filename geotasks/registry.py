@@ -102,9 +102,9 @@ class ActorSpec:
     result_media_type: str = JSON_MEDIA_TYPE
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
-    @property
+    @functools.cached_property
     def signature(self) -> inspect.Signature:
-        """The actor's call signature."""
+        """The actor's call signature (built once: every submit binds a call to it)."""
         return inspect.Signature(
             [
                 inspect.Parameter(

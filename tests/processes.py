@@ -75,6 +75,7 @@ class Process:
                 list(argv),
                 cwd=cwd,
                 env=dict(env),
+                stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

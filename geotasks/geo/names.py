@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -94,11 +95,9 @@ def resolve_dataset(name: str, data_dir: Path, *, layer: str | None = None) -> R
         candidates = [base]
     else:
         candidates = [
-            *_with_suffix(base, ".shp"),
-            *(path for other in dataset_suffixes() for path in _with_suffix(base, other)),
+            *_with_suffixes(base, (".shp", *dataset_suffixes())),
             base,
-            *(path for other in _ARCHIVE_SUFFIXES for path in _with_suffix(base, other)),
-            *(path for other in REFUSED_SUFFIXES for path in _with_suffix(base, other)),
+            *_with_suffixes(base, (*_ARCHIVE_SUFFIXES, *REFUSED_SUFFIXES)),
         ]
     for candidate in candidates:
         if candidate.exists():
@@ -192,13 +191,23 @@ def _resolve_root(data_dir: Path) -> Path:
     return root
 
 
-def _with_suffix(base: Path, suffix: str) -> list[Path]:
-    """``base`` plus ``suffix`` in any letter case (Windows tools write ``PARCELS.SHP``)."""
-    exact = base.with_name(base.name + suffix)
-    if exact.exists() or not base.parent.is_dir():
-        return [exact]
-    wanted = (base.name + suffix).lower()
-    return sorted(p for p in base.parent.iterdir() if p.name.lower() == wanted) or [exact]
+def _with_suffixes(base: Path, suffixes: Sequence[str]) -> list[Path]:
+    """``base`` plus each suffix, in order, in any letter case (Windows tools write
+    ``PARCELS.SHP``): the files that exist, the folder listed once for all the suffixes."""
+    if not base.parent.is_dir():
+        return []
+    prefix = base.name.lower()
+    by_suffix: dict[str, list[Path]] = {}
+    for path in sorted(base.parent.iterdir()):
+        lowered = path.name.lower()
+        if lowered.startswith(prefix):
+            by_suffix.setdefault(lowered[len(prefix) :], []).append(path)
+    found = []
+    for suffix in suffixes:
+        exact = base.with_name(base.name + suffix)
+        matches = by_suffix.get(suffix, [])
+        found.extend([exact] if exact in matches else matches)
+    return found
 
 
 def _inside(path: Path, root: Path, name: str) -> Path:

@@ -234,8 +234,9 @@ class DeliveryLimit(Middleware):
         return {"max_deliveries"}
 
     def before_worker_boot(self, broker: Broker, worker: Any) -> None:
-        # Before, not after: the worker threads start processing before the after-boot hooks
-        # run (last middleware first), and a delivery seen before this count is not "alone".
+        # Before, not after: a worker's threads take messages before the after-boot hooks have
+        # all run (they run in reverse order, some writing to Postgres), and a delivery counted
+        # while the count of threads still read 0 would not count as running alone.
         with self._running_lock:
             self._worker_threads += int(worker.worker_threads)
 

@@ -30,6 +30,7 @@ import time
 import weakref
 from typing import Any, Protocol
 
+import orjson
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
@@ -50,6 +51,9 @@ THROTTLED_UNTIL_OPTION = "throttled_until_ms"
 #: Message option a middleware sets, just before it raises ``SkipMessage``, to say why; see
 #: :func:`mark_skipped`.
 SKIP_REASON_OPTION = "skip_reason"
+#: Largest arguments recorded with a job, as JSON, in bytes: larger ones stay in the broker's
+#: copy of the message only (a job's row is read by every status poll).
+JOB_ARGUMENTS_MAX_BYTES = 64 * 1024
 #: Most warnings recorded per attempt of a job; later ones are only logged.
 MAX_WARNINGS_PER_JOB = 20
 #: Shortest interval between two progress writes of one job, in seconds (the last one, with
@@ -88,6 +92,23 @@ class HoldsBack(Protocol):
     """
 
     def __call__(self, broker: Broker, message: MessageProxy) -> bool: ...
+
+
+def arguments_json(message: Message[Any]) -> str | None:
+    """The message's arguments as the job records them, ``{"args": …, "kwargs": …}``.
+
+    Returns:
+      str | None: JSON text, or ``None`` when they are larger than
+      :data:`JOB_ARGUMENTS_MAX_BYTES`, are not JSON (an actor with an encoder of its own), or
+      hold a NUL character (which ``jsonb`` refuses): the enqueue must never fail for them.
+    """
+    try:
+        encoded = orjson.dumps({"args": list(message.args), "kwargs": dict(message.kwargs)})
+    except TypeError:
+        return None
+    if len(encoded) > JOB_ARGUMENTS_MAX_BYTES or b"\\u0000" in encoded:
+        return None
+    return encoded.decode()
 
 
 def mark_throttled(message: Message[Any] | MessageProxy, start_at_ms: int) -> None:
@@ -193,6 +214,7 @@ class JobStatus(Middleware):
             "sent_at_ms": message.message_timestamp,
             "next_at_ms": next_at_ms,
             "error": _retried_error(message) if status is JobState.RETRYING else None,
+            "arguments": arguments_json(message) if status is JobState.PENDING else None,
         }
 
     def start_params(

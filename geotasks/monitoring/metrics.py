@@ -25,7 +25,7 @@ from .schedules import schedule_states
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-#: The metrics, with their help text (also the reference in the README).
+#: The metrics, with their help text (also the reference in docs/monitoring.md).
 HELP = {
     "geotasks_broker_up": "1 when the broker answered this scrape, else 0 (queue metrics absent).",
     "geotasks_queue_depth": "Messages in a queue by state: ready, delayed, in_flight "

@@ -105,6 +105,7 @@ class JobStore:
         next_at_ms: int | None = None,
         ttl_ms: int | None = None,
         error: JobError | None = None,
+        arguments: str | None = None,
     ) -> Transition:
         """Record ``status`` for a job if the state machine allows it; one statement.
 
@@ -119,6 +120,7 @@ class JobStore:
           next_at_ms: When a waiting job is due to run, in ms since the epoch.
           ttl_ms: For a finished state: how long the job (and its result) stays readable.
           error: For FAILURE and RETRYING: what the attempt raised.
+          arguments: The message's ``{"args", "kwargs"}`` as JSON text, kept once recorded.
 
         Returns:
           Transition: the job's status afterwards and whether this write was applied.
@@ -139,6 +141,7 @@ class JobStore:
                 next_at_ms=next_at_ms,
                 ttl_ms=ttl_ms,
                 error=error,
+                arguments=arguments,
             ),
             single_statement=True,
         )
@@ -156,6 +159,7 @@ class JobStore:
         next_at_ms: int | None = None,
         ttl_ms: int | None = None,
         error: JobError | None = None,
+        arguments: str | None = None,
         preceded_by: bytes | None = None,
         durable: bool = False,
     ) -> Transition:
@@ -183,6 +187,7 @@ class JobStore:
             "error_type": error.type_name if error is not None else None,
             "error_message": error.message if error is not None else None,
             "error_traceback": error.traceback if error is not None else None,
+            "arguments": arguments,
         }
         # Sent with the statement in one round trip: psycopg2 returns the last one's rows.
         prefix = "" if status.finished or durable else self._queries["relax_commit"] + "\n"

@@ -1,8 +1,9 @@
-"""A job's arguments, read back from the Postgres broker's copy of its message.
+"""A job's arguments, read back: the job's own record of them, or the broker's copy.
 
-The job store keeps states, not arguments; the broker keeps the message while it waits in its
-queue and, once it failed for good, as a dead letter (for ``GEOTASKS_DEAD_LETTER_RETENTION_S``).
-That is what the Django admin shows, and what its "retry" action sends again.
+The job-status middleware records the arguments of the message that created a job
+(``geotasks.job.arguments``) unless they are too large or not plain JSON; the Postgres broker
+keeps the whole message while it waits in its queue and, once it failed for good, as a dead
+letter. The Django admin shows them, and its "retry" action sends them again.
 """
 
 from __future__ import annotations
@@ -26,25 +27,34 @@ class MessageArguments:
     kwargs: dict[str, Any]
 
 
-def message_arguments(database: Database, message_id: str) -> MessageArguments | None:
-    """Return the arguments of a message the broker still holds, or ``None``.
+def job_arguments(database: Database, message_id: str) -> MessageArguments | None:
+    """Return a job's arguments, or ``None`` when neither the job nor the broker has them.
 
-    ``None`` when the message has run (and did not fail for good), its dead letter is gone, or
-    it went through Redis or RabbitMQ.
+    ``None`` for a job sent without geotasks' job-status middleware, or whose arguments were too
+    large to record and whose message the broker (Redis, RabbitMQ, or Postgres after the run)
+    no longer holds, or for an id never sent.
     """
+    queries = load_queries("messages")
 
-    def fetch(cur: Cursor) -> str | None:
-        cur.execute(load_queries("messages")["message_body"], {"message_id": message_id})
-        row = cur.fetchone()
-        return None if row is None else str(row[0])
+    def fetch(cur: Cursor) -> tuple[str | None, str] | None:
+        cur.execute(queries["job_arguments"], {"message_id": message_id})
+        recorded = cur.fetchone()
+        if recorded is not None:
+            return str(recorded[0]), str(recorded[1])
+        cur.execute(queries["message_body"], {"message_id": message_id})
+        copy = cur.fetchone()
+        return None if copy is None else (None, str(copy[0]))
 
-    body = database.transaction(fetch)
-    if body is None:
+    found = database.transaction(fetch)
+    if found is None:
         return None
+    actor_name, text = found
     try:
-        message = orjson.loads(body)
+        document = orjson.loads(text)
         return MessageArguments(
-            str(message["actor_name"]), list(message["args"]), dict(message["kwargs"])
+            actor_name or str(document["actor_name"]),
+            list(document["args"]),
+            dict(document["kwargs"]),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None

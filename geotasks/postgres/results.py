@@ -167,6 +167,9 @@ class PostgresBackend(ResultBackend):
         self._header_statement = PreparedStatement(
             "geotasks_result_header", self._queries["header"]
         )
+        self._outcome_statement = PreparedStatement(
+            "geotasks_result_outcome", self._queries["outcome"]
+        )
         self._successes_statement = PreparedStatement(
             "geotasks_result_store_successes", self._queries["store_successes"]
         )
@@ -397,35 +400,27 @@ class PostgresBackend(ResultBackend):
         def work(cursor: Cursor) -> StoredResult | None:
             execute_prepared(cursor, self._header_statement, {"message_id": message_id})
             row = cursor.fetchone()
+            return None if row is None else _stored_result(message_id, row)
+
+        return self.database.transaction(work, single_statement=True)
+
+    def outcome(self, message_id: str) -> tuple[JobState, StoredResult | None]:
+        """Return a job's status and its unexpired result's header, read together (one round
+        trip, one snapshot: the status and the result agree).
+
+        Returns:
+          The visible status (UNKNOWN for an id never seen) and the header, or ``None`` when
+          there is no result (yet, or any more).
+        """
+
+        def work(cursor: Cursor) -> tuple[JobState, StoredResult | None]:
+            execute_prepared(cursor, self._outcome_statement, {"message_id": message_id})
+            row = cursor.fetchone()
             if row is None:
-                return None
-            (
-                kind,
-                media_type,
-                size_bytes,
-                chunk_bytes,
-                data,
-                error_type,
-                error_message,
-                error_traceback,
-                stored_at,
-                expires_at,
-            ) = row
-            return StoredResult(
-                message_id=message_id,
-                kind=kind,
-                media_type=media_type,
-                size_bytes=size_bytes,
-                stored_at=stored_at,
-                expires_at=expires_at,
-                error=(
-                    JobError(error_type, error_message or "", error_traceback or "")
-                    if kind == FAILURE
-                    else None
-                ),
-                chunk_bytes=chunk_bytes,
-                inline=bytes(data) if data is not None else None,
-            )
+                return JobState.UNKNOWN, None
+            status, *header = row
+            stored = None if header[0] is None else _stored_result(message_id, header)
+            return JobState(status), stored
 
         return self.database.transaction(work, single_statement=True)
 
@@ -497,6 +492,37 @@ class PostgresBackend(ResultBackend):
                 f"the result of job {stored.message_id} expired or was replaced while being read"
             )
         return data
+
+
+def _stored_result(message_id: str, row: Sequence[Any]) -> StoredResult:
+    # A row of the `header` query, or the header columns of `outcome`.
+    (
+        kind,
+        media_type,
+        size_bytes,
+        chunk_bytes,
+        data,
+        error_type,
+        error_message,
+        error_traceback,
+        stored_at,
+        expires_at,
+    ) = row
+    return StoredResult(
+        message_id=message_id,
+        kind=kind,
+        media_type=media_type,
+        size_bytes=size_bytes,
+        stored_at=stored_at,
+        expires_at=expires_at,
+        error=(
+            JobError(error_type, error_message or "", error_traceback or "")
+            if kind == FAILURE
+            else None
+        ),
+        chunk_bytes=chunk_bytes,
+        inline=bytes(data) if data is not None else None,
+    )
 
 
 #: The arrays of ``store_successes`` from the ``store`` query's parameters, by parameter.

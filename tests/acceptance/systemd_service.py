@@ -14,10 +14,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.processes import Process
 from tests.unitfile import UnitFile, parse_timespan_s
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,46 +93,16 @@ class InstalledService:
                 argv, env=env, cwd=self.work_dir, capture_output=True, text=True, timeout=120
             )
             assert pre.returncode == 0, f"{argv} failed:\n{pre.stdout}{pre.stderr}"
-        argv = self.unit.command("ExecStart", env)
-        with self.journal.open("ab") as journal:
-            process = subprocess.Popen(
-                argv,
-                env=env,
-                cwd=self.work_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=journal,
-                stderr=subprocess.STDOUT,
-                # The process group stands in for the unit's control group.
-                start_new_session=True,
-            )
-        return RunningService(self, process)
+        return RunningService(self, self.unit.command("ExecStart", env), env)
 
 
-@dataclass
-class RunningService:
-    """A started service: its main process and the process group it leads."""
+class RunningService(Process):
+    """A started service: its main process and the process group it leads, which stands in for
+    the unit's control group; its output goes to the service's journal."""
 
-    service: InstalledService
-    process: subprocess.Popen[bytes]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        return self.service.journal.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, *, count: int = 1, timeout_s: float = 60) -> None:
-        """Wait until ``text`` appears ``count`` times in the output, or fail."""
-        deadline = time.monotonic() + timeout_s
-        while self.log().count(text) < count:
-            if self.process.poll() is not None:
-                raise AssertionError(f"exited with {self.process.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{text!r} not seen {count} times in {timeout_s} s:\n{self.log()}"
-                )
-            time.sleep(0.1)
+    def __init__(self, service: InstalledService, argv: list[str], env: dict[str, str]) -> None:
+        self.service = service
+        super().__init__(argv, env, service.journal, cwd=service.work_dir)
 
     def group_alive(self) -> bool:
         """Whether any process of the service's "control group" is still running."""
@@ -166,9 +136,3 @@ class RunningService:
             raise AssertionError(
                 f"still running {timeout_s} s after SIGTERM:\n{self.log()}"
             ) from None
-
-    def kill(self) -> None:
-        """SIGKILL the whole group (systemd's final step) and reap the main process."""
-        if self.group_alive():
-            os.killpg(self.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)

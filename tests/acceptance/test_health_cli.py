@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from dramatiq.message import Message
 
-from geotasks.cli import scheduler_command
+from geotasks.cli.services import scheduler_command
 from geotasks.postgres.broker import PostgresBroker
 from geotasks.postgres.pool import Database
 from geotasks.postgres.workers import WorkerStore

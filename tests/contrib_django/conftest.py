@@ -20,10 +20,8 @@ from psycopg2 import sql
 
 from geotasks.postgres.listener import close_listeners
 from geotasks.settings import get_settings
-from tests.acceptance.conftest import ROOT, clean_environment
-from tests.acceptance.processes import Service, Services
 from tests.conftest import admin_connection, with_database
-from tests.waiting import wait_for_published_actor
+from tests.processes import ROOT, Process, clean_environment, started
 
 pytest.importorskip("django")
 
@@ -84,18 +82,17 @@ def migrated_project(django_database_url: str) -> str:
 @pytest.fixture(scope="package")
 def django_worker(
     migrated_project: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
+) -> Iterator[Process]:
     """``manage.py geotasks worker``, booted (it has published the project's tasks)."""
-    services = Services(project_env(migrated_project), tmp_path_factory.mktemp("django-worker"))
     argv = [sys.executable, str(PROJECT / "manage.py"), "geotasks", "worker"]
-    worker = services.start(
-        "worker", [*argv, "-p", "1", "-t", "4", "--worker-shutdown-timeout", "2000"]
-    )
-    try:
-        wait_for_published_actor(migrated_project, "parcels.tasks.add")
+    log_path = tmp_path_factory.mktemp("django-worker") / "worker.log"
+    with started(
+        [*argv, "-p", "1", "-t", "4", "--worker-shutdown-timeout", "2000"],
+        project_env(migrated_project),
+        log_path,
+    ) as worker:
+        worker.wait_for_actors(migrated_project, "parcels.tasks.add")
         yield worker
-    finally:
-        services.stop_all()
 
 
 @pytest.fixture(scope="package")

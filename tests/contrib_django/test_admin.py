@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 import geotasks
+from geotasks.contrib.django.database import geotasks_database
 from geotasks.job_model import JobState
-from tests.acceptance.processes import Service
+from tests.processes import Process
 from tests.waiting import wait_until
 
 JOBS_URL = "/admin/geotasks/job/"
@@ -18,7 +19,7 @@ DEAD_LETTERS_URL = "/admin/geotasks/deadletter/"
 
 
 @pytest.fixture
-def staff(django_here: str, django_worker: Service) -> Iterator[Any]:
+def staff(django_here: str, django_worker: Process) -> Iterator[Any]:
     """Make a staff user with the given permissions (``"geotasks.cancel_job"``…); log in."""
     from django.contrib.auth.models import Permission, User
     from django.test import Client
@@ -78,22 +79,32 @@ def test_an_anonymous_visitor_is_sent_to_log_in(django_here: str) -> None:
     assert Client().get(JOBS_URL).status_code == 302
 
 
-def test_retry_sends_a_failed_jobs_arguments_again_and_dismiss_forgets_it(staff: Any) -> None:
-    # Given: a job that failed for good (its message is a dead letter)
+def test_retry_sends_a_jobs_arguments_again_and_dismiss_forgets_it(staff: Any) -> None:
+    from geotasks.contrib.django.models import Job
+    from geotasks.postgres.messages import job_arguments
+
+    # Given: a job that failed, and one that succeeded (the broker has let go of its message)
     failed = geotasks.submit("parcels.tasks.divide", 1, 0)
+    done = geotasks.submit("parcels.tasks.divide", 9, 3)
     failed.wait(timeout=30)
+    done.wait(timeout=30)
     client = staff("geotasks.retry_job", "geotasks.dismiss_job")
     detail = client.get(f"{JOBS_URL}{failed.id}/change/").content.decode()
     assert "parcels.tasks.divide(1, 0)" in detail
     assert "ZeroDivisionError" in detail
-    # When: it is retried
-    page = act(client, JOBS_URL, "retry_jobs", failed.id).content.decode()
-    # Then: a new job with the same arguments was sent
-    assert "1 job(s) sent again as new jobs" in page
-    from geotasks.contrib.django.models import Job
-
-    again = Job.objects.filter(actor_name="parcels.tasks.divide").exclude(message_id=failed.id)
-    assert again.filter(created_at__gt=Job.objects.get(message_id=failed.id).created_at).exists()
+    assert (
+        "parcels.tasks.divide(9, 3)" in client.get(f"{JOBS_URL}{done.id}/change/").content.decode()
+    )
+    before = set(Job.objects.values_list("message_id", flat=True))
+    # When: both are retried
+    page = act(client, JOBS_URL, "retry_jobs", failed.id, done.id).content.decode()
+    # Then: two new jobs with the same arguments were sent
+    assert "2 job(s) sent again as new jobs" in page
+    new = Job.objects.exclude(message_id__in=before)
+    assert sorted(job_arguments(geotasks_database(), job.message_id).args for job in new) == [
+        [1, 0],
+        [9, 3],
+    ]
     # When: the failed job is dismissed, its row is gone
     act(client, JOBS_URL, "dismiss_jobs", failed.id)
     assert not Job.objects.filter(message_id=failed.id).exists()

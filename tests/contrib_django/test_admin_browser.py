@@ -16,7 +16,7 @@ import pytest
 
 import geotasks
 from geotasks.job_model import JobState
-from tests.acceptance.processes import Service, Services
+from tests.processes import Process, started
 
 from .conftest import PROJECT, project_env
 
@@ -35,38 +35,27 @@ PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def admin_url(django_here: str, django_worker: Service, tmp_path: Path) -> Iterator[str]:
+def admin_url(django_here: str, django_worker: Process, tmp_path: Path) -> Iterator[str]:
     """The project served on a free loopback port, with a superuser ``admin``."""
     from django.contrib.auth.models import User
 
     if not User.objects.filter(username="admin").exists():
         User.objects.create_superuser("admin", "admin@example.org", PASSWORD)
     port = free_port()
-    services = Services(project_env(django_here), tmp_path)
-    services.start(
-        "runserver",
-        [
-            sys.executable,
-            str(PROJECT / "manage.py"),
-            "runserver",
-            "--noreload",
-            "--insecure",
-            f"127.0.0.1:{port}",
-        ],
-    )
+    argv = [sys.executable, str(PROJECT / "manage.py"), "runserver", "--noreload", "--insecure"]
     url = f"http://127.0.0.1:{port}/admin/"
-    try:
+    with started(
+        [*argv, f"127.0.0.1:{port}"], project_env(django_here), tmp_path / "runserver.log"
+    ) as server:
         deadline = time.monotonic() + 30
         while True:
             try:
                 urllib.request.urlopen(f"{url}login/", timeout=1).close()
                 break
             except OSError:
-                assert time.monotonic() < deadline, services.logs()
+                assert time.monotonic() < deadline and server.alive(), server.log()
                 time.sleep(0.1)
         yield url
-    finally:
-        services.stop_all()
 
 
 def test_staff_log_in_filter_search_cancel_and_see_a_result_on_the_map(

@@ -11,8 +11,7 @@ from pathlib import Path
 import psycopg2
 
 from geotasks.postgres.migrate import latest_version
-from tests.acceptance.conftest import ROOT
-from tests.acceptance.processes import Service
+from tests.processes import ROOT, Process
 
 from .conftest import manage, project_env
 
@@ -42,7 +41,7 @@ def test_migrate_builds_the_geotasks_schema_and_a_second_migrate_is_a_no_op(
 
 
 def test_the_worker_runs_an_app_task_submitted_by_name(
-    migrated_project: str, django_worker: Service, tmp_path: Path
+    migrated_project: str, django_worker: Process, tmp_path: Path
 ) -> None:
     # Given: a worker started with `manage.py geotasks worker -p 1 -t 4`; `parcels.tasks` is
     # found because `parcels` is an installed app, and its actor uses Django's ORM connection

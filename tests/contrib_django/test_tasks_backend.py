@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import geotasks
-from tests.acceptance.processes import Service
+from tests.processes import Process
 
 pytest.importorskip("django")
 tasks_api = pytest.importorskip("geotasks.contrib.django.tasks_api")
@@ -24,7 +24,7 @@ FINISH_TIMEOUT_S = 30
 
 
 @pytest.fixture
-def tasks(django_here: str, django_worker: Service) -> Iterator[Any]:
+def tasks(django_here: str, django_worker: Process) -> Iterator[Any]:
     """The test app's tasks module, with a worker serving it."""
     import parcels.tasks
 
@@ -83,7 +83,7 @@ def test_a_failing_task_reports_its_exception_class_and_traceback(tasks: Any) ->
     assert "return a / b" in error.traceback
     with pytest.raises(ValueError, match="failed"):
         _ = result.return_value
-    # Read back elsewhere, the arguments come from its dead letter
+    # Read back elsewhere, the arguments are those the job recorded
     assert (tasks.divide.get_result(result.id).args, result.args) == ([1, 0], [1, 0])
 
 

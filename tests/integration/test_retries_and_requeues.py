@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from geotasks.cli import format_info
+from geotasks.cli.job_commands import format_info
 from geotasks.errors import JobFailed, JobSkipped
 from geotasks.http.status import status_info
 from geotasks.job_model import JobInfo, JobState

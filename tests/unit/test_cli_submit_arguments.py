@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from geotasks.cli import build_parser, parse_submit_arguments
+from geotasks.cli import build_parser
+from geotasks.cli.submit_arguments import parse_submit_arguments
 from geotasks.errors import InputError
 
 

@@ -186,3 +186,24 @@ def test_declaring_an_actor_connects_to_nothing_and_a_direct_call_needs_no_setti
     # Then the module imports, the functions run, and no broker was built
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["3.1", "2", "None"]
+
+
+def test_a_float_that_json_cannot_hold_fails_the_job_once(broker: StubBroker) -> None:
+    @geotasks.actor(broker=broker)
+    def ratio(numerator: float, denominator: float) -> float:
+        return numerator / denominator if denominator else float("nan")
+
+    message = ratio.send(1.0, 0.0)
+    worker = dramatiq.Worker(broker, worker_threads=1)
+    worker.start()
+    try:
+        broker.join("default", fail_fast=False)
+        worker.join()
+    finally:
+        worker.stop()
+
+    (dead,) = broker.dead_letters
+    assert dead.options.get("retries", 0) == 0
+    backend = next(m for m in broker.middleware if isinstance(m, Results)).backend
+    with pytest.raises(ResultFailure, match=r"ratio returned .*nan"):
+        message.get_result(backend=backend)

@@ -6,10 +6,12 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 
 from geotasks.actors import GEO_QUEUE
+from geotasks.broker import build_broker
 from geotasks.catalogue import builtin_actors
 from geotasks.errors import ActorNotRegistered, InputError
 from geotasks.jobs import submit_with_options
 from geotasks.registry import ActorSpec, Parameter, Registry
+from geotasks.settings import Settings
 
 REGISTRY = builtin_actors()
 
@@ -138,3 +140,13 @@ def test_registering_a_different_actor_under_a_taken_name_is_refused() -> None:
     with pytest.raises(ValueError, match="already registered"):
         registry.register(ActorSpec("echo", "other", ()))
     assert len(registry) == 1
+
+
+def test_an_output_format_no_writer_knows_is_refused_before_sending() -> None:
+    # Given geotasks' broker (its Results middleware declares output_format); nothing is sent,
+    # so no server is needed
+    broker = build_broker(Settings(database_url="postgresql://app@db.example/geotasks"))
+    with pytest.raises(InputError, match="output_format must be one of"):
+        submit_with_options(
+            "buffer_features", args=("parcels", 5), broker=broker, output_format="image/png"
+        )

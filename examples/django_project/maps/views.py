@@ -1,4 +1,4 @@
-"""Views that send work by name and follow it by job id (see the README's "From a Django view")."""
+"""Views that send work by name and follow it by job id (see docs/web.md, "Django")."""
 
 import json
 

@@ -26,8 +26,8 @@ from .views import JobAssetsView, JobMapView, JobResultView
 
 #: Shown for a job whose arguments the broker no longer holds.
 NOT_KEPT = (
-    "(not kept: the Postgres broker holds a message's arguments while it waits in its queue "
-    "and, once it failed for good, as a dead letter)"
+    "(not kept: larger than a job records, and no longer in the broker, or sent without "
+    "geotasks' job status)"
 )
 #: Finished statuses: a job in one of them has run (or never will).
 FINISHED = ("SUCCESS", "FAILURE", "SKIPPED", "CANCELLED", "EXPIRED")
@@ -123,9 +123,9 @@ class JobAdmin(ReadOnlyAdmin):
 
     @admin.display(description="arguments")
     def arguments(self, job: Job) -> str:
-        from ...postgres.messages import message_arguments
+        from ...postgres.messages import job_arguments
 
-        kept = message_arguments(geotasks_database(), job.message_id)
+        kept = job_arguments(geotasks_database(), job.message_id)
         if kept is None:
             return NOT_KEPT
         shown = [repr(value) for value in kept.args]
@@ -208,12 +208,12 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.action(permissions=["retry"], description="Send the selected jobs' arguments again")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         from ...jobs import submit
-        from ...postgres.messages import message_arguments
+        from ...postgres.messages import job_arguments
 
         sent = []
         ids = list(queryset.values_list("message_id", flat=True))
         for job_id in ids:
-            kept = message_arguments(geotasks_database(), job_id)
+            kept = job_arguments(geotasks_database(), job_id)
             if kept is not None:
                 sent.append(submit(kept.actor_name, *kept.args, **kept.kwargs).id)
         self._report(request, "sent again as new jobs", sent, len(ids), "had no arguments kept")

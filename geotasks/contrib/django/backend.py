@@ -21,7 +21,7 @@ from django.utils.module_loading import import_string
 
 from ...errors import GeotasksError, JobNotFound, ResultExpired
 from ...job_model import JobInfo, JobState
-from ...postgres.messages import message_arguments
+from ...postgres.messages import job_arguments
 from ...signatures import checked_arguments
 from .database import geotasks_database
 from .task_actors import task_actor
@@ -120,8 +120,8 @@ class GeotasksBackend(BaseTaskBackend):
         if status is None:
             raise TaskResultDoesNotExist(f"{result_id} is {info.status}")
         task = _task_named(info.actor_name, result_id)
-        # The Postgres broker holds a message's arguments while it waits and as a dead letter.
-        kept = message_arguments(geotasks_database(), result_id)
+        # Recorded with the job (unless too large), or the Postgres broker's copy.
+        kept = job_arguments(geotasks_database(), result_id)
         result = TaskResult(
             task=task,
             id=result_id,

@@ -17,7 +17,7 @@ WITH applied AS (
     INSERT INTO geotasks.job AS j (
         message_id, actor_name, queue_name, status, attempt, runs,
         pending_at, throttled_at, retrying_at, started_at, finished_at,
-        next_at, expires_at, error_type, error_message, error_traceback
+        next_at, expires_at, error_type, error_message, error_traceback, arguments
     )
     VALUES (
         %(message_id)s, %(actor_name)s, %(queue_name)s, %(status)s, %(attempt)s,
@@ -36,7 +36,8 @@ WITH applied AS (
             THEN now() + make_interval(secs => %(ttl_ms)s / 1000.0) END,
         %(error_type)s,
         %(error_message)s,
-        %(error_traceback)s
+        %(error_traceback)s,
+        %(arguments)s::jsonb
     )
     ON CONFLICT (message_id) DO UPDATE SET
         status = excluded.status,
@@ -61,7 +62,9 @@ WITH applied AS (
         -- A new attempt starts from no progress; a finished job keeps its last report.
         progress_done = CASE WHEN excluded.status = 'STARTED' THEN NULL ELSE j.progress_done END,
         progress_total = CASE WHEN excluded.status = 'STARTED' THEN NULL ELSE j.progress_total END,
-        progress_at = CASE WHEN excluded.status = 'STARTED' THEN NULL ELSE j.progress_at END
+        progress_at = CASE WHEN excluded.status = 'STARTED' THEN NULL ELSE j.progress_at END,
+        -- Only the sender knows them: a worker's hook that created the row first has none.
+        arguments = coalesce(j.arguments, excluded.arguments)
     WHERE geotasks.job_transition_allowed(j.status, j.attempt, excluded.status, excluded.attempt)
     RETURNING j.status
 ),
@@ -201,7 +204,8 @@ UPDATE geotasks.job SET
     progress_at = NULL,
     error_message = NULL,
     error_traceback = NULL,
-    warnings = NULL
+    warnings = NULL,
+    arguments = NULL
 WHERE message_id IN (
     SELECT message_id FROM geotasks.job
     WHERE expires_at <= now() AND status IN ('SUCCESS', 'FAILURE', 'SKIPPED', 'CANCELLED')

@@ -1,7 +1,12 @@
--- The Postgres broker's copy of a message: while it waits in its queue, and as a dead letter.
+-- A job's arguments: recorded with the job (migration 0013), or the broker's copy of its message.
+
+-- name: job_arguments
+SELECT actor_name, arguments::text FROM geotasks.job
+WHERE message_id = %(message_id)s AND arguments IS NOT NULL;
 
 -- name: message_body
--- The latest copy: a dead letter re-queued is a message again.
+-- The Postgres broker's latest copy, while the message waits in its queue or as a dead letter
+-- (a dead letter re-queued is a message again).
 SELECT body FROM (
     SELECT body, enqueued_at AS kept_at FROM geotasks.broker_messages
     WHERE message_id = %(message_id)s

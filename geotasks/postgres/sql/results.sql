@@ -41,6 +41,19 @@ SELECT
 FROM geotasks.result
 WHERE message_id = %(message_id)s AND expires_at > now();
 
+-- name: outcome
+-- A job's visible status and its unexpired result's header, inline payload included, read in
+-- one statement, so they agree: a client waiting for a small result needs this one round trip
+-- once woken. No row when the job id is UNKNOWN (the job row drives, as in sql/job_status.sql's
+-- `get`).
+SELECT
+    geotasks.job_visible_status(j.status, j.expires_at),
+    r.kind, r.media_type, r.size_bytes, r.chunk_bytes, r.data,
+    r.error_type, r.error_message, r.error_traceback, r.stored_at, r.expires_at
+FROM geotasks.job j
+LEFT JOIN geotasks.result r ON r.message_id = j.message_id AND r.expires_at > now()
+WHERE j.message_id = %(message_id)s;
+
 -- name: copy_chunk
 -- One chunk as raw bytes (binary COPY; a SELECT would send it as hex text), or no row when
 -- the result expired or was replaced since its header was read.

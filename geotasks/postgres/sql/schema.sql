@@ -146,7 +146,9 @@ CREATE TABLE geotasks.job (
     -- Attempts that ended before a dead letter was re-queued, oldest first (migration 0010):
     -- [{"attempt", "status", "error_type", "error_message", "error_traceback", "finished_at",
     -- "requeued_at"}].
-    history jsonb NOT NULL DEFAULT '[]'
+    history jsonb NOT NULL DEFAULT '[]',
+    -- The first message's {"args", "kwargs"} (migration 0013), NULL when too large or not JSON.
+    arguments jsonb
 );
 
 CREATE INDEX job_created_at_idx ON geotasks.job (created_at);

@@ -1,0 +1,139 @@
+"""job.get()'s fast path: the status and the result read together, never one without the other.
+
+The client reads a job's status and its result's header (small payloads inline) in one
+statement. These tests write the job's row and its result directly, in the orders a worker
+(or a redelivery) can produce, and check that what the client returns is the current truth.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from geotasks.errors import JobNotFound, JobTimeout, ResultExpired
+from geotasks.job_model import JobState
+from geotasks.jobs import Job
+from geotasks.postgres.job_status import JobStore
+from geotasks.postgres.pool import Database
+from geotasks.postgres.results import PostgresBackend
+from geotasks.settings import Settings
+
+TTL_MS = 60_000
+
+
+def record(store: JobStore, job_id: str, status: JobState) -> None:
+    transition = store.transition(
+        job_id, actor_name="add_numbers", queue_name="default", status=status, attempt=0,
+        ttl_ms=TTL_MS,
+    )  # fmt: skip
+    assert transition.applied
+
+
+@pytest.fixture
+def job_id() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture
+def store(database: Database) -> JobStore:
+    return JobStore(database)
+
+
+@pytest.fixture
+def job(job_id: str, database: Database, settings: Settings) -> Job:
+    return Job(job_id, database=database, settings=settings)
+
+
+def test_outcome_is_the_status_and_the_result_of_one_moment(
+    backend: PostgresBackend, store: JobStore, job_id: str
+) -> None:
+    # An id never sent: UNKNOWN, no result
+    assert backend.outcome(job_id) == (JobState.UNKNOWN, None)
+
+    # Sent: PENDING, no result
+    record(store, job_id, JobState.PENDING)
+    assert backend.outcome(job_id) == (JobState.PENDING, None)
+
+    # Done: SUCCESS with the payload inline, as the header read gives it
+    record(store, job_id, JobState.STARTED)
+    backend._store(job_id, {"sum": 42}, TTL_MS)
+    record(store, job_id, JobState.SUCCESS)
+    status, stored = backend.outcome(job_id)
+    assert status is JobState.SUCCESS
+    assert stored == backend.header(job_id)
+    assert stored is not None and stored.inline == b'{"sum":42}'
+
+
+def test_get_never_returns_a_result_while_the_status_says_it_is_not_finished(
+    backend: PostgresBackend, store: JobStore, job_id: str, job: Job
+) -> None:
+    # Given a running job whose result row is already there (an earlier delivery stored it)
+    record(store, job_id, JobState.PENDING)
+    record(store, job_id, JobState.STARTED)
+    backend._store(job_id, "from an earlier delivery", TTL_MS)
+
+    # Then get() waits for the status, not for the row
+    with pytest.raises(JobTimeout, match="STARTED"):
+        job.get(timeout=0.3)
+
+    # When the run in progress stores its own result, then SUCCESS (two doorbells)
+    def finish() -> None:
+        time.sleep(0.2)
+        backend._store(job_id, "final", TTL_MS)
+        record(store, job_id, JobState.SUCCESS)
+
+    finisher = threading.Thread(target=finish)
+    finisher.start()
+    try:
+        # Then the waiting client returns the result stored with SUCCESS, not the earlier one
+        assert job.get(timeout=10) == "final"
+    finally:
+        finisher.join()
+
+
+def test_get_returns_a_replaced_result_not_a_stale_one(
+    backend: PostgresBackend, store: JobStore, job_id: str, job: Job
+) -> None:
+    # Given a finished job whose result was read once
+    record(store, job_id, JobState.PENDING)
+    record(store, job_id, JobState.STARTED)
+    backend._store(job_id, [1, 2], TTL_MS)
+    record(store, job_id, JobState.SUCCESS)
+    assert job.get(timeout=1) == [1, 2]
+
+    # When a redelivery replaces it
+    backend._store(job_id, [3, 4], TTL_MS)
+
+    # Then the same handle returns the new one, by get() and by result
+    assert job.get(timeout=1) == [3, 4]
+    assert job.result == [3, 4]
+
+
+def test_get_of_an_expired_or_dismissed_job_says_so(
+    backend: PostgresBackend, store: JobStore, database: Database, job_id: str, job: Job
+) -> None:
+    record(store, job_id, JobState.PENDING)
+    record(store, job_id, JobState.STARTED)
+    backend._store(job_id, "old", TTL_MS)
+    record(store, job_id, JobState.SUCCESS)
+
+    # When its time to live has passed: EXPIRED, and no result however the row lingers
+    database.transaction(
+        lambda cursor: cursor.execute(
+            "UPDATE geotasks.job SET expires_at = now() - interval '1 s' WHERE message_id = %s;"
+            "UPDATE geotasks.result SET expires_at = now() - interval '1 s' "
+            "WHERE message_id = %s",
+            (job_id, job_id),
+        )
+    )
+    assert backend.outcome(job_id) == (JobState.EXPIRED, None)
+    with pytest.raises(ResultExpired):
+        job.get(timeout=1)
+
+    # When it is dismissed: its id is unknown
+    assert job.dismiss()
+    with pytest.raises(JobNotFound):
+        job.get(timeout=1)
