@@ -73,7 +73,9 @@ def _write(source: Path, target: Path, fmt: OutputFormat, name: str) -> None:
     assert fmt.driver is not None
     options: dict[str, Any] = dict(_CREATION_OPTIONS.get(fmt.driver, {}))
     try:
-        with fiona.open(source, enabled_drivers=["GeoJSON"]) as features:
+        # GeoJSON has no date type: its date-like strings stay strings (GDAL would make them
+        # date fields, which FlatGeobuf cannot hold, and rewrite their text elsewhere).
+        with fiona.open(source, enabled_drivers=["GeoJSON"], DATE_AS_STRING="YES") as features:
             schema = {"geometry": "Unknown", "properties": features.schema["properties"]}
             with fiona.open(
                 target, "w", driver=fmt.driver, schema=schema, crs="EPSG:4326", layer=name,

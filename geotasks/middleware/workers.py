@@ -124,10 +124,18 @@ class WorkerRegistry(Middleware):
         self._presence: Presence | None = None
 
     def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
-        """Register, and start heart-beating."""
-        registration = registration_for("worker", (), worker.worker_threads)
+        """Start heart-beating; the first beat registers.
+
+        Nothing slow happens here, not even the version lookup: Dramatiq calls the after-boot
+        hooks last middleware first, so this one runs before the others' while the worker
+        threads already process messages.
+        """
+        registration: Registration | None = None
 
         def describe() -> tuple[Registration, int]:
+            nonlocal registration
+            if registration is None:
+                registration = registration_for("worker", (), worker.worker_threads)
             queues = tuple(sorted({q_name(name) for name in list(worker.consumers)}))
             with self._lock:
                 in_flight = len(self._in_flight)

@@ -17,11 +17,12 @@ from geotasks.geo.writing import convert_result
 
 SQUARE = [[2.0, 48.0], [3.0, 48.0], [3.0, 49.0], [2.0, 49.0], [2.0, 48.0]]
 FEATURES = [
-    {"type": "Feature", "id": 0, "properties": {"name": "Besançon", "pop": 1},
+    {"type": "Feature", "id": 0, "properties": {"name": "Besançon", "pop": 1, "on": "2024-05-01"},
      "geometry": {"type": "Polygon", "coordinates": [SQUARE]}},
-    {"type": "Feature", "id": 1, "properties": {"name": "two", "pop": 2},
+    {"type": "Feature", "id": 1, "properties": {"name": "two", "pop": 2, "on": "2024-05-02"},
      "geometry": {"type": "MultiPolygon", "coordinates": [[SQUARE]]}},
-    {"type": "Feature", "id": 2, "properties": {"name": "none", "pop": 3}, "geometry": None},
+    {"type": "Feature", "id": 2, "properties": {"name": "none", "pop": 3, "on": None},
+     "geometry": None},
 ]  # fmt: skip
 
 
@@ -64,6 +65,8 @@ def test_a_result_is_written_in_each_format(
     assert (converted.media_type, converted.file_name) == (media_type, file_name)
     features = read_back(converted, tmp_path)
     assert [f.properties["name"] for f in features] == ["Besançon", "two", "none"]
+    # (a date-like string stays a string: FlatGeobuf has no date fields)
+    assert [f.properties["on"] for f in features] == ["2024-05-01", "2024-05-02", None]
     assert [f.geometry and f.geometry.type for f in features][2] is None
     assert sorted(features[0].geometry.coordinates[0][:-1]) == sorted(
         tuple(position) for position in SQUARE[:-1]
