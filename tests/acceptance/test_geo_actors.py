@@ -111,11 +111,23 @@ def test_a_result_in_another_format_is_saved_and_chained(
 def test_a_result_asked_for_in_an_unknown_format_fails_once_saying_why(
     worker: Process, client_env: None
 ) -> None:
-    # Given a result asked for in a format geotasks does not write
-    job = geotasks.submit_with_options(
-        "shapefile_to_geojson", args=("naturalearth_lowres",), output_format="text/csv"
+    # A result asked for in a format geotasks does not write is refused before it is sent…
+    with pytest.raises(InputError, match="output_format must be one of"):
+        geotasks.submit_with_options(
+            "shapefile_to_geojson", args=("naturalearth_lowres",), output_format="text/csv"
+        )
+    # …and when such a message reaches a worker all the same (sent by hand)
+    sent = setup_broker().enqueue(
+        Message(
+            queue_name="geo",
+            actor_name="shapefile_to_geojson",
+            args=("naturalearth_lowres",),
+            kwargs={},
+            options={"output_format": "text/csv"},
+        )
     )
-    # When run, Then the job fails once, as bad input, naming the formats it can have
+    job = geotasks.Job.from_message(sent)
+    # Then the job fails once, as bad input, naming the formats it can have
     with pytest.raises(JobFailed, match="output_format must be one of"):
         job.get(timeout=60)
     assert (job.info().attempt, job.error.type_name) == (0, "InputError")
