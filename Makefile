@@ -17,7 +17,7 @@ PYTHON_DJANGO6 ?= $(shell for p in python3.13 python3.12 \
 VENV_DJANGO6 := .venv-django6
 STAMP_DJANGO6 := $(VENV_DJANGO6)/.installed
 
-.PHONY: demo test test-django6 lint unit integration acceptance clean clean-db catalogue
+.PHONY: demo test test-django6 lint unit clean clean-db catalogue
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "geotasks needs Python 3.11 or newer"; exit 1; }
