@@ -46,7 +46,8 @@ from .job_model import JobError, JobInfo, JobState, Progress
 from .postgres.job_status import FINISHED_CHANNEL, JobStore
 from .postgres.listener import get_listener
 from .postgres.pool import Database, get_database
-from .postgres.results import FAILURE, FILE, GEOJSON, PostgresBackend, StoredResult
+from .postgres.result_store import FAILURE, FILE, GEOJSON, StoredResult
+from .postgres.results import PostgresBackend
 from .registry import Registry
 from .settings import Settings, get_settings
 from .signatures import checked_arguments
