@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,8 @@ from geotasks.errors import JobNotFound, JobTimeout, ResultExpired
 from geotasks.job_model import JobState
 from geotasks.jobs import Job
 from geotasks.postgres.job_status import JobStore
+from geotasks.postgres.listener import get_listener, notify
+from geotasks.postgres.outcome import OUTCOME_CHANNEL, success_payload
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings
@@ -137,3 +140,64 @@ def test_get_of_an_expired_or_dismissed_job_says_so(
     assert job.dismiss()
     with pytest.raises(JobNotFound):
         job.get(timeout=1)
+
+
+def marked(database: Database) -> Any:
+    """A mark of this process's outcome channel, as submit takes it before sending."""
+    listener = get_listener(database)
+    assert listener.wait_until_listening(OUTCOME_CHANNEL, timeout_s=5)
+    mark = listener.mark(OUTCOME_CHANNEL)
+    assert mark is not None
+    return mark
+
+
+def announce(database: Database, payload: str, delay_s: float = 0.0) -> threading.Thread:
+    def send() -> None:
+        time.sleep(delay_s)
+        database.transaction(lambda cursor: notify(cursor, OUTCOME_CHANNEL, payload))
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def test_get_takes_a_small_result_from_its_success_notification_without_a_read(
+    database: Database, settings: Settings, job_id: str, listeners_closed: None
+) -> None:
+    # Given a job sent after this process's outcome channel was marked (submit does it)
+    job = Job(job_id, database=database, settings=settings, sent_mark=marked(database))
+
+    # When its SUCCESS notification carries the result (and the database knows nothing of it)
+    payload = success_payload(
+        job_id, kind="value", media_type="application/json", ttl_ms=TTL_MS, data=b'{"sum":42}'
+    )
+    assert payload is not None
+    sender = announce(database, payload, delay_s=0.2)
+    try:
+        # Then get() waits without reading, and returns the result the notification carried
+        assert job.get(timeout=5) == {"sum": 42}
+    finally:
+        sender.join()
+
+    # And a handle created after the notification arrived gets it too, from what the listener
+    # remembers (a GeoJSON result likewise)
+    later = Job(job_id, database=database, settings=settings)
+    assert later.get(timeout=1) == {"sum": 42}
+
+
+def test_a_doorbell_on_the_outcome_channel_makes_get_read_the_database(
+    backend: PostgresBackend, store: JobStore, database: Database, settings: Settings, job_id: str
+) -> None:
+    # Given a job sent after the mark, that nothing announced yet
+    job = Job(job_id, database=database, settings=settings, sent_mark=marked(database))
+    record(store, job_id, JobState.PENDING)
+    with pytest.raises(JobTimeout, match="did not finish"):
+        job.get(timeout=0.2)  # no read needed to know it has not finished
+
+    # When it finishes with a result stored, announced by its id alone (a large result)
+    record(store, job_id, JobState.STARTED)
+    backend._store(job_id, "x" * 10_000, TTL_MS)
+    record(store, job_id, JobState.SUCCESS)
+
+    # Then get() reads it
+    assert job.get(timeout=5) == "x" * 10_000

@@ -3,7 +3,9 @@
 -- name: store
 -- Stores (or replaces: a redelivered message may run twice) a result's header, with its payload
 -- inline when it fits in one chunk. Rings the doorbell of clients waiting for this message id;
--- Postgres delivers it when the transaction, chunks and all, commits.
+-- Postgres delivers it when the transaction, chunks and all, commits. A replaced result also
+-- rings the outcome channel (geotasks/postgres/outcome.py), so a client forgets the result an
+-- earlier SUCCESS notification carried (a row an update wrote has a non-zero xmax).
 WITH old_chunks AS (
     DELETE FROM geotasks.result_chunk WHERE message_id = %(message_id)s
 )
@@ -27,7 +29,9 @@ ON CONFLICT (message_id) DO UPDATE SET
     error_traceback = excluded.error_traceback,
     stored_at = now(),
     expires_at = excluded.expires_at
-RETURNING pg_notify('geotasks_result', r.message_id);
+RETURNING
+    pg_notify('geotasks_result', r.message_id),
+    CASE WHEN r.xmax = 0 THEN NULL ELSE pg_notify('geotasks_outcome', r.message_id) END;
 
 -- name: copy_chunks
 -- Binary COPY sends the chunks' bytes as they are: INSERT would double them into hex text.
@@ -121,7 +125,9 @@ stored AS (
         error_traceback = excluded.error_traceback,
         stored_at = now(),
         expires_at = excluded.expires_at
-    RETURNING pg_notify('geotasks_result', r.message_id)
+    RETURNING
+        pg_notify('geotasks_result', r.message_id),
+        CASE WHEN r.xmax = 0 THEN NULL ELSE pg_notify('geotasks_outcome', r.message_id) END
 ),
 applied AS (
     INSERT INTO geotasks.job AS j (
@@ -146,9 +152,15 @@ applied AS (
         error_message = NULL
     WHERE geotasks.job_transition_allowed(j.status, j.attempt, excluded.status, excluded.attempt)
     RETURNING j.message_id, j.status
+),
+-- The outcome channel (geotasks/postgres/outcome.py) rings for the jobs whose SUCCESS applied.
+outcome AS (
+    SELECT pg_notify('geotasks_outcome', a.message_id) FROM applied a
 )
--- `stored` runs to completion, NOTIFYs included, unreferenced: a data-modifying WITH always does.
+-- `stored` runs to completion, NOTIFYs included, unreferenced: a data-modifying WITH always does;
+-- `outcome` is evaluated because it is referenced.
 SELECT s.message_id, coalesce(a.status, j.status), a.status IS NOT NULL
 FROM success s
 LEFT JOIN applied a USING (message_id)
-LEFT JOIN geotasks.job j USING (message_id);
+LEFT JOIN geotasks.job j USING (message_id)
+WHERE (SELECT count(*) FROM outcome) >= 0;
