@@ -105,9 +105,11 @@ def build_middleware(settings: Settings, database: Database) -> list[Middleware]
         Pipelines(),
         Retries(),
         CurrentMessage(),
+        # Stores the result of a job with its SUCCESS, in one transaction.
         Results(
             backend=PostgresBackend(database=database, spool_dir=settings.tmp_dir),
             result_ttl=result_ttl_ms,
+            job_status=job_status,
         ),
         WorkerRegistry(WorkerStore(database), settings.broker_heartbeat_timeout_s),
     ]

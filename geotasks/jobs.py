@@ -47,7 +47,8 @@ from .postgres.job_status import JobStore
 from .postgres.listener import Mark, get_listener, running_listener
 from .postgres.outcome import OUTCOME_CHANNEL, InlineResult, parse_payload
 from .postgres.pool import Database, get_database
-from .postgres.results import FAILURE, FILE, GEOJSON, PostgresBackend, StoredResult
+from .postgres.result_store import FAILURE, FILE, GEOJSON, StoredResult
+from .postgres.results import PostgresBackend
 from .registry import Registry
 from .settings import Settings, get_settings
 from .signatures import checked_arguments

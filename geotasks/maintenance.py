@@ -23,9 +23,12 @@ from dramatiq.middleware import CurrentMessage
 
 from .broker import database_for
 from .declaration import actor
-from .postgres.maintenance import delete_old_dead_letters, delete_stale_delivery_counts
+from .postgres.maintenance import (
+    delete_expired,
+    delete_old_dead_letters,
+    delete_stale_delivery_counts,
+)
 from .postgres.periodic import TickStore
-from .postgres.results import delete_expired
 from .settings import get_settings
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ..job_model import JobInfo, JobState
-from ..postgres.results import FILE, result_file_name
+from ..postgres.result_store import FILE, result_file_name
 from .negotiation import check_query
 from .problems import INVALID_PARAMETER, RESULT_NOT_READY, Problem, no_such_job
 from .processes import Process

@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 import weakref
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -38,10 +39,10 @@ from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
 from psycopg2.extensions import cursor as Cursor
 
+from ..failures import describe_exception
 from ..job_model import JobError, JobState
 from ..job_warnings import set_recorder
-from ..postgres.job_status import JobStore, RunningJob, running_job, set_running_job
-from ..postgres.results import describe_exception
+from ..postgres.job_status import JobRun, JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,43 @@ _processing: contextvars.ContextVar[MessageProxy | None] = contextvars.ContextVa
 _recorded_with_enqueue: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "geotasks_recorded_with_enqueue", default=None
 )
+
+
+@dataclass
+class RunningJob:
+    """The job a worker thread is running, as :meth:`JobStatus.before_process_message` announces
+    it: :func:`progress` and the warnings recorder report on it.
+
+    Attributes:
+      success_recorded: Set once SUCCESS was written with the result (see
+        :meth:`JobStatus.success_stored`).
+      result_not_stored: Set when the result could not be stored: the message runs again (the
+        store was away) or fails (the result cannot be stored); there is no SUCCESS to record
+        (see :meth:`JobStatus.withhold_success`).
+    """
+
+    store: JobStore
+    run: JobRun
+    success_recorded: bool = False
+    result_not_stored: bool = False
+    last_progress_s: float = 0.0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+_running: contextvars.ContextVar[RunningJob | None] = contextvars.ContextVar(
+    "geotasks_running_job", default=None
+)
+
+
+def running_job() -> RunningJob | None:
+    """Return the job this thread is running, or ``None`` outside an actor."""
+    return _running.get()
+
+
+def set_running_job(job: RunningJob | None) -> None:
+    """Announce (or, with ``None``, clear) the job this thread runs."""
+    _running.set(job)
 
 
 class HoldsBack(Protocol):
@@ -296,14 +334,43 @@ class JobStatus(Middleware):
             raise SkipMessage(f"job {message.message_id} was cancelled")
         running = RunningJob(
             self.store,
-            message.message_id,
-            actor_name=message.actor_name,
-            queue_name=q_name(message.queue_name),
-            attempt=attempt,
-            sent_at_ms=message.message_timestamp,
+            JobRun(
+                message.message_id,
+                actor_name=message.actor_name,
+                queue_name=q_name(message.queue_name),
+                attempt=attempt,
+                sent_at_ms=message.message_timestamp,
+            ),
         )
         set_running_job(running)
         set_recorder(functools.partial(_record_warning, running))
+
+    def running(self, message: MessageProxy) -> JobRun | None:
+        """The attempt of ``message`` this thread runs, once recorded STARTED; ``None`` before
+        (or for another message).
+
+        The ``Results`` middleware stores the result with this attempt's SUCCESS (see
+        :meth:`~geotasks.postgres.results.PostgresBackend.store_success`), then says so with
+        :meth:`success_stored`.
+        """
+        running = _running.get()
+        if running is None or running.run.message_id != message.message_id:
+            return None
+        return running.run
+
+    def success_stored(self, message: MessageProxy) -> None:
+        """Note that SUCCESS of ``message`` was recorded with its result: nothing is left to
+        write in :meth:`after_process_message`."""
+        running = _running.get()
+        if running is not None and running.run.message_id == message.message_id:
+            running.success_recorded = True
+
+    def withhold_success(self, message: MessageProxy) -> None:
+        """Note that the result of ``message`` was not stored (it runs again, or fails): there
+        is no SUCCESS to record."""
+        running = _running.get()
+        if running is not None and running.run.message_id == message.message_id:
+            running.result_not_stored = True
 
     def after_process_message(
         self,
@@ -315,8 +382,9 @@ class JobStatus(Middleware):
     ) -> None:
         """Record SUCCESS; a failure is recorded by Retries' re-enqueue or in ``after_nack``.
 
-        When the results backend already recorded SUCCESS with the result, in one transaction,
-        there is nothing left to write.
+        When the ``Results`` middleware already recorded SUCCESS with the result, in one
+        transaction (:meth:`success_stored`), or did not store it (:meth:`withhold_success`),
+        there is nothing to write.
         """
         running = running_job()
         set_running_job(None)
@@ -425,7 +493,9 @@ def progress(done: int, total: int | None = None) -> None:
         if now_s - running.last_progress_s < PROGRESS_INTERVAL_S and done != total:
             return
         running.last_progress_s = now_s
-    running.store.set_progress(running.message_id, attempt=running.attempt, done=done, total=total)
+    running.store.set_progress(
+        running.run.message_id, attempt=running.run.attempt, done=done, total=total
+    )
 
 
 def _record_warning(running: RunningJob, warning: dict[str, Any]) -> None:
@@ -435,4 +505,6 @@ def _record_warning(running: RunningJob, warning: dict[str, Any]) -> None:
             return
         running.warnings.append(warning)
         warnings = list(running.warnings)
-    running.store.set_warnings(running.message_id, attempt=running.attempt, warnings=warnings)
+    running.store.set_warnings(
+        running.run.message_id, attempt=running.run.attempt, warnings=warnings
+    )

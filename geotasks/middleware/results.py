@@ -39,8 +39,9 @@ from dramatiq.results import ResultBackend
 from ..errors import InputError, ResultNotStorable, TransientError
 from ..geo.output_formats import OUTPUT_FORMAT_OPTION, output_format
 from ..geo.result import GeoJSONResult
-from ..postgres.job_status import running_job
+from ..postgres.results import PostgresBackend
 from ..settings import get_settings
+from .job_status import JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +67,30 @@ class Results(dramatiq.results.Results):
       store_results: Whether actors store results unless they say otherwise.
       result_ttl: How long results are kept unless the message or actor says otherwise, in
         milliseconds.
+      job_status: The ``JobStatus`` middleware of the same broker, told when a result was not
+        stored (so it records no SUCCESS); when its store is on the backend's database, the
+        result of a job is stored with the job's SUCCESS, in one transaction.
     """
 
     def __init__(
-        self, *, backend: ResultBackend, store_results: bool = False, result_ttl: int | None = None
+        self,
+        *,
+        backend: ResultBackend,
+        store_results: bool = False,
+        result_ttl: int | None = None,
+        job_status: JobStatus | None = None,
     ) -> None:
         super().__init__(  # type: ignore[no-untyped-call]
             backend=backend, store_results=store_results, result_ttl=result_ttl
+        )
+        self.job_status = job_status
+        # Saves the hot path a commit; measured in docs/performance.md.
+        self._success_backend = (
+            backend
+            if isinstance(backend, PostgresBackend)
+            and job_status is not None
+            and job_status.store.database.url == backend.database.url
+            else None
         )
         dramatiq.worker.has_results_middleware = _has_results_middleware
 
@@ -93,20 +111,18 @@ class Results(dramatiq.results.Results):
         the message run again, and when the result cannot be stored at all, fail the message
         with the reason."""
         _stop_interruptions(broker, message)
-        store_results, _ttl = self._lookup_options(broker, message)  # type: ignore[no-untyped-call]
+        store_results, result_ttl = self._lookup_options(broker, message)  # type: ignore[no-untyped-call]
         if store_results and exception is None and isinstance(result, GeoJSONResult):
             try:
                 result = _in_output_format(broker, message, result)
             except InputError as error:
                 logger.error("Message %s failed: %s", message.message_id, error)
-                _withhold_success(message)
+                self._withhold_success(message)
                 message.stuff_exception(error)
                 message.fail()
                 return
         try:
-            super().after_process_message(  # type: ignore[no-untyped-call]
-                broker, message, result=result, exception=exception
-            )
+            self._store(broker, message, store_results, result_ttl, result, exception)
         except TransientError as error:
             retries = next((m for m in broker.middleware if isinstance(m, Retries)), None)
             logger.warning(
@@ -118,7 +134,7 @@ class Results(dramatiq.results.Results):
             )
             if retries is None:
                 return
-            _withhold_success(message)
+            self._withhold_success(message)
             message.stuff_exception(error)
             retries.after_process_message(broker, message, exception=error)  # type: ignore[no-untyped-call]
         except Exception as error:
@@ -129,9 +145,36 @@ class Results(dramatiq.results.Results):
             )
             failure.__cause__ = error
             logger.error("Message %s failed: %s", message.message_id, failure)
-            _withhold_success(message)
+            self._withhold_success(message)
             message.stuff_exception(failure)
             message.fail()
+
+    def _store(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        store_results: bool,
+        result_ttl: int,
+        result: Any,
+        exception: BaseException | None,
+    ) -> None:
+        """Store the result as Dramatiq does or, for the job this thread ran, together with
+        its SUCCESS (:meth:`~geotasks.postgres.results.PostgresBackend.store_success`)."""
+        backend, job_status = self._success_backend, self.job_status
+        if backend is not None and job_status is not None and store_results and exception is None:
+            job = job_status.running(message)
+            if job is not None:
+                backend.store_success(message, result, result_ttl, job=job)
+                job_status.success_stored(message)
+                return
+        super().after_process_message(  # type: ignore[no-untyped-call]
+            broker, message, result=result, exception=exception
+        )
+
+    def _withhold_success(self, message: MessageProxy) -> None:
+        """Tell ``JobStatus`` that this delivery's result was not stored: no SUCCESS to record."""
+        if self.job_status is not None:
+            self.job_status.withhold_success(message)
 
     def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
         """Store nothing: a skipped message has no result (a failed one is stored on nack)."""
@@ -169,10 +212,3 @@ def _stop_interruptions(broker: Broker, message: MessageProxy) -> None:
     for middleware in broker.middleware:
         if isinstance(middleware, TimeLimit | ShutdownNotifications):
             middleware.after_process_message(broker, message)  # type: ignore[no-untyped-call]
-
-
-def _withhold_success(message: MessageProxy) -> None:
-    """Tell ``JobStatus`` that this delivery's result was not stored: no SUCCESS to record."""
-    running = running_job()
-    if running is not None and running.message_id == message.message_id:
-        running.result_not_stored = True

@@ -11,11 +11,9 @@ The states and their machine are :mod:`geotasks.job_model`'s.
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,46 +35,23 @@ logger = logging.getLogger(__name__)
 FINISHED_CHANNEL = "geotasks_result"
 
 
-@dataclass
-class RunningJob:
-    """The job a worker thread is running, as the ``JobStatus`` middleware announces it.
-
-    The results backend reads it to record SUCCESS in the transaction that stores the result
-    (one commit instead of two on the hot path); :func:`geotasks.progress` reads it to know
-    which job to report on.
+@dataclass(frozen=True)
+class JobRun:
+    """One attempt of a job, as a worker runs it: what its SUCCESS records.
 
     Attributes:
-      success_recorded: Set once SUCCESS was written with the result.
-      result_not_stored: Set when the result could not be stored: the message runs again (the
-        store was away) or fails (the result cannot be stored); there is no SUCCESS to record.
+      message_id: The job's id.
+      actor_name: Recorded when the row is created.
+      queue_name: Recorded when the row is created (without Dramatiq's ``.DQ`` suffix).
+      attempt: Dramatiq's retry count for this delivery.
+      sent_at_ms: When the message was first sent, in ms since the epoch.
     """
 
-    store: JobStore
     message_id: str
     actor_name: str
     queue_name: str
     attempt: int
     sent_at_ms: int | None
-    success_recorded: bool = False
-    result_not_stored: bool = False
-    last_progress_s: float = 0.0
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-_running: contextvars.ContextVar[RunningJob | None] = contextvars.ContextVar(
-    "geotasks_running_job", default=None
-)
-
-
-def running_job() -> RunningJob | None:
-    """Return the job this thread is running, or ``None`` outside an actor."""
-    return _running.get()
-
-
-def set_running_job(job: RunningJob | None) -> None:
-    """Announce (or, with ``None``, clear) the job this thread runs; for ``JobStatus``."""
-    _running.set(job)
 
 
 class JobStore:

@@ -24,8 +24,9 @@ from geotasks.broker import build_middleware
 from geotasks.errors import DatabaseError, DatabaseUnavailable, TransientError
 from geotasks.job_model import JobState
 from geotasks.middleware.deliveries import DeliveryLimit
+from geotasks.middleware.job_status import set_running_job
 from geotasks.postgres.group_commit import GroupCommit
-from geotasks.postgres.job_status import JobStore, RunningJob, set_running_job
+from geotasks.postgres.job_status import JobRun, JobStore
 from geotasks.postgres.pool import Database
 from geotasks.postgres.results import PostgresBackend
 from geotasks.settings import Settings
@@ -400,14 +401,15 @@ def test_deliveries_counted_together_leave_every_job_as_one_by_one(
 # Results with SUCCESS ------------------------------------------------------------------------
 
 
-def finish(backend: PostgresBackend, store: JobStore, message_id: str, attempt: int) -> None:
+def finish(backend: PostgresBackend, message_id: str, attempt: int) -> None:
     """Store a result as a worker thread that ran the job does: with the job's SUCCESS."""
-    set_running_job(RunningJob(store, message_id, "plain", "default", attempt, SENT_AT_MS))
-    try:
-        message = Message("default", "plain", (), {}, {}, message_id=message_id)
-        backend.store_result(message, {"id": message_id, "attempt": attempt}, TTL_MS)
-    finally:
-        set_running_job(None)
+    message = Message("default", "plain", (), {}, {}, message_id=message_id)
+    backend.store_success(
+        message,
+        {"id": message_id, "attempt": attempt},
+        TTL_MS,
+        job=JobRun(message_id, "plain", "default", attempt, SENT_AT_MS),
+    )
 
 
 def result_row(database: Database, message_id: str) -> tuple[Any, ...] | None:
@@ -468,21 +470,18 @@ def test_results_stored_together_leave_every_job_and_result_as_one_by_one(
 
     # When the first copies finish one by one, and the second ones all at once
     for name in histories:
-        finish(backend, store, alone[name], attempt[name])
-    assert backend._successes.batch_statements == 0
+        finish(backend, alone[name], attempt[name])
+    assert backend.store.successes.group.batch_statements == 0
     write_together(
         database_url,
         "geotasks.result",
-        backend._successes,
-        lambda: finish(backend, store, str(uuid.uuid4()), 0),
-        [
-            lambda name=name: finish(backend, store, together[name], attempt[name])
-            for name in histories
-        ],
+        backend.store.successes.group,
+        lambda: finish(backend, str(uuid.uuid4()), 0),
+        [lambda name=name: finish(backend, together[name], attempt[name]) for name in histories],
     )
 
     # Then the second copies' results and statuses committed in one statement and transaction
-    assert backend._successes.batch_statements == 1
+    assert backend.store.successes.group.batch_statements == 1
     ids = list(together.values())
     assert transactions_of(database, "geotasks.result", "message_id", ids) == 1
     # And every job and result reads like its twin's
@@ -511,15 +510,13 @@ def test_a_result_too_large_to_share_a_statement_is_stored_alone(
     store = JobStore(database)
     message_id = str(uuid.uuid4())
     give_history(store, message_id, [(JobState.PENDING, 0), (JobState.STARTED, 0)])
-    set_running_job(RunningJob(store, message_id, "plain", "default", 0, SENT_AT_MS))
-    try:
-        message = Message("default", "plain", (), {}, {}, message_id=message_id)
-        backend.store_result(message, "x" * 100_000, TTL_MS)
-    finally:
-        set_running_job(None)
+    message = Message("default", "plain", (), {}, {}, message_id=message_id)
+    backend.store_success(
+        message, "x" * 100_000, TTL_MS, job=JobRun(message_id, "plain", "default", 0, SENT_AT_MS)
+    )
 
     # Then it went without the group commit, with SUCCESS, and reads back whole
-    assert backend._successes.single_statements == 0
+    assert backend.store.successes.group.single_statements == 0
     assert job_row(database, message_id)[0] == JobState.SUCCESS
     assert backend.get_result(message) == "x" * 100_000
 
@@ -557,7 +554,7 @@ def test_a_busy_worker_shares_statements_and_every_job_ends_with_its_result(
     # And the writers' statements add up: every count and every result went in one of them
     guard = middleware_of(broker, DeliveryLimit)
     backend = broker.get_results_backend()  # type: ignore[attr-defined]
-    for group in (guard._records, backend._successes):
+    for group in (guard._records, backend.store.successes.group):
         assert group.single_statements + group.batch_statements <= 300
 
 

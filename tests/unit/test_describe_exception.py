@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dramatiq.middleware import TimeLimitExceeded
 
-from geotasks.postgres.results import describe_exception
+from geotasks.failures import describe_exception
 
 
 def test_a_time_limit_is_explained_not_stored_as_an_empty_message() -> None:

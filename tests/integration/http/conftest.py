@@ -60,12 +60,14 @@ def broker(database: Database, settings: Settings) -> Iterator[StubBroker]:
     """A broker recording job status and results in this test's database, set globally."""
     previous = dramatiq.broker.global_broker
     broker = StubBroker()
+    job_status = JobStatus(store=JobStore(database), result_ttl_ms=settings.result_ttl_s * 1000)
+    broker.add_middleware(job_status, before=AgeLimit)
     broker.add_middleware(
-        JobStatus(store=JobStore(database), result_ttl_ms=settings.result_ttl_s * 1000),
-        before=AgeLimit,
-    )
-    broker.add_middleware(
-        Results(backend=PostgresBackend(database=database), result_ttl=settings.result_ttl_s * 1000)
+        Results(
+            backend=PostgresBackend(database=database),
+            result_ttl=settings.result_ttl_s * 1000,
+            job_status=job_status,
+        )
     )
     dramatiq.set_broker(broker)
     # The echo actor is declared once per process; each test's broker gets it.
