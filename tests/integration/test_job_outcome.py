@@ -13,11 +13,12 @@ import uuid
 from typing import Any
 
 import pytest
+from dramatiq.message import Message
 
 from geotasks.errors import JobNotFound, JobTimeout, ResultExpired
 from geotasks.job_model import JobState
 from geotasks.jobs import Job
-from geotasks.postgres.job_status import JobStore
+from geotasks.postgres.job_status import JobRun, JobStore
 from geotasks.postgres.listener import get_listener, notify
 from geotasks.postgres.outcome import OUTCOME_CHANNEL, success_payload
 from geotasks.postgres.pool import Database
@@ -201,3 +202,32 @@ def test_a_doorbell_on_the_outcome_channel_makes_get_read_the_database(
 
     # Then get() reads it
     assert job.get(timeout=5) == "x" * 10_000
+
+
+def test_a_result_replaced_after_its_success_notification_is_read_not_remembered(
+    backend: PostgresBackend, store: JobStore, database: Database, settings: Settings, job_id: str
+) -> None:
+    # Given a job whose SUCCESS notification carried its result, remembered by the listener
+    job = Job(job_id, database=database, settings=settings, sent_mark=marked(database))
+    record(store, job_id, JobState.PENDING)
+    record(store, job_id, JobState.STARTED)
+    message = Message("default", "add_numbers", (), {}, {}, message_id=job_id)
+    backend.store_success(
+        message, [1, 2], TTL_MS, job=JobRun(job_id, "add_numbers", "default", 0, None)
+    )
+    assert job.get(timeout=5) == [1, 2]
+
+    # When a redelivery replaces the result (the job stays SUCCESS)
+    backend._store(job_id, [3, 4], TTL_MS)
+    # (the replacement rings the outcome channel with the id alone: wait till it arrived)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        with get_listener(database).expect(OUTCOME_CHANNEL, job_id) as remembered:
+            if remembered.payload == job_id:
+                break
+        time.sleep(0.02)
+    assert remembered.payload == job_id
+
+    # Then a new handle, and the same one, read the new result
+    assert Job(job_id, database=database, settings=settings).get(timeout=5) == [3, 4]
+    assert job.get(timeout=5) == [3, 4]

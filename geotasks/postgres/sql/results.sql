@@ -86,7 +86,8 @@ WHERE message_id IN (
 -- `transition` of sql/job_status.sql to SUCCESS, spelt out for arrays with one element per
 -- job, in one statement. The results and the statuses commit together, durably, so no status
 -- says SUCCESS before its result is stored. Rings the doorbell of each message id (once: Postgres
--- folds a transaction's identical notifications). Returns, per job, its message id, its status
+-- folds a transaction's identical notifications), and the outcome channel of each SUCCESS
+-- applied, with `outcomes` (the payloads carrying small results; NULL: the id). Returns, per job, its message id, its status
 -- afterwards (NULL when another transaction inserted its row while this one waited) and whether
 -- SUCCESS was applied.
 -- tests/integration/test_group_commit.py keeps this in step with `store` and `transition`.
@@ -96,10 +97,10 @@ WITH success AS (
         %(message_ids)s::text[], %(kinds)s::text[], %(media_types)s::text[],
         %(size_bytes)s::bigint[], %(data)s::bytea[], %(ttl_ms)s::bigint[],
         %(actor_names)s::text[], %(queue_names)s::text[], %(attempts)s::integer[],
-        %(sent_at_ms)s::bigint[]
+        %(sent_at_ms)s::bigint[], %(outcomes)s::text[]
     ) AS t (
         message_id, kind, media_type, size_bytes, data, ttl_ms,
-        actor_name, queue_name, attempt, sent_at_ms
+        actor_name, queue_name, attempt, sent_at_ms, outcome
     )
 ),
 old_chunks AS (
@@ -153,9 +154,11 @@ applied AS (
     WHERE geotasks.job_transition_allowed(j.status, j.attempt, excluded.status, excluded.attempt)
     RETURNING j.message_id, j.status
 ),
--- The outcome channel (geotasks/postgres/outcome.py) rings for the jobs whose SUCCESS applied.
+-- The outcome channel (geotasks/postgres/outcome.py) rings for the jobs whose SUCCESS applied,
+-- with the payload carrying a small result, else the message id.
 outcome AS (
-    SELECT pg_notify('geotasks_outcome', a.message_id) FROM applied a
+    SELECT pg_notify('geotasks_outcome', coalesce(s.outcome, a.message_id))
+    FROM applied a JOIN success s USING (message_id)
 )
 -- `stored` runs to completion, NOTIFYs included, unreferenced: a data-modifying WITH always does;
 -- `outcome` is evaluated because it is referenced.
