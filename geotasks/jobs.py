@@ -43,7 +43,7 @@ from .errors import (
 )
 from .geo.output_formats import OUTPUT_FORMAT_OPTION, output_format
 from .job_model import JobError, JobInfo, JobState, Progress
-from .postgres.job_status import JobStore
+from .postgres.job_status import FINISHED_CHANNEL, JobStore
 from .postgres.listener import Mark, get_listener, running_listener
 from .postgres.outcome import OUTCOME_CHANNEL, InlineResult, parse_payload
 from .postgres.pool import Database, get_database
@@ -59,6 +59,10 @@ T = TypeVar("T")
 
 #: Bytes copied at a time by :meth:`Job.save`.
 COPY_BUFFER_BYTES = 1024 * 1024
+
+#: Where a client waits for a job to finish: the outcome channel, whose SUCCESS payload may
+#: carry the result, and the first channel, all that workers of an older version ring.
+WAITED_CHANNELS = (OUTCOME_CHANNEL, FINISHED_CHANNEL)
 
 #: What :meth:`Job._inline_value` returns when the notification's result cannot be used.
 _READ = object()
@@ -151,7 +155,7 @@ def outcome_mark() -> Mark | None:
     """
     url = get_settings().database_url
     listener = running_listener(url) if url else None
-    return listener.mark(OUTCOME_CHANNEL) if listener is not None else None
+    return listener.mark(*WAITED_CHANNELS) if listener is not None else None
 
 
 def check_message_options(broker: Broker, actor_name: str, options: Mapping[str, Any]) -> None:
@@ -389,20 +393,21 @@ class Job:
         *,
         inline: Callable[[InlineResult, float], T | object] | None = None,
     ) -> T:
-        # Registered for the outcome channel before the first read, so a job that finishes in
-        # between is not missed; read again each time it rings until the status is a final one.
+        # Registered before the first read, so a job that finishes in between is not missed;
+        # read again each time it rings until the status is a final one. Workers of an older
+        # version ring only the first channel: waiting on both, a client never hangs on them.
         # The first read is skipped when nothing can have finished the job yet (it was sent
         # after this process's LISTEN was in effect, and no notification for it arrived), and
         # every read when the notification carries the result.
         deadline = None if timeout is None else time.monotonic() + timeout
         status: JobState | None = None
         listener = get_listener(self._database)
-        with listener.expect(OUTCOME_CHANNEL, self.id, since=self._sent_mark) as finished:
+        with listener.expect(WAITED_CHANNELS, self.id, since=self._sent_mark) as finished:
             must_read = not finished.quiet_since_mark
             while True:
                 if finished.is_set():
                     finished.clear()
-                    payload = finished.payload
+                    payload = finished.payloads.get(OUTCOME_CHANNEL)
                     carried = parse_payload(payload) if inline and payload else None
                     if carried is not None and inline is not None:
                         value = inline(carried, finished.received_at)

@@ -27,7 +27,7 @@ import select
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import psycopg2
@@ -56,11 +56,15 @@ REMEMBERED_MAX_AGE_S = 10.0
 
 @dataclass(frozen=True)
 class Mark:
-    """Where a channel's notifications stood on one LISTEN connection (:meth:`Listener.mark`)."""
+    """Where some channels' notifications stood on one LISTEN connection (:meth:`Listener.mark`).
 
-    channel: str
+    Attributes:
+      connection: Which of the listener's connections it was.
+      seqs: ``(channel, notifications received on it so far)`` for each channel marked.
+    """
+
     connection: int
-    seq: int
+    seqs: tuple[tuple[str, int], ...]
 
 
 class Waiter(threading.Event):
@@ -69,7 +73,8 @@ class Waiter(threading.Event):
     Attributes:
       payload: The payload of the notification that last set it; ``None`` when a reconnect (or
         nothing yet) set it: then only the database knows.
-      received_at: When that notification arrived (``time.monotonic()``).
+      payloads: The last payload received on each channel, until a reconnect empties it.
+      received_at: When the last notification arrived (``time.monotonic()``).
       quiet_since_mark: Whether the waiter was registered with a mark and no matching
         notification had arrived since that mark: what it waits for had not happened by then.
     """
@@ -77,11 +82,17 @@ class Waiter(threading.Event):
     def __init__(self) -> None:
         super().__init__()
         self.payload: str | None = None
+        self.payloads: dict[str, str] = {}
         self.received_at = 0.0
         self.quiet_since_mark = False
 
-    def ring(self, payload: str | None, received_at: float) -> None:
-        """Set the event, with the payload that set it and when it arrived."""
+    def ring(self, channel: str | None, payload: str | None, received_at: float) -> None:
+        """Set the event, with the payload that set it and when it arrived (``channel`` and
+        ``payload`` are ``None`` after a reconnect)."""
+        if channel is None or payload is None:
+            self.payloads.clear()
+        else:
+            self.payloads[channel] = payload
         self.payload = payload
         self.received_at = received_at
         self.set()
@@ -151,7 +162,11 @@ class Listener:
 
     @contextlib.contextmanager
     def expect(
-        self, channel: str, payload: str | None = ANY_PAYLOAD, *, since: Mark | None = None
+        self,
+        channel: str | Sequence[str],
+        payload: str | None = ANY_PAYLOAD,
+        *,
+        since: Mark | None = None,
     ) -> Iterator[Waiter]:
         """Register for a notification and yield the event it will set.
 
@@ -161,65 +176,86 @@ class Listener:
         ``since``, if given) sets it at once.
 
         Parameters:
-          channel: The ``NOTIFY`` channel.
+          channel: The ``NOTIFY`` channel, or several: a notification on any of them sets it.
           payload: Only notifications with this payload (or this key: ``payload data…``) wake
             the waiter; ``None`` for any.
-          since: A :meth:`mark` taken before what is waited for could have happened: the
-            waiter then says whether anything for ``payload`` arrived since
+          since: A :meth:`mark` of the channels taken before what is waited for could have
+            happened: the waiter then says whether anything for ``payload`` arrived since
             (:attr:`Waiter.quiet_since_mark`).
         """
+        channels = (channel,) if isinstance(channel, str) else tuple(channel)
         waiter = Waiter()
-        key = (channel, payload)
+        keys = [(name, payload) for name in channels]
         with self._lock:
-            self._waiters[key].add(waiter)
-            subscribe = channel not in self._channels
-            self._channels.add(channel)
-            remembered = self._remembered.get(channel)
-            if remembered is not None and payload is not ANY_PAYLOAD:
-                held = since if since is not None and self._holds(since, channel) else None
-                arrived = remembered.get(payload, time.monotonic(), held.seq if held else 0)
-                if arrived is not None:
-                    waiter.ring(*arrived)
-                elif held is not None:
-                    waiter.quiet_since_mark = remembered.forgotten_seq <= held.seq
+            for key in keys:
+                self._waiters[key].add(waiter)
+            subscribe = not self._channels.issuperset(channels)
+            self._channels.update(channels)
+            if payload is not ANY_PAYLOAD:
+                self._recall(waiter, channels, payload, since)
         if subscribe:
             self._wake_thread()
         try:
             yield waiter
         finally:
             with self._lock:
-                waiters = self._waiters.get(key)
-                if waiters is not None:
-                    waiters.discard(waiter)
-                    if not waiters:
-                        del self._waiters[key]
+                for key in keys:
+                    waiters = self._waiters.get(key)
+                    if waiters is not None:
+                        waiters.discard(waiter)
+                        if not waiters:
+                            del self._waiters[key]
 
-    def mark(self, channel: str) -> Mark | None:
-        """Remember ``channel`` from now on, and return where its notifications stand.
+    def _recall(
+        self, waiter: Waiter, channels: tuple[str, ...], key: str, since: Mark | None
+    ) -> None:
+        # Called with the lock held: ring the waiter with what its channels remember of `key`,
+        # and tell it whether nothing arrived for `key` since the mark.
+        now = time.monotonic()
+        held = (
+            dict(since.seqs) if since is not None and since.connection == self._connection else {}
+        )
+        quiet = True
+        for channel in channels:
+            remembered = self._remembered.get(channel)
+            if remembered is None:
+                quiet = False
+                continue
+            after_seq = held.get(channel)
+            arrived = remembered.get(key, now, after_seq or 0)
+            if arrived is not None:
+                waiter.ring(channel, *arrived)
+            quiet = (
+                quiet
+                and arrived is None
+                and after_seq is not None
+                and channel in self._listening
+                and remembered.forgotten_seq <= after_seq
+            )
+        waiter.quiet_since_mark = quiet
+
+    def mark(self, *channels: str) -> Mark | None:
+        """Remember ``channels`` from now on, and return where their notifications stand.
 
         Take it before doing what will be notified (sending a job): :meth:`expect` given the
         mark then knows whether the notification arrived since, without a database read.
 
         Returns:
-          The mark, or ``None`` while ``LISTEN channel`` is not in effect (it is started).
+          The mark, or ``None`` while ``LISTEN`` is not in effect on all of them (it is started).
         """
         with self._lock:
-            remembered = self._remembered.setdefault(channel, _Remembered())
-            if channel in self._listening:
-                return Mark(channel, self._connection, remembered.seq)
-            subscribe = channel not in self._channels
-            self._channels.add(channel)
+            for channel in channels:
+                self._remembered.setdefault(channel, _Remembered())
+            if self._listening.issuperset(channels):
+                return Mark(
+                    self._connection,
+                    tuple((channel, self._remembered[channel].seq) for channel in channels),
+                )
+            subscribe = not self._channels.issuperset(channels)
+            self._channels.update(channels)
         if subscribe:
             self._wake_thread()
         return None
-
-    def _holds(self, mark: Mark, channel: str) -> bool:
-        # Called with the lock held: every notification since the mark reached this listener.
-        return (
-            mark.channel == channel
-            and mark.connection == self._connection
-            and channel in self._listening
-        )
 
     def wait_until_listening(self, channel: str, timeout_s: float) -> bool:
         """Block until ``LISTEN channel`` is in effect (used by tests and start-up checks)."""
@@ -310,7 +346,7 @@ class Listener:
                 *self._waiters.get((channel, ANY_PAYLOAD), ()),
             ]
         for waiter in waiters:
-            waiter.ring(payload, now)
+            waiter.ring(channel, payload, now)
 
     def _wake_channels(self, channels: set[str]) -> None:
         with self._lock:
@@ -322,7 +358,7 @@ class Listener:
             ]
         now = time.monotonic()
         for waiter in waiters:
-            waiter.ring(None, now)
+            waiter.ring(None, None, now)
 
     def _wake_all(self) -> None:
         with self._lock:
@@ -331,7 +367,7 @@ class Listener:
             ]
         now = time.monotonic()
         for waiter in waiters:
-            waiter.ring(None, now)
+            waiter.ring(None, None, now)
 
 
 _listeners: dict[tuple[int, str], Listener] = {}

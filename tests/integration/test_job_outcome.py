@@ -17,8 +17,8 @@ from dramatiq.message import Message
 
 from geotasks.errors import JobNotFound, JobTimeout, ResultExpired
 from geotasks.job_model import JobState
-from geotasks.jobs import Job
-from geotasks.postgres.job_status import JobRun, JobStore
+from geotasks.jobs import WAITED_CHANNELS, Job
+from geotasks.postgres.job_status import FINISHED_CHANNEL, JobRun, JobStore
 from geotasks.postgres.listener import get_listener, notify
 from geotasks.postgres.outcome import OUTCOME_CHANNEL, success_payload
 from geotasks.postgres.pool import Database
@@ -144,10 +144,11 @@ def test_get_of_an_expired_or_dismissed_job_says_so(
 
 
 def marked(database: Database) -> Any:
-    """A mark of this process's outcome channel, as submit takes it before sending."""
+    """A mark of the channels a client waits on, as submit takes it before sending."""
     listener = get_listener(database)
-    assert listener.wait_until_listening(OUTCOME_CHANNEL, timeout_s=5)
-    mark = listener.mark(OUTCOME_CHANNEL)
+    for channel in WAITED_CHANNELS:
+        assert listener.wait_until_listening(channel, timeout_s=5)
+    mark = listener.mark(*WAITED_CHANNELS)
     assert mark is not None
     return mark
 
@@ -231,3 +232,35 @@ def test_a_result_replaced_after_its_success_notification_is_read_not_remembered
     # Then a new handle, and the same one, read the new result
     assert Job(job_id, database=database, settings=settings).get(timeout=5) == [3, 4]
     assert job.get(timeout=5) == [3, 4]
+
+
+def test_a_client_wakes_for_a_worker_of_an_older_version_that_rings_the_first_channel_only(
+    database: Database, settings: Settings, job_id: str, listeners_closed: None
+) -> None:
+    # Given a client waiting for a job it sent
+    job = Job(job_id, database=database, settings=settings, sent_mark=marked(database))
+
+    # When an older worker records its SUCCESS and result, and rings the first channel only
+    def finish_as_an_older_worker(cursor: Any) -> None:
+        cursor.execute(
+            "INSERT INTO geotasks.job (message_id, actor_name, queue_name, status, attempt,"
+            " runs, finished_at, expires_at) VALUES (%(id)s, 'add_numbers', 'default',"
+            " 'SUCCESS', 0, 1, now(), now() + interval '1 min');"
+            "INSERT INTO geotasks.result (message_id, kind, media_type, size_bytes, data,"
+            " expires_at) VALUES (%(id)s, 'value', 'application/json', 2, '42',"
+            " now() + interval '1 min')",
+            {"id": job_id},
+        )
+        notify(cursor, FINISHED_CHANNEL, job_id)
+
+    def later() -> None:
+        time.sleep(0.2)
+        database.transaction(finish_as_an_older_worker)
+
+    finisher = threading.Thread(target=later)
+    finisher.start()
+    try:
+        # Then the client wakes and reads the result
+        assert job.get(timeout=5) == 42
+    finally:
+        finisher.join()
