@@ -20,7 +20,7 @@ from geotasks.geo.context import ReadContext, current_context
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.options import ReadingOptions
 from geotasks.geo.reading import Layer, open_layer
-from geotasks.geo.streaming import checked_shape, read_batches
+from geotasks.geo.streaming import lonlat_shapes, read_batches
 from geotasks.geo.validity import InvalidGeometries, operation_policy
 
 
@@ -146,12 +146,6 @@ def continuous_features(
     """
     wrapped = not layer.source_crs.is_geographic
     for chunk in read_batches(layer, limits=limits, limit=options.limit):
-        for index, fid in enumerate(chunk.ids):
-            geometry = checked_shape(
-                layer.label,
-                chunk,
-                index,
-                invalid=invalid,
-                unwrapped=wrapped and bool(chunk.crossing[index]),
-            )
-            yield Feature(fid, geometry, chunk.properties[index])
+        shapes = lonlat_shapes(layer.label, chunk, invalid=invalid, wrapped=wrapped)
+        for fid, geometry, properties in zip(chunk.ids, shapes, chunk.properties, strict=True):
+            yield Feature(fid, geometry, properties)

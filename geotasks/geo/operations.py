@@ -9,9 +9,10 @@ lies, measured in a projection centred on each feature (see :mod:`geotasks.geo.m
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import shapely
-from pyproj import Geod
 from shapely.geometry.base import BaseGeometry
 
 from geotasks.errors import InputError
@@ -28,15 +28,19 @@ from geotasks.geo.bbox import bbox_polygon
 from geotasks.geo.features import continuous_features
 from geotasks.geo.geojson import FeatureCollectionWriter
 from geotasks.geo.limits import GeoLimits
-from geotasks.geo.metres import LocalMetres
+from geotasks.geo.mapping import (
+    BatchOperation,
+    Buffer,
+    Clip,
+    Measure,
+    Simplify,
+    map_layer,
+)
 from geotasks.geo.options import ReadingOptions, check_flag, parse_bbox
 from geotasks.geo.parallel import write_layer_split
 from geotasks.geo.reading import Layer, Source, open_layer
 from geotasks.geo.result import GeoJSONResult
-from geotasks.geo.streaming import (
-    POLYGONAL,
-    make_polygonal_valid,
-)
+from geotasks.geo.streaming import POLYGONAL
 from geotasks.geo.validity import (
     InvalidGeometries,
     invalid_policy,
@@ -52,13 +56,10 @@ MAX_BUFFER_M = 1_000_000.0
 #: Largest simplification tolerance (metres).
 MAX_TOLERANCE_M = 1_000_000.0
 
-#: Segments per quarter circle in buffers (16 keeps a circle's area within 0.2 %).
-BUFFER_QUAD_SEGS = 16
-
-_GEOD = Geod(ellps="WGS84")
-
-#: What an operation makes of one feature: its id, properties and new geometry.
-Mapped = tuple[Any, dict[str, Any], BaseGeometry | None]
+#: Fewest features each process must get for an operation to be split between the job's
+#: process and helper processes (an operation costs several times what plain conversion does
+#: per feature, so a helper's start, about 0.45 s, pays for itself sooner).
+MIN_FEATURES_PER_OPERATION_PROCESS = 20_000
 
 
 def shapefile_to_geojson(
@@ -132,22 +133,10 @@ def buffer_features(
         or a line.
     """
     distance = _check_distance(distance_m)
-
-    def buffer(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
-        if distance < 0 and geometry.geom_type not in POLYGONAL:
-            raise InputError(
-                f"feature {fid} is a {geometry.geom_type}: a negative distance_m shrinks "
-                "polygons, and only polygons"
-            )
-        frame = LocalMetres(geometry)
-        buffered = shapely.buffer(frame.to_metres(geometry), distance, quad_segs=BUFFER_QUAD_SEGS)
-        if buffered.is_empty:
-            return fid, properties, None
-        return fid, properties, _to_lonlat(frame, buffered, limits)
-
     return _map_features(
-        source, buffer, data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
-    )
+        source, Buffer(distance), data_dir=data_dir, limits=limits, reading=reading,
+        tmp_dir=tmp_dir,
+    )  # fmt: skip
 
 
 def simplify_features(
@@ -180,21 +169,10 @@ def simplify_features(
     """
     tolerance = _check_metres(tolerance_m, "tolerance_m", MAX_TOLERANCE_M)
     check_flag(preserve_topology, "preserve_topology")
-
-    def simplify(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
-        frame = LocalMetres(geometry)
-        simpler: BaseGeometry | None = shapely.simplify(
-            frame.to_metres(geometry), tolerance, preserve_topology=preserve_topology
-        )
-        if simpler is not None and geometry.geom_type in POLYGONAL and not simpler.is_valid:
-            simpler = make_polygonal_valid(simpler)
-        if simpler is None or simpler.is_empty:
-            return fid, properties, None
-        return fid, properties, _to_lonlat(frame, simpler, limits)
-
     return _map_features(
-        source, simplify, data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
-    )
+        source, Simplify(tolerance, preserve_topology), data_dir=data_dir, limits=limits,
+        reading=reading, tmp_dir=tmp_dir,
+    )  # fmt: skip
 
 
 def dissolve_features(
@@ -285,18 +263,8 @@ def clip_features(
         west, south, east, north = area.bounds
         box = (west, south, east, north)
     shapely.prepare(area)
-
-    def clip(fid: Any, properties: dict[str, Any], shape: BaseGeometry) -> Mapped | None:
-        inside = split(shape)
-        if not shapely.intersects(area, inside):
-            return None
-        cut = _same_dimension(
-            shapely.intersection(inside, area), int(shapely.get_dimensions(inside))
-        )
-        return None if cut is None else (fid, properties, cut)
-
     return _map_features(
-        source, clip, data_dir=data_dir, limits=limits, tmp_dir=tmp_dir, drop_null=True,
+        source, Clip(area), data_dir=data_dir, limits=limits, tmp_dir=tmp_dir,
         reading=replace(reading, bbox=list(box)),
     )  # fmt: skip
 
@@ -329,19 +297,8 @@ def measure_features(
       InputError: If the dataset or an argument is bad.
     """
 
-    def measure(fid: Any, properties: dict[str, Any], geometry: BaseGeometry) -> Mapped:
-        lonlat = split(geometry)
-        measures: dict[str, float | None] = {"area_m2": None, "perimeter_m": None, "length_m": None}
-        dimension = int(shapely.get_dimensions(lonlat))
-        if dimension == 2:
-            area, perimeter = _GEOD.geometry_area_perimeter(shapely.orient_polygons(lonlat))
-            measures["area_m2"], measures["perimeter_m"] = abs(area), perimeter
-        elif dimension == 1:
-            measures["length_m"] = _GEOD.geometry_length(lonlat)
-        return fid, {**properties, **measures}, lonlat
-
     return _map_features(
-        source, measure, data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
+        source, Measure(), data_dir=data_dir, limits=limits, reading=reading, tmp_dir=tmp_dir
     )
 
 
@@ -375,44 +332,29 @@ def _writing(
 
 def _map_features(
     source: Source,
-    apply: Callable[[Any, dict[str, Any], BaseGeometry], Mapped | None],
+    operation: BatchOperation,
     *,
     data_dir: Path,
     limits: GeoLimits,
     reading: ReadingOptions,
     tmp_dir: Path | None,
-    drop_null: bool = False,
 ) -> GeoJSONResult:
-    """Run ``apply`` on each feature (lon/lat, continuous across ±180) and write what it returns."""
+    """Run ``operation`` on each feature and write what it makes of them (see
+    :mod:`geotasks.geo.mapping`); a large shapefile is split between processes."""
     with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
         invalid = InvalidGeometries(operation_policy(reading))
-        for fid, geometry, properties in continuous_features(opened, limits, reading, invalid):
-            if geometry is None:
-                if not drop_null:
-                    writer.write_feature(fid, properties, None)
-                continue
-            try:
-                feature = apply(fid, dict(properties), geometry)
-            except shapely.errors.GEOSException as exc:
-                raise InputError(
-                    f"{opened.label}: feature {fid} cannot be processed: {exc}"
-                ) from exc
-            if feature is not None:
-                fid, properties, shape = feature
-                writer.write_feature(fid, properties, valid_on_grid(shape, writer.precision))
+        write_layer_split(
+            opened,
+            writer,
+            limits=limits,
+            invalid=invalid,
+            limit=reading.limit,
+            tmp_dir=tmp_dir,
+            render=functools.partial(map_layer, operation=operation),
+            min_features_per_process=MIN_FEATURES_PER_OPERATION_PROCESS,
+        )
         invalid.report(opened.label)
     return result
-
-
-def _to_lonlat(
-    frame: LocalMetres, geometry: BaseGeometry, limits: GeoLimits
-) -> BaseGeometry | None:
-    """Bring an operation's result back to RFC 7946 lon/lat (``None`` if nothing is left)."""
-    lonlat = frame.to_lonlat(geometry)
-    if lonlat.is_empty:
-        return None
-    _check_vertices(lonlat, limits)
-    return lonlat
 
 
 def _check_vertices(geometry: BaseGeometry | None, limits: GeoLimits) -> None:
@@ -472,22 +414,3 @@ def _clip_geometry(geometry: object, limits: GeoLimits) -> BaseGeometry:
     if not area.is_valid:
         raise InputError(f"geometry= is not a valid polygon: {shapely.is_valid_reason(area)}")
     return area
-
-
-def _same_dimension(geometry: BaseGeometry, dimension: int) -> BaseGeometry | None:
-    """The parts of an intersection with the input's dimension (a polygon cut to a line is gone)."""
-    parts = [
-        part
-        for part in shapely.get_parts(geometry)
-        if not part.is_empty and int(shapely.get_dimensions(part)) == dimension
-    ]
-    if not parts:
-        return None
-    if len(parts) == 1:
-        only: BaseGeometry = parts[0]
-        return only
-    if dimension == 2:
-        return shapely.MultiPolygon([p for part in parts for p in shapely.get_parts(part)])
-    if dimension == 1:
-        return shapely.MultiLineString([p for part in parts for p in shapely.get_parts(part)])
-    return shapely.MultiPoint([p for part in parts for p in shapely.get_parts(part)])

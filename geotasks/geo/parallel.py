@@ -51,6 +51,11 @@ logger = logging.getLogger(__name__)
 #: Fewest features each process must get for a split to pay for starting a helper.
 MIN_FEATURES_PER_PROCESS = 50_000
 
+#: What renders a range of a layer's records: :func:`~geotasks.geo.streaming.write_layer`'s
+#: signature (an operation's renderer is a picklable ``functools.partial`` of
+#: :func:`~geotasks.geo.mapping.map_layer`).
+LayerRenderer = Callable[..., None]
+
 #: How often a job's process looks up from waiting for a helper, in seconds (Dramatiq's time
 #: limit can only interrupt Python code, not a wait inside the operating system).
 POLL_INTERVAL_S = 0.2
@@ -86,6 +91,7 @@ class _RangeTask:
     invalid: InvalidPolicy
     limits: GeoLimits
     path: str
+    render: LayerRenderer = write_layer
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,13 @@ class _Abandoned(Exception):
     """The job's process went away, or stopped waiting: the helper's work is not wanted."""
 
 
-def plan_ranges(layer: Layer, *, limits: GeoLimits, limit: int | None) -> list[FeatureRange]:
+def plan_ranges(
+    layer: Layer,
+    *,
+    limits: GeoLimits,
+    limit: int | None,
+    min_features_per_process: int | None = None,
+) -> list[FeatureRange]:
     """Split the records to write into one range per process (one range: no split).
 
     Parameters:
@@ -119,6 +131,8 @@ def plan_ranges(layer: Layer, *, limits: GeoLimits, limit: int | None) -> list[F
       limits: How many processes may read (the job's own included), and how many features.
       limit: The caller's feature limit, if any: such a layer is read in one process (the
         first ``limit`` features are not the first ``limit`` records when some are deleted).
+      min_features_per_process: Fewest features worth a process of their own
+        (:data:`MIN_FEATURES_PER_PROCESS` when ``None``).
 
     Returns:
       Consecutive ranges covering the records, the job's own process's first.
@@ -131,7 +145,8 @@ def plan_ranges(layer: Layer, *, limits: GeoLimits, limit: int | None) -> list[F
         # Past the feature limit, the job's own read fails at once: no helper is started.
         and total <= limits.max_features
     )
-    count = min(limits.max_read_processes, total // MIN_FEATURES_PER_PROCESS) if splittable else 1
+    per_process = min_features_per_process or MIN_FEATURES_PER_PROCESS
+    count = min(limits.max_read_processes, total // per_process) if splittable else 1
     if count <= 1:
         return [FeatureRange(0, total)]
     bounds = [total * index // count for index in range(count + 1)]
@@ -146,6 +161,8 @@ def write_layer_split(
     invalid: InvalidGeometries,
     limit: int | None,
     tmp_dir: Path | None = None,
+    render: LayerRenderer = write_layer,
+    min_features_per_process: int | None = None,
 ) -> None:
     """Write the features of ``layer`` as GeoJSON, in up to ``limits.max_read_processes``
     processes when the layer is large enough (see the module's description).
@@ -157,14 +174,20 @@ def write_layer_split(
       invalid: What to do with invalid polygons; counts those found in every process.
       limit: Stop after this many features.
       tmp_dir: Where helpers write their text until it is appended.
+      render: What writes a range of records: :func:`~geotasks.geo.streaming.write_layer`
+        (the features as they are), or an operation's renderer; it must pickle.
+      min_features_per_process: Fewest features worth a process of their own
+        (:data:`MIN_FEATURES_PER_PROCESS` when ``None``).
 
     Raises:
       InputError: If the data is bad (in any range), or a helper crashed on it.
       RuntimeError: If a helper was killed from outside.
     """
-    ranges = plan_ranges(layer, limits=limits, limit=limit)
+    ranges = plan_ranges(
+        layer, limits=limits, limit=limit, min_features_per_process=min_features_per_process
+    )
     if len(ranges) == 1:
-        write_layer(layer, writer, limits=limits, invalid=invalid, limit=limit)
+        render(layer, writer, limits=limits, invalid=invalid, limit=limit)
         return
     with ExitStack() as stack:
         folder = Path(
@@ -181,9 +204,10 @@ def write_layer_split(
                 invalid.policy,
                 limits,
                 str(folder / f"range-{index}.json"),
+                render,
             )
             helpers.append(stack.enter_context(_helper(task)))
-        write_layer(layer, writer, limits=limits, invalid=invalid, limit=None, stop=ranges[0].stop)
+        render(layer, writer, limits=limits, invalid=invalid, limit=None, stop=ranges[0].stop)
         for helper in helpers:
             done = helper.wait()
             invalid.merge(done.invalid)
@@ -308,7 +332,7 @@ def _render_range(task: _RangeTask, wanted: Callable[[], bool]) -> _RangeDone | 
             writer = FeatureCollectionWriter(
                 sink, precision=task.precision, write_bbox=task.write_bbox, fragment=True
             )
-            write_layer(
+            task.render(
                 layer,
                 writer,
                 limits=task.limits,

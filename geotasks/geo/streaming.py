@@ -234,6 +234,61 @@ def _check_polygons(pool: ThreadPoolExecutor, chunk: LonLatBatch) -> Future[dict
     return pool.submit(invalid_reasons, shapes, candidates)
 
 
+def lonlat_shapes(
+    label: str, chunk: LonLatBatch, *, invalid: InvalidGeometries, wrapped: bool
+) -> npt.NDArray[np.object_]:
+    """Every feature of a batch as a shapely geometry, as :func:`checked_shape` gives it.
+
+    The batch's 2D polygons are built in one vectorised call and checked in another; only the
+    other features (invalid polygons, points, lines, 3D geometries, those crossing ±180) are
+    built one by one, by :func:`checked_shape`.
+
+    Parameters:
+      label: The dataset's name, for messages.
+      chunk: The batch.
+      invalid: What to do with an invalid polygon; counts it.
+      wrapped: Whether the source's longitudes wrap at ±180 (a projected source), so that a
+        feature marked as crossing must be unwrapped.
+
+    Returns:
+      One geometry (or ``None``) per feature, in lon/lat, continuous across the antimeridian.
+
+    Raises:
+      InputError: If a polygon is invalid and the policy is to fail.
+    """
+    batch = chunk.geometries
+    count = len(batch)
+    shapes = np.empty(count, dtype=object)
+    slow = np.ones(count, dtype=bool)
+    if batch.coords.shape[1] == 2:
+        polygonal = np.fromiter((kind in POLYGONAL for kind in batch.types), bool, count)
+        candidates = nonempty(batch, np.flatnonzero(polygonal & ~chunk.crossing))
+        built = polygon_shapes(batch, candidates)
+        if built is not None and len(candidates):
+            # A batch holding a MultiPolygon is built as MultiPolygons only: its Polygons are
+            # their one part.
+            polygons = np.fromiter(
+                (batch.types[index] == "Polygon" for index in candidates.tolist()),
+                bool,
+                len(candidates),
+            )
+            multiple = shapely.get_type_id(built) == shapely.GeometryType.MULTIPOLYGON
+            if (polygons & multiple).any():
+                built[polygons & multiple] = shapely.get_geometry(built[polygons & multiple], 0)
+            valid = shapely.is_valid(built)
+            shapes[candidates[valid]] = built[valid]
+            slow[candidates[valid]] = False
+    for index in np.flatnonzero(slow).tolist():
+        shapes[index] = checked_shape(
+            label,
+            chunk,
+            index,
+            invalid=invalid,
+            unwrapped=wrapped and bool(chunk.crossing[index]),
+        )
+    return shapes
+
+
 def checked_shape(
     label: str, chunk: LonLatBatch, index: int, *, invalid: InvalidGeometries, unwrapped: bool
 ) -> BaseGeometry | None:
