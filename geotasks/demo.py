@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import IO
 
 import orjson
-from psycopg2.extensions import cursor as Cursor
 
 from .broker import setup_broker
 from .errors import GeotasksError
@@ -31,6 +30,7 @@ from .jobs import Job, submit
 from .postgres.broker import PostgresBroker
 from .postgres.job_status import JobStore
 from .postgres.migrate import schema_version
+from .postgres.overview import database_now
 from .postgres.pool import Database
 from .settings import env_name
 
@@ -160,19 +160,6 @@ def _start(argv: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str],
     log = _LogReader(process.stdout)
     log.start()
     return process, log
-
-
-def database_now(database: Database) -> datetime:
-    """The database's clock, which stamps the jobs' ``created_at``."""
-
-    def read(cur: Cursor) -> datetime:
-        cur.execute("SELECT now()")
-        row = cur.fetchone()
-        assert row is not None
-        moment: datetime = row[0]
-        return moment
-
-    return database.transaction(read)
 
 
 def maintenance_outcome(database: Database, deadline: float, *, since: datetime) -> str:

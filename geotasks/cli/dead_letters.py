@@ -40,18 +40,6 @@ def cmd_dead_letters_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_size(size_bytes: int | None) -> str:
-    """Return a size for humans: ``512 B``, ``1.5 MB``."""
-    if size_bytes is None:
-        return ""
-    size = float(size_bytes)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
-
-
 def cmd_dead_letters_show(args: argparse.Namespace) -> int:
     """Show one dead letter: its message and its full error."""
     from ..postgres.dead_letters import get_dead_letter

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from ..jobs import Job
     from ..registry import ActorSpec
 
+from ..humanize import human_size
 from .databases import database_url, existing_database_url
-from .dead_letters import format_size, utc
+from .dead_letters import utc
 from .submit_arguments import parse_submit_arguments
 
 #: How often ``geotasks submit --wait`` refreshes its progress line, in seconds.
@@ -270,8 +271,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                 info.created_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
                 info.updated_at.astimezone().strftime("%H:%M:%S"),
                 format_progress(info),
-                format_size(info.result_size_bytes)
-                if info.result_kind in ("value", "geojson")
+                human_size(info.result_size_bytes)
+                if info.result_size_bytes is not None and info.result_kind in ("value", "geojson")
                 else "",
             )
         )

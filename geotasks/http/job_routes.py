@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..humanize import human_size
 from ..job_model import CANCELLABLE_STATES, JobState
 from .negotiation import HTML, check_query, output_format
 from .openapi import DEFAULT_LIMIT, MAX_LIMIT
@@ -16,7 +17,6 @@ from .pages import base_url
 from .problems import INVALID_PARAMETER, Problem, no_such_job
 from .resource import (
     Resource,
-    human_size,
     int_parameter,
     json_response,
     list_parameter,

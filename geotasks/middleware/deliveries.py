@@ -43,21 +43,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dramatiq.broker import Broker, MessageProxy
 from dramatiq.errors import ActorNotFound
 from dramatiq.middleware import Middleware, SkipMessage
-from psycopg2.extensions import cursor as Cursor
 
 from ..errors import DatabaseError, GeotasksError
-from ..job_model import JobState
 from ..postgres.broker import PostgresBroker
-from ..postgres.group_commit import GroupCommit
-from ..postgres.pool import Database, PreparedStatement, execute_prepared
-from ..postgres.queries import load_queries
+from ..postgres.deliveries import Delivery, DeliveryStore
+from ..postgres.pool import Database
 from .job_status import JobStatus
 
 logger = logging.getLogger(__name__)
@@ -101,28 +97,9 @@ class _Delivery:
     solo: bool = False
 
     @property
-    def key(self) -> dict[str, Any]:
-        return {"message_id": self.message_id, "attempt": self.attempt}
-
-
-#: Parameters of the delivery count that records no STARTED.
-_NO_START: dict[str, Any] = {
-    "start": False,
-    "actor_name": None,
-    "queue_name": None,
-    "sent_at_ms": None,
-}
-
-#: The arrays of ``record_deliveries``, by the parameter of ``record_delivery`` each collects.
-_RECORD_ARRAYS = {
-    "message_ids": "message_id",
-    "attempts": "attempt",
-    "solo": "solo",
-    "start": "start",
-    "actor_names": "actor_name",
-    "queue_names": "queue_name",
-    "sent_at_ms": "sent_at_ms",
-}
+    def counted(self) -> Delivery:
+        """The delivery as the store counts it."""
+        return Delivery(self.message_id, self.attempt)
 
 
 class _Gate:
@@ -180,7 +157,8 @@ class DeliveryLimit(Middleware):
     towards the limit (see the module's documentation).
 
     Parameters:
-      database: Where the counts are kept (``geotasks.message_deliveries``).
+      database: Where the counts are kept (``geotasks.message_deliveries``, through
+        :class:`~geotasks.postgres.deliveries.DeliveryStore`).
       max_deliveries: Unfinished deliveries, run alone, a message may have; the next one is
         rejected. Can be set per actor and per message with the ``max_deliveries`` option.
       suspect_wait_s: Longest a suspect waits for the other messages of its process to finish
@@ -199,24 +177,10 @@ class DeliveryLimit(Middleware):
         job_status: JobStatus | None = None,
     ) -> None:
         self.database = database
+        self.store = DeliveryStore(database)
         self.job_status = job_status
         self.max_deliveries = max_deliveries
         self.suspect_wait_s = suspect_wait_s
-        self._queries = load_queries("deliveries")
-        self._record_statement = PreparedStatement(
-            "geotasks_record_delivery", self._queries["record_delivery"]
-        )
-        self._record_many_statement = PreparedStatement(
-            "geotasks_record_deliveries", self._queries["record_deliveries"]
-        )
-        self._relax_commit = self._queries["relax_commit"] + "\n"
-        # The counts of worker threads that start messages at the same time share a statement.
-        self._records: GroupCommit[dict[str, Any], tuple[Any, ...]] = GroupCommit(
-            database,
-            write_one=self._record_one,
-            write_many=self._record_many,
-            key=lambda params: params["message_id"],
-        )
         self._gate = _Gate()
         self._local = threading.local()
         # Worker threads of the Dramatiq workers running in this process.
@@ -224,8 +188,8 @@ class DeliveryLimit(Middleware):
         # Deliveries running, by thread id, to take off the counts on a graceful shutdown.
         self._running: dict[int, _Delivery] = {}
         self._running_lock = threading.Lock()
-        # (message id, attempt) of finished deliveries whose counts are still to be cleared.
-        self._finished: set[tuple[str, int]] = set()
+        # Finished deliveries whose counts are still to be cleared.
+        self._finished: set[Delivery] = set()
         self._finished_lock = threading.Lock()
         self._clearer: threading.Thread | None = None
 
@@ -255,11 +219,9 @@ class DeliveryLimit(Middleware):
             delivery.holds = "shared"
         self._local.delivery = delivery
         with self._finished_lock:
-            restart = (delivery.message_id, delivery.attempt) in self._finished
-            self._finished.discard((delivery.message_id, delivery.attempt))
-        deliveries, solo_deliveries = self._record(
-            broker, message, {**delivery.key, "restart": restart, "solo": int(alone)}
-        )
+            restart = delivery.counted in self._finished
+            self._finished.discard(delivery.counted)
+        deliveries, solo_deliveries = self._record(broker, message, delivery, alone, restart)
         delivery.solo = alone
         with self._running_lock:
             self._running[threading.get_ident()] = delivery
@@ -333,10 +295,7 @@ class DeliveryLimit(Middleware):
         delivery.holds = None
         if self._gate.take_alone(self.suspect_wait_s):
             delivery.holds = "alone"
-            self.database.transaction(
-                lambda cur: cur.execute(self._queries["record_solo"], delivery.key),
-                single_statement=True,
-            )
+            self.store.record_solo(delivery.counted)
             delivery.solo = True
             return
         logger.warning(
@@ -362,37 +321,19 @@ class DeliveryLimit(Middleware):
         self._local.finished = delivery
 
     def _record(
-        self, broker: Broker, message: MessageProxy, key: dict[str, Any]
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        delivery: _Delivery,
+        alone: bool,
+        restart: bool,
     ) -> tuple[int, int]:
         job_status = self.job_status
-        start = job_status.start_params(broker, message, self) if job_status else None
-        params = {**key, **(start or _NO_START)}
-        if params["restart"]:
-            # Rare (a throttled message back in the process that ran it): the batch
-            # statement has no restart.
-            row = self.database.transaction(
-                lambda cur: self._record_one(cur, params), single_statement=True
-            )
-        else:
-            row = self._records.write(params)
-        if job_status is not None and row[2]:
-            job_status.started_early(message, JobState(row[3]))
-        return int(row[0]), int(row[1])
-
-    def _record_one(self, cur: Cursor, params: dict[str, Any]) -> tuple[Any, ...]:
-        execute_prepared(cur, self._record_statement, params, prefix=self._relax_commit)
-        row = cur.fetchone()
-        if row is None:
-            raise AssertionError(f"no delivery count returned for {params['message_id']}")
-        return tuple(row)
-
-    def _record_many(self, cur: Cursor, many: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        arrays = {
-            array: [params[name] for params in many] for array, name in _RECORD_ARRAYS.items()
-        }
-        execute_prepared(cur, self._record_many_statement, arrays, prefix=self._relax_commit)
-        rows = {row[0]: tuple(row[1:]) for row in cur.fetchall()}
-        return [rows[params["message_id"]] for params in many]
+        start = job_status.starts_with_count(broker, message, self) if job_status else None
+        count = self.store.record(delivery.counted, solo=alone, restart=restart, start=start)
+        if job_status is not None and count.started is not None:
+            job_status.started_early(message, count.started)
+        return count.deliveries, count.solo_deliveries
 
     def _forget(self, broker: Broker, message: MessageProxy) -> None:
         # Only the thread that ran the delivery finishes it; an ack from elsewhere (a message
@@ -404,7 +345,7 @@ class DeliveryLimit(Middleware):
         if isinstance(broker, PostgresBroker) and broker.database.url == self.database.url:
             return  # Its ack or nack cleared the count, in the same statement.
         with self._finished_lock:
-            self._finished.add((delivery.message_id, delivery.attempt))
+            self._finished.add(delivery.counted)
             if self._clearer is None:
                 self._clearer = threading.Thread(
                     target=self._clear_periodically, name="geotasks-delivery-clearer", daemon=True
@@ -425,15 +366,8 @@ class DeliveryLimit(Middleware):
             finished, self._finished = self._finished, set()
         if not finished:
             return
-        params = {
-            "message_ids": [message_id for message_id, _ in finished],
-            "attempts": [attempt for _, attempt in finished],
-        }
         try:
-            self.database.transaction(
-                lambda cur: cur.execute(self._queries["forget_deliveries"], params),
-                single_statement=True,
-            )
+            self.store.forget(list(finished))
         except DatabaseError as exc:
             # Left behind, a count only makes the guard stricter for that one attempt.
             logger.warning("Could not clear %d delivery counts: %s", len(finished), exc)
@@ -443,15 +377,9 @@ class DeliveryLimit(Middleware):
             interrupted, self._running = list(self._running.values()), {}
         if not interrupted:
             return
-        params = {
-            "message_ids": [delivery.message_id for delivery in interrupted],
-            "attempts": [delivery.attempt for delivery in interrupted],
-            "solo": [int(delivery.solo) for delivery in interrupted],
-        }
         try:
-            self.database.transaction(
-                lambda cur: cur.execute(self._queries["forget_interrupted_deliveries"], params),
-                single_statement=True,
+            self.store.forget_interrupted(
+                [(delivery.counted, delivery.solo) for delivery in interrupted]
             )
         except DatabaseError as exc:
             logger.warning("Could not uncount %d interrupted deliveries: %s", len(interrupted), exc)

@@ -255,10 +255,10 @@ class JobStatus(Middleware):
             "arguments": arguments_json(message) if status is JobState.PENDING else None,
         }
 
-    def start_params(
+    def starts_with_count(
         self, broker: Broker, message: MessageProxy, guard: Middleware
-    ) -> dict[str, Any] | None:
-        """What the poison guard needs to record STARTED in its own statement, or ``None``.
+    ) -> JobRun | None:
+        """The attempt whose STARTED the poison guard records with its count, or ``None``.
 
         ``None`` when a middleware between the guard and this one may still hold the message
         back: STARTED then waits for :meth:`before_process_message`. Otherwise the guard
@@ -267,23 +267,20 @@ class JobStatus(Middleware):
 
         Parameters:
           guard: The poison guard, which comes before this middleware.
-
-        Returns:
-          dict[str, Any] | None: ``start`` (true), ``actor_name``, ``queue_name`` and
-          ``sent_at_ms``.
         """
         if not self._may_start_early(broker, message, guard):
             return None
-        return {
-            "start": True,
-            "actor_name": message.actor_name,
-            "queue_name": q_name(message.queue_name),
-            "sent_at_ms": message.message_timestamp,
-        }
+        return JobRun(
+            message.message_id,
+            actor_name=message.actor_name,
+            queue_name=q_name(message.queue_name),
+            attempt=message.options.get("retries", 0),
+            sent_at_ms=message.message_timestamp,
+        )
 
     def started_early(self, message: MessageProxy, status: JobState) -> None:
         """Note the job's status after the poison guard recorded STARTED (see
-        :meth:`start_params`); ``before_process_message`` then writes nothing."""
+        :meth:`starts_with_count`); ``before_process_message`` then writes nothing."""
         _started_early.set((message.message_id, message.options.get("retries", 0), status))
 
     def _may_start_early(self, broker: Broker, message: MessageProxy, guard: Middleware) -> bool:
@@ -304,7 +301,7 @@ class JobStatus(Middleware):
         """Record STARTED, or skip the message when its job was cancelled.
 
         The poison guard may have recorded STARTED already, in its own statement (see
-        :meth:`start_params`).
+        :meth:`starts_with_count`).
 
         Raises:
           SkipMessage: when the job is CANCELLED.

@@ -22,9 +22,6 @@ from ..postgres.overview import SystemState, read_state
 from ..postgres.pool import get_database, redact_url
 from ..settings import POSTGRES_SCHEMES, Settings
 
-#: Dramatiq's default Redis key namespace, which geotasks' Redis broker keeps.
-REDIS_NAMESPACE = "dramatiq"
-
 
 class BrokerUnreachable(GeotasksError):
     """Raised when the broker's server cannot be reached to read its queues."""
@@ -101,28 +98,13 @@ def _postgres_queues(settings: Settings, url: str, state: SystemState) -> list[Q
 
 
 def _redis_queues(url: str, names: list[str], timeout_s: int) -> list[QueueInfo]:
-    import redis
+    # Loaded only here: the redis client is an optional extra.
+    from ..redis.queues import queue_counts
 
-    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-    try:
-        if not names:
-            client.ping()
-            return []
-        pipe = client.pipeline(transaction=False)
-        for name in names:
-            key = f"{REDIS_NAMESPACE}:{name}"
-            pipe.llen(key)
-            pipe.hlen(f"{key}.msgs")
-            pipe.hlen(f"{REDIS_NAMESPACE}:{dq_name(name)}.msgs")
-            pipe.zcard(f"{REDIS_NAMESPACE}:{xq_name(name)}")
-        counts = pipe.execute()
-    finally:
-        client.close()
-    infos = []
-    for index, name in enumerate(names):
-        ready, held, delayed, dead = counts[4 * index : 4 * index + 4]
-        infos.append(QueueInfo(name, ready, delayed, max(0, held - ready), None, dead))
-    return infos
+    return [
+        QueueInfo(name, counts.ready, counts.delayed, counts.in_flight, None, counts.dead)
+        for name, counts in zip(names, queue_counts(url, names, timeout_s), strict=True)
+    ]
 
 
 def _rabbitmq_queues(url: str, names: list[str], timeout_s: int) -> list[QueueInfo]:

@@ -16,7 +16,7 @@ from dramatiq.errors import DecodeError
 from dramatiq.message import Message
 from psycopg2.extensions import cursor as Cursor
 
-from .broker import NOTIFY_CHANNEL
+from .broker_store import NOTIFY_CHANNEL
 from .job_status import JobStore
 from .pool import Database
 from .queries import load_queries

@@ -198,3 +198,17 @@ def read_state(database: Database, heartbeat_timeout_s: float) -> SystemState:
         )
 
     return database.transaction(read)
+
+
+def database_now(database: Database) -> datetime:
+    """The database's clock, which stamps the jobs' ``created_at``."""
+
+    def read(cur: Cursor) -> datetime:
+        cur.execute(load_queries("overview")["clock"])
+        row = cur.fetchone()
+        if row is None:
+            raise AssertionError("the clock query returned no row")
+        moment: datetime = row[0]
+        return moment
+
+    return database.transaction(read, single_statement=True)

@@ -1,8 +1,10 @@
 """Everything that speaks to Redis, as :mod:`geotasks.postgres` does for Postgres: the broker
-(:mod:`.broker`) and the rate-limiter backend (:mod:`.rate_limits`).
+(:mod:`.broker`), the rate-limiter backend (:mod:`.rate_limits`) and the queues' depths
+(:mod:`.queues`).
 
-Redis is optional (``pip install 'geotasks[redis]'``): only :mod:`geotasks.broker` imports these
-modules, and only when a ``redis://`` URL is configured.
+Redis is optional (``pip install 'geotasks[redis]'``): only :mod:`geotasks.broker` and
+:mod:`geotasks.monitoring.queues` import these modules, and only when a ``redis://`` URL is
+configured.
 """
 
 from __future__ import annotations

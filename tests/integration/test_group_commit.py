@@ -370,11 +370,11 @@ def test_deliveries_counted_together_leave_every_job_as_one_by_one(
     # When the first copies are delivered one by one, and the second ones all at once
     for name in names:
         start(broker, delivery(alone[name], attempt[name]))
-    assert guard._records.batch_statements == 0
+    assert guard.store.group.batch_statements == 0
     write_together(
         database_url,
         "geotasks.message_deliveries",
-        guard._records,
+        guard.store.group,
         lambda: start(broker, delivery(str(uuid.uuid4()), 0)),
         [
             lambda name=name: start(broker, delivery(together[name], attempt[name]))
@@ -384,7 +384,7 @@ def test_deliveries_counted_together_leave_every_job_as_one_by_one(
 
     # Then the second copies were counted (and started) in one statement, one transaction,
     # and read like the first ones
-    assert guard._records.batch_statements == 1
+    assert guard.store.group.batch_statements == 1
     assert (
         transactions_of(
             database, "geotasks.message_deliveries", "message_id", list(together.values())
@@ -554,7 +554,7 @@ def test_a_busy_worker_shares_statements_and_every_job_ends_with_its_result(
     # And the writers' statements add up: every count and every result went in one of them
     guard = middleware_of(broker, DeliveryLimit)
     backend = broker.get_results_backend()  # type: ignore[attr-defined]
-    for group in (guard._records, backend.store.successes.group):
+    for group in (guard.store.group, backend.store.successes.group):
         assert group.single_statements + group.batch_statements <= 300
 
 

@@ -25,6 +25,7 @@ ASSETS = {
     "leaflet.js": ("geotasks.http", "static/leaflet/leaflet.js"),
     "leaflet.css": ("geotasks.http", "static/leaflet/leaflet.css"),
     "land.geojson": ("geotasks.http", "static/ne_110m_land.geojson"),
+    "result_map.js": ("geotasks.http", "static/result_map.js"),
     "map.js": ("geotasks.contrib.django", "static_assets/map.js"),
 }
 #: How long a browser may keep an asset, in seconds (they change only with a release).

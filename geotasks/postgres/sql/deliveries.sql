@@ -1,4 +1,4 @@
--- Queries of the poison guard (geotasks/middleware/deliveries.py).
+-- Queries of the poison guard's store (geotasks/postgres/deliveries.py), for DeliveryLimit.
 -- They run with synchronous_commit off: a count must be visible before the actor runs, and is
 -- visible once committed; only a crash of the database server itself could lose it, and then
 -- the guard merely counts a few crashes fewer.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from geotasks.http.process_routes import Preference
-from geotasks.http.resource import human_size
+from geotasks.humanize import human_size
 
 
 @pytest.mark.parametrize(
