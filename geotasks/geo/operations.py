@@ -62,6 +62,10 @@ MAX_TOLERANCE_M = 1_000_000.0
 #: per feature, so a helper's start, about 0.45 s, pays for itself sooner).
 MIN_FEATURES_PER_OPERATION_PROCESS = 20_000
 
+#: Features the job's own process maps beyond its even share while a helper process starts
+#: (about 0.45 s: some 5,000 to 10,000 features of an operation).
+HELPER_HEAD_START_FEATURES = 6_000
+
 
 def shapefile_to_geojson(
     source: Source,
@@ -204,8 +208,12 @@ def dissolve_features(
     """
     if by is not None and not isinstance(by, str):
         raise InputError(f"by= must be a field name, not {type(by).__name__}")
-    groups: dict[Any, _Group] = {}
-    with _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result):
+    # Each group's polygons, in the store; its other geometries (points, lines), in memory.
+    groups: dict[Any, list[BaseGeometry]] = {}
+    with (
+        _writing(source, data_dir, limits, reading, tmp_dir) as (opened, writer, result),
+        PolygonStore(tmp_dir) as store,
+    ):
         if by is not None and by not in opened.fields:
             raise InputError(
                 f"{opened.label} has no field named {by!r}; its fields: {', '.join(opened.fields)}"
@@ -227,12 +235,23 @@ def dissolve_features(
             for index, key in enumerate(keys):
                 members.setdefault(key, []).append(index)
             for key, indexes in members.items():
-                groups.setdefault(key, _Group()).add(shapes[indexes])
+                others = groups.setdefault(key, [])
+                picked = shapes[indexes]
+                kinds = shapely.get_type_id(picked)
+                polygonal = (kinds == shapely.GeometryType.POLYGON) | (
+                    kinds == shapely.GeometryType.MULTIPOLYGON
+                )
+                store.add(key, picked[polygonal & ~shapely.is_empty(picked)])
+                others.extend(picked[~polygonal & (kinds >= 0)].tolist())
         invalid.report(opened.label)
-        for fid, (key, group) in enumerate(groups.items()):
-            merged = group.union()
-            groups[key] = _Group()
-            del group
+        for fid, (key, others) in enumerate(groups.items()):
+            polygons = store.polygons(key)
+            merged: Any = (
+                shapely.union_all([*polygons.tolist(), *others])
+                if others
+                else union_polygons(polygons)
+            )
+            del polygons
             properties = encode_properties({} if by is None else {by: key})
             streamed = None
             if isinstance(merged, np.ndarray) and len(merged) > 1:
@@ -248,32 +267,6 @@ def dissolve_features(
                 writer.write_texts([fid], [properties], texts)
             del merged, streamed
     return result
-
-
-class _Group:
-    """The geometries of one group of :func:`dissolve_features`: polygons held compactly,
-    anything else (points, lines) as it is."""
-
-    def __init__(self) -> None:
-        self._polygons = PolygonStore()
-        self._others: list[BaseGeometry] = []
-
-    def add(self, shapes: Any) -> None:
-        kinds = shapely.get_type_id(shapes)
-        polygonal = (kinds == shapely.GeometryType.POLYGON) | (
-            kinds == shapely.GeometryType.MULTIPOLYGON
-        )
-        self._polygons.add(shapes[polygonal & ~shapely.is_empty(shapes)])
-        self._others.extend(shapes[~polygonal & (kinds >= 0)].tolist())
-
-    def union(self) -> BaseGeometry | Any | None:
-        """The union: its polygons (a numpy array, see :func:`union_polygons`) when the group
-        holds only polygons, else one geometry (or ``None`` for no geometry at all)."""
-        polygons = self._polygons.polygons()
-        if not self._others:
-            return union_polygons(polygons)
-        merged: BaseGeometry = shapely.union_all([*polygons.tolist(), *self._others])
-        return merged
 
 
 def clip_features(
@@ -403,6 +396,7 @@ def _map_features(
             tmp_dir=tmp_dir,
             render=functools.partial(map_layer, operation=operation),
             min_features_per_process=MIN_FEATURES_PER_OPERATION_PROCESS,
+            head_start=HELPER_HEAD_START_FEATURES,
         )
         invalid.report(opened.label)
     return result

@@ -8,13 +8,17 @@ are: the union of polygons that do not meet is the MultiPolygon of them. Dense d
 polygon overlapping the next) is one cluster, unioned by GEOS as before.
 
 A group's polygons are held until every feature is read (the next one may overlap any of them),
-as flat coordinate arrays (:class:`PolygonStore`): about 16 bytes a vertex, against some 40 for
-shapely objects.
+as flat coordinate arrays in a temporary file (:class:`PolygonStore`), so that only the group
+being unioned is in memory.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import tempfile
+from collections.abc import Hashable
+from pathlib import Path
+from typing import IO
 
 import numpy as np
 import numpy.typing as npt
@@ -25,25 +29,54 @@ Ints = npt.NDArray[np.intp]
 
 
 class PolygonStore:
-    """The polygons of one group, kept as flat arrays (``shapely.to_ragged_array``)."""
+    """The polygons of every group, kept as flat arrays (``shapely.to_ragged_array``) in one
+    temporary file until their group is unioned: only the group being unioned is in memory.
 
-    def __init__(self) -> None:
-        self._chunks: list[tuple[Any, Any]] = []
+    Parameters:
+      tmp_dir: Where the temporary file goes (``None``: the system's).
+    """
 
-    def add(self, shapes: Shapes) -> None:
-        """Keep the polygons of ``shapes`` (Polygons and MultiPolygons, none empty)."""
+    def __init__(self, tmp_dir: Path | None = None) -> None:
+        self._tmp_dir = tmp_dir
+        self._file: IO[bytes] | None = None
+        self._chunks: dict[Hashable, list[int]] = {}
+
+    def __enter__(self) -> PolygonStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def add(self, key: Hashable, shapes: Shapes) -> None:
+        """Keep the polygons of ``shapes`` (Polygons and MultiPolygons, none empty) in ``key``'s
+        group."""
         parts = shapely.get_parts(shapes)
-        if len(parts):
-            _, coords, offsets = shapely.to_ragged_array(parts)
-            self._chunks.append((coords, offsets))
+        if not len(parts):
+            return
+        _, coords, (ring_offsets, polygon_offsets) = shapely.to_ragged_array(parts)
+        if self._file is None:
+            self._file = tempfile.TemporaryFile(prefix="geotasks-", dir=self._tmp_dir)  # noqa: SIM115
+        self._file.seek(0, io.SEEK_END)
+        self._chunks.setdefault(key, []).append(self._file.tell())
+        for array in (coords, ring_offsets, polygon_offsets):
+            np.save(self._file, array, allow_pickle=False)
 
-    def polygons(self) -> Shapes:
-        """Every polygon kept, as shapely Polygons (the store is emptied)."""
-        chunks, self._chunks = self._chunks, []
-        built = [
-            shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords, offsets)
-            for coords, offsets in chunks
-        ]
+    def polygons(self, key: Hashable) -> Shapes:
+        """Every polygon kept in ``key``'s group, as shapely Polygons."""
+        built = []
+        for offset in self._chunks.pop(key, []):
+            assert self._file is not None
+            self._file.seek(offset)
+            coords, ring_offsets, polygon_offsets = (
+                np.load(self._file, allow_pickle=False) for _ in range(3)
+            )
+            built.append(
+                shapely.from_ragged_array(
+                    shapely.GeometryType.POLYGON, coords, (ring_offsets, polygon_offsets)
+                )
+            )
         if not built:
             return np.empty(0, dtype=object)
         joined: Shapes = np.concatenate(built)
