@@ -21,7 +21,8 @@ from geotasks.geo.result import GeoJSONResult
 from geotasks.http.status import status_info
 from geotasks.job_model import JobState
 from geotasks.jobs import Job, submit_with_options
-from geotasks.middleware.job_status import JobStatus, mark_throttled, progress
+from geotasks.middleware.job_status import JobStatus, mark_throttled
+from geotasks.middleware.running import progress
 from geotasks.registry import ActorSpec, Parameter, Registry
 from geotasks.settings import Settings
 from tests.integration.conftest import Stack
