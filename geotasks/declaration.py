@@ -194,15 +194,16 @@ class Actor(dramatiq.Actor[P, R], Generic[P, R]):
         Raises:
           InputError: as :meth:`submit`, or for an unknown option.
         """
-        from .jobs import Job, check_message_options
+        from .jobs import Job, check_message_options, outcome_mark
 
         json_args, json_kwargs = checked_arguments(self.spec, args, kwargs or {})
         broker = self.broker
         check_message_options(broker, self.actor_name, options)
+        mark = outcome_mark()
         message = self.send_with_options(
             args=tuple(json_args), kwargs=json_kwargs, delay=delay, **options
         )
-        return Job.from_message(message)
+        return Job.from_message(message, sent_mark=mark)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call the function; in a worker, run the message the worker is processing."""

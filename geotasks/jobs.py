@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 import orjson
 from dramatiq.broker import Broker
@@ -44,7 +44,8 @@ from .errors import (
 from .geo.output_formats import OUTPUT_FORMAT_OPTION, output_format
 from .job_model import JobError, JobInfo, JobState, Progress
 from .postgres.job_status import FINISHED_CHANNEL, JobStore
-from .postgres.listener import get_listener
+from .postgres.listener import Mark, get_listener, running_listener
+from .postgres.outcome import OUTCOME_CHANNEL, InlineResult, parse_payload
 from .postgres.pool import Database, get_database
 from .postgres.result_store import FAILURE, FILE, GEOJSON, StoredResult
 from .postgres.results import PostgresBackend
@@ -58,6 +59,13 @@ T = TypeVar("T")
 
 #: Bytes copied at a time by :meth:`Job.save`.
 COPY_BUFFER_BYTES = 1024 * 1024
+
+#: Where a client waits for a job to finish: the outcome channel, whose SUCCESS payload may
+#: carry the result, and the first channel, all that workers of an older version ring.
+WAITED_CHANNELS = (OUTCOME_CHANNEL, FINISHED_CHANNEL)
+
+#: What :meth:`Job._inline_value` returns when the notification's result cannot be used.
+_READ = object()
 
 
 def submit(actor_name: str, /, *args: Any, **kwargs: Any) -> Job:
@@ -133,9 +141,21 @@ def submit_with_options(
         options=options,
     )
     broker.declare_queue(spec.queue_name)
+    mark = outcome_mark()
     sent = broker.enqueue(message, delay=delay_ms)
     logger.debug("Sent message %s to %s", sent.message_id, actor_name)
-    return Job.from_message(sent)
+    return Job.from_message(sent, sent_mark=mark)
+
+
+def outcome_mark() -> Mark | None:
+    """Where this process's outcome channel stands, to take just before sending a job.
+
+    ``None`` unless this process already listens (it waited for a job before): one that only
+    sends never opens a LISTEN connection for it.
+    """
+    url = get_settings().database_url
+    listener = running_listener(url) if url else None
+    return listener.mark(*WAITED_CHANNELS) if listener is not None else None
 
 
 def check_message_options(broker: Broker, actor_name: str, options: Mapping[str, Any]) -> None:
@@ -162,6 +182,17 @@ def _configured_broker() -> Broker:
     return setup_broker()
 
 
+@functools.lru_cache(maxsize=16)
+def _job_store(database: Database) -> JobStore:
+    # Shared by every handle on the pool: building one costs more than a small job's read.
+    return JobStore(database)
+
+
+@functools.lru_cache(maxsize=16)
+def _results_backend(database: Database, spool_dir: Path) -> PostgresBackend:
+    return PostgresBackend(database=database, spool_dir=spool_dir)
+
+
 class Job:
     """A handle on one job, found by its id (the Dramatiq message id).
 
@@ -172,14 +203,22 @@ class Job:
       id: The job id.
       database: The pool to read through; the one of ``GEOTASKS_DATABASE_URL`` by default.
       settings: Settings to use instead of the environment's.
+      sent_mark: Where this process's outcome channel stood before the job was sent
+        (:func:`outcome_mark`; ``submit`` passes it): the first wait needs no read then.
     """
 
     def __init__(
-        self, id: str, *, database: Database | None = None, settings: Settings | None = None
+        self,
+        id: str,
+        *,
+        database: Database | None = None,
+        settings: Settings | None = None,
+        sent_mark: Mark | None = None,
     ) -> None:
         self.id = str(id)
         self._given_database = database
         self._given_settings = settings
+        self._sent_mark = sent_mark
 
     @functools.cached_property
     def _settings(self) -> Settings:
@@ -197,11 +236,11 @@ class Job:
 
     @functools.cached_property
     def _store(self) -> JobStore:
-        return JobStore(self._database)
+        return _job_store(self._database)
 
     @functools.cached_property
     def _backend(self) -> PostgresBackend:
-        return PostgresBackend(database=self._database, spool_dir=self._settings.tmp_dir)
+        return _results_backend(self._database, self._settings.tmp_dir)
 
     @classmethod
     def from_message(cls, message: Message[Any], **kwargs: Any) -> Job:
@@ -324,11 +363,22 @@ class Job:
           ResultExpired: when the result outlived its time to live.
           ResultTooLarge: when the result is too large to parse; stream it instead.
         """
-        # Status and result are read together: once woken, a small result is one round trip.
-        stored = self._wait_for(self._outcome, timeout)
+        return self._wait_for(self._read_value, timeout, inline=self._inline_value)
+
+    def _read_value(self) -> tuple[JobState, Any]:
+        # Status and result are read together: a small result is one round trip.
+        status, stored = self._outcome()
+        if not status.finished:
+            return status, None
         if stored is None:
-            return self.result  # no result to read: its reading says why, with the details
-        return self._parsed(self._checked(stored))
+            return status, self.result  # no result to read: its reading says why
+        return status, self._parsed(self._checked(stored))
+
+    def _inline_value(self, inline: InlineResult, received_at: float) -> Any:
+        # A result that came with its SUCCESS notification; not once its time to live is over.
+        if inline.message_id != self.id or time.monotonic() - received_at > inline.ttl_ms / 1000:
+            return _READ
+        return self._decoded(inline.kind, inline.data)
 
     def _outcome(self) -> tuple[JobState, StoredResult | None]:
         status, stored = self._backend.outcome(self.id)
@@ -336,21 +386,42 @@ class Job:
             self.info()  # raises JobNotFound, with its explanation
         return status, stored
 
-    def _wait_for(self, read: Callable[[], tuple[JobState, T]], timeout: float | None) -> T:
-        # Registered for the doorbell before the first read, so a job that finishes in between
-        # is not missed; read again each time it rings until the status is a final one.
+    def _wait_for(
+        self,
+        read: Callable[[], tuple[JobState, T]],
+        timeout: float | None,
+        *,
+        inline: Callable[[InlineResult, float], T | object] | None = None,
+    ) -> T:
+        # Registered before the first read, so a job that finishes in between is not missed;
+        # read again each time it rings until the status is a final one. Workers of an older
+        # version ring only the first channel: waiting on both, a client never hangs on them.
+        # The first read is skipped when nothing can have finished the job yet (it was sent
+        # after this process's LISTEN was in effect, and no notification for it arrived), and
+        # every read when the notification carries the result.
         deadline = None if timeout is None else time.monotonic() + timeout
-        with get_listener(self._database).expect(FINISHED_CHANNEL, self.id) as finished:
+        status: JobState | None = None
+        listener = get_listener(self._database)
+        with listener.expect(WAITED_CHANNELS, self.id, since=self._sent_mark) as finished:
+            must_read = not finished.quiet_since_mark
             while True:
-                status, value = read()
-                if status.finished:
-                    return value
+                if finished.is_set():
+                    finished.clear()
+                    payload = finished.payloads.get(OUTCOME_CHANNEL)
+                    carried = parse_payload(payload) if inline and payload else None
+                    if carried is not None and inline is not None:
+                        value = inline(carried, finished.received_at)
+                        if value is not _READ:
+                            return cast(T, value)
+                    must_read = True
+                if must_read:
+                    status, value = read()
+                    if status.finished:
+                        return value
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if (remaining is not None and remaining <= 0) or not finished.wait(remaining):
-                    raise JobTimeout(
-                        f"job {self.id} did not finish within {timeout} s (it is {status})"
-                    )
-                finished.clear()
+                    state = f" (it is {status})" if status is not None else ""
+                    raise JobTimeout(f"job {self.id} did not finish within {timeout} s{state}")
 
     @property
     def result(self) -> Any:
@@ -384,8 +455,10 @@ class Job:
                 f"job.save(path) or job.open() instead of parsing it"
             )
         with self._backend.open(stored) as stream:
-            data = stream.read()
-        if stored.kind == GEOJSON:
+            return self._decoded(stored.kind, stream.read())
+
+    def _decoded(self, kind: str, data: bytes) -> Any:
+        if kind == GEOJSON:
             return orjson.loads(data)
         return self._backend.encoder.decode(data)
 

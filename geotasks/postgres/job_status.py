@@ -138,10 +138,13 @@ class JobStore:
         arguments: str | None = None,
         preceded_by: bytes | None = None,
         durable: bool = False,
+        outcome_payload: str | None = None,
     ) -> Transition:
         """Like :meth:`transition`, inside the caller's transaction (``cursor``).
 
         Parameters:
+          outcome_payload: For SUCCESS, the outcome channel's payload carrying the result
+            (:func:`geotasks.postgres.outcome.success_payload`); the message id by default.
           preceded_by: A statement with its parameters bound (``cursor.mogrify``) sent ahead of
             the transition in the same string: one round trip, and on an autocommit connection
             one implicit transaction, for both. It commits as durably as ``status`` does, unless
@@ -164,6 +167,7 @@ class JobStore:
             "error_message": error.message if error is not None else None,
             "error_traceback": error.traceback if error is not None else None,
             "arguments": arguments,
+            "outcome": outcome_payload,
         }
         # Sent with the statement in one round trip: psycopg2 returns the last one's rows.
         prefix = "" if status.finished or durable else self._queries["relax_commit"] + "\n"

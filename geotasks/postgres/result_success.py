@@ -20,6 +20,7 @@ from psycopg2.extensions import cursor as Cursor
 from ..job_model import JobState
 from .group_commit import GroupCommit
 from .job_status import JobRun, JobStore
+from .outcome import success_payload
 from .pool import Database, PreparedStatement, bind_prepared, execute_prepared
 from .queries import load_queries
 
@@ -37,10 +38,12 @@ class _Success:
     Attributes:
       params: The parameters of the ``store`` query.
       job: The attempt that produced it.
+      outcome_payload: The SUCCESS notification carrying the result, if it fits in one.
     """
 
     params: dict[str, Any]
     job: JobRun
+    outcome_payload: str | None
 
     @property
     def message_id(self) -> str:
@@ -74,8 +77,16 @@ class SuccessWriter:
         )
 
     def write(self, params: dict[str, Any], job: JobRun) -> None:
-        """Store an inline result (the ``store`` query's ``params``) with ``job``'s SUCCESS."""
-        success = _Success(params, job)
+        """Store an inline result (the ``store`` query's ``params``) with ``job``'s SUCCESS; a
+        small one travels in the SUCCESS notification too (:mod:`geotasks.postgres.outcome`)."""
+        payload = success_payload(
+            job.message_id,
+            kind=params["kind"],
+            media_type=params["media_type"],
+            ttl_ms=params["ttl_ms"],
+            data=params["data"],
+        )
+        success = _Success(params, job, payload)
         if params["size_bytes"] <= GROUP_MAX_BYTES:
             self.group.write(success)
         else:
@@ -84,10 +95,17 @@ class SuccessWriter:
             )
 
     def record(
-        self, cursor: Cursor, job: JobRun, ttl_ms: int, *, preceded_by: bytes | None = None
+        self,
+        cursor: Cursor,
+        job: JobRun,
+        ttl_ms: int,
+        *,
+        preceded_by: bytes | None = None,
+        outcome_payload: str | None = None,
     ) -> None:
         """Record ``job``'s SUCCESS in the caller's transaction (after a chunked result), or
-        sent in one string after ``preceded_by``."""
+        sent in one string after ``preceded_by``; its notification carries ``outcome_payload``
+        if given."""
         self.jobs.apply(
             cursor,
             job.message_id,
@@ -98,6 +116,7 @@ class SuccessWriter:
             sent_at_ms=job.sent_at_ms,
             ttl_ms=ttl_ms,
             preceded_by=preceded_by,
+            outcome_payload=outcome_payload,
         )
 
     def _store_success(self, cursor: Cursor, success: _Success) -> None:
@@ -108,16 +127,21 @@ class SuccessWriter:
             success.job,
             success.params["ttl_ms"],
             preceded_by=bind_prepared(cursor, self._store_statement, success.params),
+            outcome_payload=success.outcome_payload,
         )
 
     def _store_successes(self, cursor: Cursor, many: Sequence[_Success]) -> list[None]:
-        arrays = {
-            array: [success.params[name] for success in many]
-            for array, name in _SUCCESS_RESULT_ARRAYS.items()
-        } | {
-            array: [getattr(success.job, name) for success in many]
-            for array, name in _SUCCESS_JOB_ARRAYS.items()
-        }
+        arrays = (
+            {
+                array: [success.params[name] for success in many]
+                for array, name in _SUCCESS_RESULT_ARRAYS.items()
+            }
+            | {
+                array: [getattr(success.job, name) for success in many]
+                for array, name in _SUCCESS_JOB_ARRAYS.items()
+            }
+            | {"outcomes": [success.outcome_payload for success in many]}
+        )
         execute_prepared(cursor, self._successes_statement, arrays)
         for message_id, status, applied in cursor.fetchall():
             if not applied:

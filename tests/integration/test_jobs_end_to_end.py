@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from pathlib import Path
@@ -23,6 +24,10 @@ from geotasks.job_model import JobState
 from geotasks.jobs import Job, submit_with_options
 from geotasks.middleware.job_status import JobStatus, mark_throttled
 from geotasks.middleware.running import progress
+from geotasks.postgres.job_status import FINISHED_CHANNEL
+from geotasks.postgres.listener import get_listener
+from geotasks.postgres.outcome import OUTCOME_CHANNEL, parse_payload
+from geotasks.postgres.results import PostgresBackend
 from geotasks.registry import ActorSpec, Parameter, Registry
 from geotasks.settings import Settings
 from tests.integration.conftest import Stack
@@ -34,6 +39,7 @@ REGISTRY = Registry(
         ActorSpec("points", "geo", (Parameter("count"),)),
         ActorSpec("fail_on", "default", (Parameter("name"),)),
         ActorSpec("returns_a_set", "default", ()),
+        ActorSpec("echo", "default", (Parameter("value"),)),
     ]
 )
 
@@ -122,6 +128,55 @@ def test_a_geojson_result_is_parsed_saved_and_streamed(stack: Stack, tmp_path: P
     assert list(tmp_path.iterdir()) == [saved]
     with job.open() as stream:
         assert stream.read(40) == expected_bytes[:40]
+
+
+def test_a_small_result_comes_with_its_success_notification_a_large_one_is_read(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a client that listens already (it waited for a job before), on both channels
+    stack.actor(lambda value: value, actor_name="echo")
+    stack.actor(points, actor_name="points", queue_name="geo")
+    listener = get_listener(stack.database)
+    assert listener.wait_until_listening(OUTCOME_CHANNEL, timeout_s=5)
+    assert listener.wait_until_listening(FINISHED_CHANNEL, timeout_s=5)
+    reads: list[str] = []
+    read_outcome = PostgresBackend.outcome
+    monkeypatch.setattr(
+        PostgresBackend,
+        "outcome",
+        lambda self, job_id: reads.append(job_id) or read_outcome(self, job_id),
+    )
+
+    # When it submits small results (JSON and GeoJSON) and one too large for a notification
+    small = submit(stack, "echo", {"sum": 42})
+    small_geojson = submit(stack, "points", 10)
+    large = submit(stack, "echo", "x" * 20_000)
+    with contextlib.ExitStack() as waiting:
+        # (a client of an older version waits on the first channel)
+        old_clients = [
+            waiting.enter_context(listener.expect(FINISHED_CHANNEL, job.id))
+            for job in (small, small_geojson, large)
+        ]
+        with stack.worker():
+            # Then the small results come with their notifications, parsed, and nothing is read
+            assert small.get(timeout=10) == {"sum": 42}
+            assert small_geojson.get(timeout=10) == orjson.loads(b"".join(points(10).iter_chunks()))
+            assert reads == []
+            # And the large one is announced by its id alone and read, unchanged
+            assert large.get(timeout=10) == "x" * 20_000
+            assert reads == [large.id]
+
+        # And clients on the first channel were woken for each job
+        assert all(old_client.wait(timeout=5) for old_client in old_clients)
+
+    # And what the notifications carried is the stored result
+    with listener.expect(OUTCOME_CHANNEL, small_geojson.id) as remembered:
+        assert remembered.payload is not None
+        carried = parse_payload(remembered.payload)
+    assert carried is not None
+    assert (carried.kind, carried.media_type) == ("geojson", "application/geo+json")
+    with small_geojson.open() as stream:
+        assert carried.data == stream.read()
 
 
 def test_a_failure_carries_type_message_and_traceback(stack: Stack) -> None:

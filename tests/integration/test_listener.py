@@ -136,3 +136,92 @@ def test_the_end_of_an_outage_is_logged_with_its_length(
     assert len(messages) == 2, messages
     assert "is unavailable: LISTEN connection lost" in messages[0]
     assert re.search(r"is available again after an outage of \d+\.\d s", messages[1])
+
+
+def test_a_payload_with_data_wakes_the_waiter_of_its_key_and_hands_it_over(
+    database: Database,
+) -> None:
+    listener = Listener(database)
+    try:
+        assert listener.wait_until_listening(CHANNEL, timeout_s=5)
+        with listener.expect(CHANNEL, "job-1") as mine, listener.expect(CHANNEL, "job-2") as other:
+            # When job-1 is announced with data after its key
+            send(database, 'job-1 value application/json 60000 {"a": 1}')
+
+            # Then its waiter wakes with the whole payload, the other one does not wake
+            assert mine.wait(timeout=2)
+            assert mine.payload == 'job-1 value application/json 60000 {"a": 1}'
+            assert not other.wait(timeout=0.1)
+    finally:
+        listener.close()
+
+
+def test_a_marked_channel_remembers_payloads_and_says_what_arrived_since_the_mark(
+    database: Database,
+) -> None:
+    listener = Listener(database)
+    try:
+        # Given a listener that listens on the channel, and a mark taken before anything is sent
+        assert listener.wait_until_listening(CHANNEL, timeout_s=5)
+        mark = listener.mark(CHANNEL)
+        assert mark is not None
+
+        # When job-1 is announced before anyone waits for it
+        send(database, "job-1 done")
+        with listener.expect(CHANNEL, "probe") as probe:
+            send(database, "probe")
+            assert probe.wait(timeout=2)  # the listener has handled job-1's too
+
+        # Then a waiter registered afterwards is set at once, with the payload
+        with listener.expect(CHANNEL, "job-1", since=mark) as late:
+            assert late.is_set()
+            assert late.payload == "job-1 done"
+            assert not late.quiet_since_mark
+
+        # And a waiter for a job nothing was announced for since the mark knows it, unset
+        with listener.expect(CHANNEL, "job-2", since=mark) as quiet:
+            assert quiet.quiet_since_mark
+            assert not quiet.is_set()
+
+        # And without a mark, nothing can be known: a database read is needed
+        with listener.expect(CHANNEL, "job-2") as unmarked:
+            assert not unmarked.quiet_since_mark
+    finally:
+        listener.close()
+
+
+def test_a_mark_no_longer_holds_after_the_connection_was_lost(database: Database) -> None:
+    listener = Listener(database)
+    try:
+        assert listener.wait_until_listening(CHANNEL, timeout_s=5)
+        mark = listener.mark(CHANNEL)
+        assert mark is not None
+
+        # When the LISTEN connection is lost and comes back (notifications may have been lost)
+        database.transaction(
+            lambda cur: cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%%' AND datname = current_database()"
+            )
+        )
+        deadline = time.monotonic() + 10
+        while listener.mark(CHANNEL) == mark and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert listener.wait_until_listening(CHANNEL, timeout_s=10)
+
+        # Then a waiter given the old mark cannot conclude that nothing arrived
+        with listener.expect(CHANNEL, "job-1", since=mark) as waiter:
+            assert not waiter.quiet_since_mark
+    finally:
+        listener.close()
+
+
+def test_mark_is_none_until_listening_starts(database: Database) -> None:
+    listener = Listener(database)
+    try:
+        # The first mark starts LISTEN but cannot vouch for anything before it is in effect
+        assert listener.mark(CHANNEL) is None
+        assert listener.wait_until_listening(CHANNEL, timeout_s=5)
+        assert listener.mark(CHANNEL) is not None
+    finally:
+        listener.close()

@@ -11,8 +11,11 @@ SET LOCAL synchronous_commit TO off;
 -- Applies a hook's state only if geotasks.job_transition_allowed says so, in one statement, so
 -- hooks that arrive out of order (a late PENDING from the sender) cannot move a job backwards.
 -- Returns the job's status after the statement and whether this transition was applied.
--- A job that finishes rings the doorbell of clients blocked in job.wait()/job.get(); the result,
--- if any, was stored (and rang too) just before, by the Results middleware.
+-- A job that finishes rings clients blocked in job.wait()/job.get(): on the outcome channel
+-- (geotasks/postgres/outcome.py) with %(outcome)s, a SUCCESS's payload carrying its small result,
+-- or with the message id alone; and on the first channel, which clients of older versions
+-- listen on, with the message id. The result, if any, was stored just before (it rang the first
+-- channel too).
 WITH applied AS (
     INSERT INTO geotasks.job AS j (
         message_id, actor_name, queue_name, status, attempt, runs,
@@ -69,7 +72,9 @@ WITH applied AS (
     RETURNING j.status
 ),
 doorbell AS (
-    SELECT pg_notify('geotasks_result', %(message_id)s)
+    SELECT
+        pg_notify('geotasks_result', %(message_id)s),
+        pg_notify('geotasks_outcome', coalesce(%(outcome)s::text, %(message_id)s))
     FROM applied
     WHERE geotasks.job_phase(applied.status) = 3
 )
@@ -94,7 +99,8 @@ WITH cancelled AS (
         AND geotasks.job_transition_allowed(status, attempt, 'CANCELLED', attempt)
     RETURNING message_id
 )
-SELECT pg_notify('geotasks_result', message_id) FROM cancelled;
+SELECT pg_notify('geotasks_result', message_id), pg_notify('geotasks_outcome', message_id)
+FROM cancelled;
 
 -- name: requeue
 -- A dead letter re-queued (geotasks/postgres/dead_letters.py) is a new attempt: the only way
@@ -295,7 +301,8 @@ LIMIT %(limit)s;
 
 -- name: dismiss
 -- Deletes a finished job and its result (DELETE /jobs/{id}); a job still waiting or running
--- is left alone. Returns the id when something was deleted.
+-- is left alone. Returns the id when something was deleted. Rings the outcome channel, so a
+-- client that remembers the job's SUCCESS notification forgets it.
 WITH dismissed AS (
     DELETE FROM geotasks.job
     WHERE message_id = %(message_id)s AND geotasks.job_phase(status) = 3
@@ -304,4 +311,4 @@ WITH dismissed AS (
 removed_result AS (
     DELETE FROM geotasks.result r USING dismissed d WHERE r.message_id = d.message_id
 )
-SELECT message_id FROM dismissed;
+SELECT message_id, pg_notify('geotasks_outcome', message_id) FROM dismissed;

@@ -3,7 +3,9 @@
 -- name: store
 -- Stores (or replaces: a redelivered message may run twice) a result's header, with its payload
 -- inline when it fits in one chunk. Rings the doorbell of clients waiting for this message id;
--- Postgres delivers it when the transaction, chunks and all, commits.
+-- Postgres delivers it when the transaction, chunks and all, commits. A replaced result also
+-- rings the outcome channel (geotasks/postgres/outcome.py), so a client forgets the result an
+-- earlier SUCCESS notification carried (a row an update wrote has a non-zero xmax).
 WITH old_chunks AS (
     DELETE FROM geotasks.result_chunk WHERE message_id = %(message_id)s
 )
@@ -27,7 +29,9 @@ ON CONFLICT (message_id) DO UPDATE SET
     error_traceback = excluded.error_traceback,
     stored_at = now(),
     expires_at = excluded.expires_at
-RETURNING pg_notify('geotasks_result', r.message_id);
+RETURNING
+    pg_notify('geotasks_result', r.message_id),
+    CASE WHEN r.xmax = 0 THEN NULL ELSE pg_notify('geotasks_outcome', r.message_id) END;
 
 -- name: copy_chunks
 -- Binary COPY sends the chunks' bytes as they are: INSERT would double them into hex text.
@@ -82,7 +86,8 @@ WHERE message_id IN (
 -- `transition` of sql/job_status.sql to SUCCESS, spelt out for arrays with one element per
 -- job, in one statement. The results and the statuses commit together, durably, so no status
 -- says SUCCESS before its result is stored. Rings the doorbell of each message id (once: Postgres
--- folds a transaction's identical notifications). Returns, per job, its message id, its status
+-- folds a transaction's identical notifications), and the outcome channel of each SUCCESS
+-- applied, with `outcomes` (the payloads carrying small results; NULL: the id). Returns, per job, its message id, its status
 -- afterwards (NULL when another transaction inserted its row while this one waited) and whether
 -- SUCCESS was applied.
 -- tests/integration/test_group_commit.py keeps this in step with `store` and `transition`.
@@ -92,10 +97,10 @@ WITH success AS (
         %(message_ids)s::text[], %(kinds)s::text[], %(media_types)s::text[],
         %(size_bytes)s::bigint[], %(data)s::bytea[], %(ttl_ms)s::bigint[],
         %(actor_names)s::text[], %(queue_names)s::text[], %(attempts)s::integer[],
-        %(sent_at_ms)s::bigint[]
+        %(sent_at_ms)s::bigint[], %(outcomes)s::text[]
     ) AS t (
         message_id, kind, media_type, size_bytes, data, ttl_ms,
-        actor_name, queue_name, attempt, sent_at_ms
+        actor_name, queue_name, attempt, sent_at_ms, outcome
     )
 ),
 old_chunks AS (
@@ -121,7 +126,9 @@ stored AS (
         error_traceback = excluded.error_traceback,
         stored_at = now(),
         expires_at = excluded.expires_at
-    RETURNING pg_notify('geotasks_result', r.message_id)
+    RETURNING
+        pg_notify('geotasks_result', r.message_id),
+        CASE WHEN r.xmax = 0 THEN NULL ELSE pg_notify('geotasks_outcome', r.message_id) END
 ),
 applied AS (
     INSERT INTO geotasks.job AS j (
@@ -146,9 +153,17 @@ applied AS (
         error_message = NULL
     WHERE geotasks.job_transition_allowed(j.status, j.attempt, excluded.status, excluded.attempt)
     RETURNING j.message_id, j.status
+),
+-- The outcome channel (geotasks/postgres/outcome.py) rings for the jobs whose SUCCESS applied,
+-- with the payload carrying a small result, else the message id.
+outcome AS (
+    SELECT pg_notify('geotasks_outcome', coalesce(s.outcome, a.message_id))
+    FROM applied a JOIN success s USING (message_id)
 )
--- `stored` runs to completion, NOTIFYs included, unreferenced: a data-modifying WITH always does.
+-- `stored` runs to completion, NOTIFYs included, unreferenced: a data-modifying WITH always does;
+-- `outcome` is evaluated because it is referenced.
 SELECT s.message_id, coalesce(a.status, j.status), a.status IS NOT NULL
 FROM success s
 LEFT JOIN applied a USING (message_id)
-LEFT JOIN geotasks.job j USING (message_id);
+LEFT JOIN geotasks.job j USING (message_id)
+WHERE (SELECT count(*) FROM outcome) >= 0;
