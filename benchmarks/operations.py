@@ -172,6 +172,8 @@ class Run:
     peak_rss_mb: float
     helper_rss_mb: list[float]
     features: int
+    #: Why the run failed (the last line of its error), or ``None``.
+    error: str | None = None
 
 
 def main() -> None:
@@ -291,8 +293,10 @@ def measure(folder: Path, data_dir: Path, operation: str, side: str) -> Run:
         [sys.executable, "-c", code, *argv], capture_output=True, env=_env(**extra), cwd=folder
     )
     if process.returncode != 0:
-        sys.stderr.write(process.stderr.decode(errors="replace")[-3000:])
-        raise SystemExit(f"{side} failed on {operation} (status {process.returncode})")
+        # A refusal (a limit of the default settings) is a result too: the table says so.
+        lines = process.stderr.decode(errors="replace").strip().splitlines() or ["?"]
+        print(f"  {operation:<9} {side:<20} failed: {lines[-1]}", file=sys.stderr)
+        return Run(operation, side, math.inf, 0.0, [], 0, error=lines[-1])
     report = json.loads(process.stdout.splitlines()[-1])
     out.unlink()
     helpers = list(report["helpers_mb"])
@@ -320,12 +324,18 @@ def print_table(runs: list[Run], count: int, operations: list[str], sides: list[
     print("| " + " | ".join(header) + " |")
     print("| --- |" + " ---: |" * (len(header) - 1))
     over: list[str] = []
+    failures: list[str] = []
     for operation in operations:
         reference = by_key.get((operation, "geopandas"))
         cells = [OPERATIONS[operation]]
         rss, features = [], []
         for side in sides:
             run = by_key[(operation, side)]
+            if run.error is not None:
+                cells += ["failed"] + (["-"] if side != "geopandas" else [])
+                rss.append("-")
+                failures.append(f"{operation}, {SIDES[side][0]}: {run.error}")
+                continue
             cells.append(f"{run.elapsed_s:.2f}")
             if side != "geopandas":
                 ratio = run.elapsed_s / reference.elapsed_s if reference else math.nan
@@ -339,10 +349,13 @@ def print_table(runs: list[Run], count: int, operations: list[str], sides: list[
                     if mb >= MAX_RSS_MB
                 ]
         cells.append(" / ".join(rss))
+        features = features or [0]
         same = len(set(features)) == 1
         cells.append(f"{features[0]:,}" if same else " / ".join(f"{n:,}" for n in features) + " ≠")
         print("| " + " | ".join(cells) + " |")
     print("\nPeak RSS: the job's process + each helper process it started.")
+    for failure in failures:
+        print(f"Failed: {failure}")
     if over:
         print(f"Processes at or over {MAX_RSS_MB} MB: " + "; ".join(over))
 
@@ -514,9 +527,13 @@ def print_scaling(runs: dict[int, list[Run]], operations: list[str]) -> None:
         cells, peaks = [], []
         for count in counts:
             run = next(run for run in runs[count] if run.operation == operation)
-            cells.append(f"{run.elapsed_s / count * 1e6:.0f}")
+            if run.error is not None:
+                cells.append("failed")
+                continue
+            cells.append(f"{run.elapsed_s / count * 1e6:.1f}")
             peaks.append(max(run.peak_rss_mb, *run.helper_rss_mb, 0.0))
-        print(f"| {OPERATIONS[operation]} | " + " | ".join(cells) + f" | {max(peaks):.0f} |")
+        peak = f"{max(peaks):.0f}" if peaks else "-"
+        print(f"| {OPERATIONS[operation]} | " + " | ".join(cells) + f" | {peak} |")
 
 
 def _load() -> str:

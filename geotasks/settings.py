@@ -137,9 +137,10 @@ class Settings:
     #: between features: one GDAL/GEOS call is bounded by the feature and vertex limits below).
     geo_time_limit_s: int = field(default=900, metadata={"minimum": 1})
     #: Most processes that write one dataset's GeoJSON, the job's own included: a plain
-    #: shapefile of at least 50,000 features a process is split between helper processes
-    #: (new Python processes of about 110 MB RSS each, started in about 0.45 s) that each
-    #: render a range of its features. 1 keeps every job in its worker process.
+    #: shapefile of at least 50,000 features a process (20,000 for buffer, simplify and
+    #: measure) is split between helper processes (new Python processes of about 110 MB RSS
+    #: each, started in about 0.45 s) that each render a range of its features. 1 keeps every
+    #: job in its worker process.
     geo_read_processes: int = field(default=2, metadata={"minimum": 1})
     #: Most features one geo job may read.
     max_features: int = field(default=2_000_000, metadata={"minimum": 1})

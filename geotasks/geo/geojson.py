@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
@@ -204,6 +204,26 @@ class FeatureCollectionWriter:
         pieces[-1] = b"}"
         self._result.write((b"," if self._count else b"") + b"".join(pieces))
         self._count += count
+
+    def write_streamed(self, fid: Any, properties: bytes, geometry: Iterable[bytes]) -> None:
+        """Write one feature whose geometry's JSON comes in pieces, each written as it comes.
+
+        For a geometry too large to hold as one text (a dissolved MultiPolygon of every
+        feature): its pieces are joined as they are, with nothing in between.
+
+        Parameters:
+          fid: The feature id, or ``None`` to leave it out.
+          properties: The feature's properties as a JSON object.
+          geometry: The geometry's JSON, in consecutive pieces.
+        """
+        head = _FEATURE if fid is None else _FEATURE_ID + _id_text(fid)
+        self._result.write(
+            (b"," if self._count else b"") + head + b',"properties":' + properties + b',"geometry":'
+        )
+        for piece in geometry:
+            self._result.write(piece)
+        self._result.write(b"}")
+        self._count += 1
 
     def close(self) -> None:
         """Finish the document (closing the array, then the bbox if asked). Idempotent."""

@@ -31,9 +31,9 @@ class GeoLimits:
         byte; real shapefiles compress far less).
       max_where_chars: Longest accepted ``where`` attribute filter.
       max_clip_vertices: Most vertices in a caller's clip geometry.
-      max_read_processes: Most processes that write one dataset's GeoJSON, the job's own
-        included: a large shapefile is split between them (see
-        :mod:`geotasks.geo.parallel`). 1 keeps every job in its own process.
+      max_read_processes: Most processes that write one dataset's GeoJSON, or run buffer,
+        simplify or measure on it, the job's own included: a large shapefile is split between
+        them (see :mod:`geotasks.geo.parallel`). 1 keeps every job in its own process.
 
     Raises:
       ConfigurationError: If a limit is not a positive integer.

@@ -20,7 +20,7 @@ each running :func:`map_layer` on its range of records.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,6 +54,13 @@ BUFFER_QUAD_SEGS = 16
 #: geometry's AEQD frame: there areas are off by less than (s/R)²/6 (1e-7 at 5 km). Larger
 #: geometries are measured on the ellipsoid by pyproj, exactly.
 MEASURE_FRAME_MAX_M = 5_000.0
+
+#: Features an operation maps at a time: what it makes of them (a buffer has several times the
+#: vertices of its input) is held in memory until written.
+SLICE_FEATURES = 256
+
+#: Input positions an operation maps at a time (so a slice of large geometries stays small).
+SLICE_POSITIONS = 8_192
 
 #: What an operation makes of a batch: which features are kept (``None``: all), their new
 #: geometries in lon/lat (continuous across ±180) and their properties as JSON.
@@ -128,17 +135,38 @@ def map_layer(
         start=start,
         stop=stop,
     )
-    for chunk in batches:
+    for batch in batches:
         if between_batches is not None:
             between_batches()
-        shapes = lonlat_shapes(label, chunk, invalid=invalid, wrapped=wrapped)
-        try:
-            kept, geometries, properties = operation.map_batch(label, chunk, shapes)
-        except shapely.errors.GEOSException:
-            # Find the feature GEOS fails on, to name it.
-            kept, geometries, properties = _one_by_one(operation, label, chunk, shapes)
-        ids = chunk.ids if kept is None else [chunk.ids[index] for index in kept.tolist()]
-        writer.write_texts(ids, properties, finished_texts(writer, geometries, limits))
+        all_shapes = lonlat_shapes(label, batch, invalid=invalid, wrapped=wrapped)
+        for start_at, stop_at in _slices(all_shapes):
+            chunk = replace(
+                batch,
+                ids=batch.ids[start_at:stop_at],
+                properties=batch.properties[start_at:stop_at],
+            )
+            shapes = all_shapes[start_at:stop_at]
+            try:
+                kept, geometries, properties = operation.map_batch(label, chunk, shapes)
+            except shapely.errors.GEOSException:
+                # Find the feature GEOS fails on, to name it.
+                kept, geometries, properties = _one_by_one(operation, label, chunk, shapes)
+            ids = chunk.ids if kept is None else [chunk.ids[index] for index in kept.tolist()]
+            writer.write_texts(ids, properties, finished_texts(writer, geometries, limits))
+
+
+def _slices(shapes: Shapes) -> list[tuple[int, int]]:
+    """Cut a batch into runs of at most :data:`SLICE_FEATURES` features and about
+    :data:`SLICE_POSITIONS` positions (at least one feature each)."""
+    ends = np.cumsum(shapely.get_num_coordinates(shapes))
+    slices = []
+    start = 0
+    while start < len(shapes):
+        below = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + SLICE_POSITIONS))
+        stop = min(start + SLICE_FEATURES, len(shapes), max(below, start + 1))
+        slices.append((start, stop))
+        start = stop
+    return slices
 
 
 def finished_texts(
@@ -148,7 +176,9 @@ def finished_texts(
 
     What :func:`~geotasks.geo.validity.valid_on_grid` does to one geometry, vectorised: 2D
     polygons are rounded to the output's decimals in one call and checked in another; only
-    those that rounding made invalid (and the other types) are snapped by GEOS one by one.
+    those found invalid then (and the other types) are made valid, if they were not already
+    (edges that touch in metres can cross once a projection's curvature is undone), and
+    snapped by GEOS one by one.
     The polygons' text is written as one batch (:meth:`FeatureCollectionWriter.geometry_texts`).
 
     Parameters:
@@ -189,8 +219,66 @@ def finished_texts(
     slow = present.copy()
     slow[picked[valid]] = False
     for index in np.flatnonzero(slow).tolist():
-        texts[index] = writer.geometry_text(valid_on_grid(geometries[index], precision))
+        geometry = geometries[index]
+        if geometry.geom_type in POLYGONAL and not geometry.is_valid:
+            geometry = make_polygonal_valid(geometry)
+        texts[index] = writer.geometry_text(valid_on_grid(geometry, precision))
     return texts
+
+
+def multipolygon_texts(
+    writer: FeatureCollectionWriter, parts: Shapes, limits: GeoLimits
+) -> Iterator[bytes] | None:
+    """The GeoJSON of a MultiPolygon given by its parts, a few hundred at a time, on the grid.
+
+    For a geometry of millions of vertices (what dissolve makes), whose text, written as
+    :func:`finished_texts` does, would take several times its own size in memory, and whose
+    MultiPolygon would be one more copy. The polygons are rounded and written
+    :data:`SLICE_FEATURES` at a time; one that rounding spoils is snapped by GEOS on its own.
+
+    Parameters:
+      writer: The collection being written (its precision applies).
+      parts: Valid 2D Polygons in lon/lat, within -180..180, no two of which meet.
+      limits: The vertex limit applies to them all.
+
+    Returns:
+      The pieces of its JSON, or ``None`` if two parts lie so close that rounding could make
+      them meet (then write their MultiPolygon with :func:`finished_texts`, which snaps it
+      as a whole).
+
+    Raises:
+      InputError: If they have more vertices than the limit.
+    """
+    if int(shapely.get_num_coordinates(parts).sum()) > limits.max_vertices:
+        raise InputError(
+            f"a result geometry has more than {limits.max_vertices} vertices; use a smaller "
+            "area or simplify the data first"
+        )
+    precision = writer.precision
+    # Rounding moves a vertex by at most half a unit of the last decimal on each axis.
+    reach = 1.5 * 10.0**-precision
+    left, right = shapely.STRtree(parts).query(parts, predicate="dwithin", distance=reach)
+    if (left != right).any():
+        return None
+
+    def pieces() -> Iterator[bytes]:
+        head = len(b'{"type":"Polygon","coordinates":')
+        yield b'{"type":"MultiPolygon","coordinates":['
+        for start in range(0, len(parts), SLICE_FEATURES):
+            original = parts[start : start + SLICE_FEATURES]
+            on_grid = shapely.transform(original, lambda xy: np.round(xy, precision))
+            spoilt = np.flatnonzero(~shapely.is_valid(on_grid))
+            if len(spoilt):
+                snapped = [valid_on_grid(part, precision) for part in original[spoilt]]
+                on_grid = np.concatenate(
+                    [np.delete(on_grid, spoilt), *(shapely.get_parts(s) for s in snapped if s)]
+                )
+                on_grid = on_grid[shapely.get_type_id(on_grid) == _POLYGON]
+            texts = writer.geometry_texts(polygons_batch(on_grid))
+            yield (b"," if start else b"") + b",".join(text[head:-1] for text in texts)
+        yield b"]}"
+
+    return pieces()
 
 
 def polygons_batch(shapes: Shapes) -> GeometryBatch:
@@ -284,17 +372,6 @@ def _map_each(
             raise InputError(f"{label}: feature {fid} cannot be processed: {exc}") from exc
 
 
-def _valid_polygons(shapes: Shapes) -> Shapes:
-    """Make valid, in place, the polygons among ``shapes`` that are not (empty if nothing is
-    left), as :class:`~geotasks.geo.metres.LocalMetres` does after each projection."""
-    kinds = shapely.get_type_id(shapes)
-    polygonal = (kinds == _POLYGON) | (kinds == _MULTIPOLYGON)
-    broken = np.flatnonzero(polygonal & ~shapely.is_valid(shapes))
-    for index in broken.tolist():
-        shapes[index] = make_polygonal_valid(shapes[index]) or shapely.Polygon()
-    return shapes
-
-
 def _emptied(shapes: Shapes) -> Shapes:
     """``None`` in place of empty geometries."""
     shapes[shapely.is_empty(shapes)] = None
@@ -319,9 +396,11 @@ class Buffer(BatchOperation):
         picked = np.flatnonzero(fits)
         if len(picked):
             frames = LocalFrames(shapes[picked])
-            metric = _valid_polygons(frames.to_metres(shapes[picked]))
+            # GEOS buffers an invalid polygon (one that projecting spoilt) into a valid one;
+            # what comes back to lon/lat is made valid by finished_texts if it must be.
+            metric = frames.to_metres(shapes[picked])
             buffered = shapely.buffer(metric, self.distance_m, quad_segs=BUFFER_QUAD_SEGS)
-            result[picked] = _emptied(_valid_polygons(frames.to_lonlat(buffered)))
+            result[picked] = _emptied(frames.to_lonlat(buffered))
         rest = ~fits & ~shapely.is_missing(shapes)
         result[rest] = shapes[rest]
         _map_each(self, label, chunk, result, np.flatnonzero(rest))
@@ -359,7 +438,9 @@ class Simplify(BatchOperation):
         picked = np.flatnonzero(fits)
         if len(picked):
             frames = LocalFrames(shapes[picked])
-            metric = _valid_polygons(frames.to_metres(shapes[picked]))
+            # A polygon that projecting spoilt is made valid after simplifying, as every
+            # polygon simplifying spoils; what comes back to lon/lat, by finished_texts.
+            metric = frames.to_metres(shapes[picked])
             simpler = shapely.simplify(
                 metric, self.tolerance_m, preserve_topology=self.preserve_topology
             )
@@ -369,7 +450,7 @@ class Simplify(BatchOperation):
             for index in broken.tolist():
                 simpler[index] = make_polygonal_valid(simpler[index])
             simpler[shapely.is_missing(simpler)] = shapely.Polygon()
-            result[picked] = _emptied(_valid_polygons(frames.to_lonlat(_emptied(simpler))))
+            result[picked] = _emptied(frames.to_lonlat(_emptied(simpler)))
         rest = ~fits & ~shapely.is_missing(shapes)
         result[rest] = shapes[rest]
         _map_each(self, label, chunk, result, np.flatnonzero(rest))

@@ -123,6 +123,7 @@ def plan_ranges(
     limits: GeoLimits,
     limit: int | None,
     min_features_per_process: int | None = None,
+    head_start: int = 0,
 ) -> list[FeatureRange]:
     """Split the records to write into one range per process (one range: no split).
 
@@ -133,6 +134,8 @@ def plan_ranges(
         first ``limit`` features are not the first ``limit`` records when some are deleted).
       min_features_per_process: Fewest features worth a process of their own
         (:data:`MIN_FEATURES_PER_PROCESS` when ``None``).
+      head_start: Features the job's own process handles while a helper starts: it takes
+        that many more than its even share, so that every process finishes together.
 
     Returns:
       Consecutive ranges covering the records, the job's own process's first.
@@ -149,7 +152,8 @@ def plan_ranges(
     count = min(limits.max_read_processes, total // per_process) if splittable else 1
     if count <= 1:
         return [FeatureRange(0, total)]
-    bounds = [total * index // count for index in range(count + 1)]
+    own = min(total, (total + (count - 1) * head_start) // count)
+    bounds = [0] + [own + (total - own) * index // (count - 1) for index in range(count)]
     return [FeatureRange(start, stop) for start, stop in pairwise(bounds)]
 
 
@@ -163,6 +167,7 @@ def write_layer_split(
     tmp_dir: Path | None = None,
     render: LayerRenderer = write_layer,
     min_features_per_process: int | None = None,
+    head_start: int = 0,
 ) -> None:
     """Write the features of ``layer`` as GeoJSON, in up to ``limits.max_read_processes``
     processes when the layer is large enough (see the module's description).
@@ -178,13 +183,19 @@ def write_layer_split(
         (the features as they are), or an operation's renderer; it must pickle.
       min_features_per_process: Fewest features worth a process of their own
         (:data:`MIN_FEATURES_PER_PROCESS` when ``None``).
+      head_start: Features the job's own process takes on beyond its even share while the
+        helpers start (see :func:`plan_ranges`).
 
     Raises:
       InputError: If the data is bad (in any range), or a helper crashed on it.
       RuntimeError: If a helper was killed from outside.
     """
     ranges = plan_ranges(
-        layer, limits=limits, limit=limit, min_features_per_process=min_features_per_process
+        layer,
+        limits=limits,
+        limit=limit,
+        min_features_per_process=min_features_per_process,
+        head_start=head_start,
     )
     if len(ranges) == 1:
         render(layer, writer, limits=limits, invalid=invalid, limit=limit)

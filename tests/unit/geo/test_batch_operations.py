@@ -18,6 +18,7 @@ from geotasks.geo.limits import GeoLimits
 from geotasks.geo.metres import LocalMetres
 from geotasks.geo.operations import buffer_features, measure_features, simplify_features
 from geotasks.geo.options import ReadingOptions
+from geotasks.geo.union import union_polygons
 
 from .conftest import MakeShapefile
 
@@ -131,3 +132,20 @@ def test_an_operation_split_between_processes_writes_what_one_process_writes(
     helpers = [r for r in caplog.records if "a helper process wrote features" in r.getMessage()]
     assert len(helpers) == 2
     assert texts[0] == texts[1]
+
+
+def test_a_union_by_clusters_is_the_union_of_everything() -> None:
+    # Given polygons, some overlapping in chains, some touching, most alone
+    rng = np.random.default_rng(11)
+    centres = rng.uniform(0, 10, (400, 2))
+    discs = shapely.buffer(shapely.points(centres), rng.uniform(0.05, 0.3, 400), quad_segs=4)
+    touching = [shapely.box(20, 0, 21, 1), shapely.box(21, 0, 22, 1), shapely.box(22, 1, 23, 2)]
+    polygons = np.concatenate([discs, np.array(touching, dtype=object)])
+    # When unioned cluster by cluster
+    parts = union_polygons(polygons)
+    merged = shapely.multipolygons(parts)
+    # Then the parts meet nowhere, and cover what GEOS's union of them all covers
+    assert merged.is_valid
+    reference = shapely.union_all(polygons)
+    assert shapely.symmetric_difference(merged, reference).area < 1e-9
+    assert len(parts) == len(shapely.get_parts(reference))
