@@ -32,8 +32,8 @@ from .errors import (
 from .geo.context import set_context_provider
 from .job_model import JobError, JobInfo, JobState, Progress
 from .jobs import Job, submit, submit_with_options
-from .middleware.job_status import progress
 from .middleware.periodic import current_slot
+from .middleware.running import progress
 
 # geotasks.geo.read_features finds datasets, limits and earlier jobs' results through this.
 set_context_provider(datasets.read_context)

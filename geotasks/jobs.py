@@ -148,7 +148,8 @@ def submit_with_options(
 
 
 def outcome_mark() -> Mark | None:
-    """Where this process's outcome channel stands, to take just before sending a job.
+    """Where the channels a client waits on stand in this process, to take just before sending
+    a job (see :meth:`geotasks.postgres.listener.Listener.mark`).
 
     ``None`` unless this process already listens (it waited for a job before): one that only
     sends never opens a LISTEN connection for it.
@@ -203,7 +204,7 @@ class Job:
       id: The job id.
       database: The pool to read through; the one of ``GEOTASKS_DATABASE_URL`` by default.
       settings: Settings to use instead of the environment's.
-      sent_mark: Where this process's outcome channel stood before the job was sent
+      sent_mark: Where this process's LISTEN channels stood before the job was sent
         (:func:`outcome_mark`; ``submit`` passes it): the first wait needs no read then.
     """
 
@@ -375,8 +376,13 @@ class Job:
         return status, self._parsed(self._checked(stored))
 
     def _inline_value(self, inline: InlineResult, received_at: float) -> Any:
-        # A result that came with its SUCCESS notification; not once its time to live is over.
-        if inline.message_id != self.id or time.monotonic() - received_at > inline.ttl_ms / 1000:
+        # A result that came with its SUCCESS notification; read instead once its time to live
+        # is over, or when it is above the parse limit (the read raises, saying so).
+        if (
+            inline.message_id != self.id
+            or time.monotonic() - received_at > inline.ttl_ms / 1000
+            or len(inline.data) > self._settings.result_parse_max_bytes
+        ):
             return _READ
         return self._decoded(inline.kind, inline.data)
 

@@ -22,7 +22,7 @@ import pytest
 from psycopg2 import sql
 
 from geotasks.job_warnings import set_recorder
-from geotasks.middleware.job_status import set_running_job
+from geotasks.middleware.running import set_running_job
 from geotasks.postgres import pool as pool_module
 from geotasks.postgres.listener import close_listeners
 from geotasks.postgres.migrate import migrate

@@ -18,7 +18,7 @@ from pydantic import Field
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from ..declaration import actor
-from ..middleware.job_status import progress
+from ..middleware.running import progress
 
 #: How often a pausing echo reports progress, in seconds.
 PROGRESS_STEP_S = 0.25

@@ -26,9 +26,7 @@ import contextvars
 import functools
 import logging
 import threading
-import time
 import weakref
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -43,6 +41,7 @@ from ..failures import describe_exception
 from ..job_model import JobError, JobState
 from ..job_warnings import set_recorder
 from ..postgres.job_status import JobRun, JobStore
+from .running import RunningJob, record_warning, running_job, set_running_job
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +54,6 @@ SKIP_REASON_OPTION = "skip_reason"
 #: Largest arguments recorded with a job, as JSON, in bytes: larger ones stay in the broker's
 #: copy of the message only (a job's row is read by every status poll).
 JOB_ARGUMENTS_MAX_BYTES = 64 * 1024
-#: Most warnings recorded per attempt of a job; later ones are only logged.
-MAX_WARNINGS_PER_JOB = 20
-#: Shortest interval between two progress writes of one job, in seconds (the last one, with
-#: ``done == total``, is always written).
-PROGRESS_INTERVAL_S = 0.5
 
 
 #: STARTED recorded by the poison guard's statement for this thread's delivery:
@@ -81,43 +75,6 @@ _processing: contextvars.ContextVar[MessageProxy | None] = contextvars.ContextVa
 _recorded_with_enqueue: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "geotasks_recorded_with_enqueue", default=None
 )
-
-
-@dataclass
-class RunningJob:
-    """The job a worker thread is running, as :meth:`JobStatus.before_process_message` announces
-    it: :func:`progress` and the warnings recorder report on it.
-
-    Attributes:
-      success_recorded: Set once SUCCESS was written with the result (see
-        :meth:`JobStatus.success_stored`).
-      result_not_stored: Set when the result could not be stored: the message runs again (the
-        store was away) or fails (the result cannot be stored); there is no SUCCESS to record
-        (see :meth:`JobStatus.withhold_success`).
-    """
-
-    store: JobStore
-    run: JobRun
-    success_recorded: bool = False
-    result_not_stored: bool = False
-    last_progress_s: float = 0.0
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-_running: contextvars.ContextVar[RunningJob | None] = contextvars.ContextVar(
-    "geotasks_running_job", default=None
-)
-
-
-def running_job() -> RunningJob | None:
-    """Return the job this thread is running, or ``None`` outside an actor."""
-    return _running.get()
-
-
-def set_running_job(job: RunningJob | None) -> None:
-    """Announce (or, with ``None``, clear) the job this thread runs."""
-    _running.set(job)
 
 
 class HoldsBack(Protocol):
@@ -340,7 +297,7 @@ class JobStatus(Middleware):
             ),
         )
         set_running_job(running)
-        set_recorder(functools.partial(_record_warning, running))
+        set_recorder(functools.partial(record_warning, running))
 
     def running(self, message: MessageProxy) -> JobRun | None:
         """The attempt of ``message`` this thread runs, once recorded STARTED; ``None`` before
@@ -350,7 +307,7 @@ class JobStatus(Middleware):
         :meth:`~geotasks.postgres.results.PostgresBackend.store_success`), then says so with
         :meth:`success_stored`.
         """
-        running = _running.get()
+        running = running_job()
         if running is None or running.run.message_id != message.message_id:
             return None
         return running.run
@@ -358,14 +315,14 @@ class JobStatus(Middleware):
     def success_stored(self, message: MessageProxy) -> None:
         """Note that SUCCESS of ``message`` was recorded with its result: nothing is left to
         write in :meth:`after_process_message`."""
-        running = _running.get()
+        running = running_job()
         if running is not None and running.run.message_id == message.message_id:
             running.success_recorded = True
 
     def withhold_success(self, message: MessageProxy) -> None:
         """Note that the result of ``message`` was not stored (it runs again, or fails): there
         is no SUCCESS to record."""
-        running = _running.get()
+        running = running_job()
         if running is not None and running.run.message_id == message.message_id:
             running.result_not_stored = True
 
@@ -469,39 +426,3 @@ def _retried_error(message: Message[Any]) -> JobError | None:
     if exception is None:
         return None
     return describe_exception(exception, fallback_traceback=message.options.get("traceback"))
-
-
-def progress(done: int, total: int | None = None) -> None:
-    """Report how far the running actor is, for the client's ``job.progress``.
-
-    Writes at most every half second (and always when ``done`` reaches ``total``), so it is
-    cheap to call per feature. Outside a worker (an actor called as a plain function) it does
-    nothing.
-
-    Parameters:
-      done: Units of work done so far (features, bytes…).
-      total: Units of work in all, when known.
-    """
-    running = running_job()
-    if running is None:
-        return
-    now_s = time.monotonic()
-    with running.lock:
-        if now_s - running.last_progress_s < PROGRESS_INTERVAL_S and done != total:
-            return
-        running.last_progress_s = now_s
-    running.store.set_progress(
-        running.run.message_id, attempt=running.run.attempt, done=done, total=total
-    )
-
-
-def _record_warning(running: RunningJob, warning: dict[str, Any]) -> None:
-    """Add a warning to the running job's (see :func:`geotasks.job_warnings.warn`)."""
-    with running.lock:
-        if len(running.warnings) >= MAX_WARNINGS_PER_JOB:
-            return
-        running.warnings.append(warning)
-        warnings = list(running.warnings)
-    running.store.set_warnings(
-        running.run.message_id, attempt=running.run.attempt, warnings=warnings
-    )

@@ -33,8 +33,6 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from dramatiq import Actor, Broker, Worker
@@ -45,7 +43,7 @@ from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
 
 from ..errors import InvalidRateLimit, RateLimiterUnavailable, TransientError
-from ..rate_limits import Lease, LimiterBackend, Rate, Slot
+from ..rate_limits import Lease, LimiterBackend, Limits, Rate, Slot, lower_limits, parse_limits
 from .job_status import THROTTLED_UNTIL_OPTION, mark_throttled
 
 logger = logging.getLogger(__name__)
@@ -103,77 +101,6 @@ class _ThrottledSkipFilter(logging.Filter):
 
 
 _skip_filter = _ThrottledSkipFilter()
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The limits that apply to one message (``None``: no such limit)."""
-
-    rate: Rate | None = None
-    concurrency: int | None = None
-
-    @property
-    def any(self) -> bool:
-        """Whether there is any limit at all."""
-        return self.rate is not None or self.concurrency is not None
-
-
-def parse_limits(options: Mapping[str, Any], *, owner: str) -> Limits:
-    """Read ``rate_limit``, ``rate_limit_burst`` and ``concurrency_limit`` from options.
-
-    Parameters:
-      options: An actor's or a message's options.
-      owner: What the options belong to, for the error message (``"actor 'x'"``).
-
-    Raises:
-      InvalidRateLimit: naming the owner, the option and what was expected.
-    """
-    rate_text = options.get("rate_limit")
-    burst = options.get("rate_limit_burst")
-    concurrency = options.get("concurrency_limit")
-    try:
-        if burst is not None and rate_text is None:
-            raise InvalidRateLimit("rate_limit_burst needs a rate_limit")
-        rate = (
-            None
-            if rate_text is None
-            else Rate.parse(rate_text, burst=1 if burst is None else burst)
-        )
-        if concurrency is not None and (
-            not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
-        ):
-            raise InvalidRateLimit(
-                f"concurrency_limit={concurrency!r} must be a whole number of at least 1"
-            )
-    except InvalidRateLimit as exc:
-        raise InvalidRateLimit(f"{owner}: {exc}") from None
-    return Limits(rate, concurrency)
-
-
-def lower_limits(actor: Limits, message: Limits, *, owner: str) -> Limits:
-    """Apply a message's limits on top of its actor's; they may only be stricter.
-
-    Raises:
-      InvalidRateLimit: when the message's limit would let more through than the actor's.
-    """
-    rate, concurrency = actor.rate, actor.concurrency
-    if message.rate is not None:
-        if rate is not None and (
-            message.rate.allows_more_than(rate) or message.rate.burst > rate.burst
-        ):
-            raise InvalidRateLimit(
-                f"{owner}: rate_limit {message.rate} would raise the actor's {rate}; "
-                "a message may only lower it"
-            )
-        rate = message.rate
-    if message.concurrency is not None:
-        if concurrency is not None and message.concurrency > concurrency:
-            raise InvalidRateLimit(
-                f"{owner}: concurrency_limit={message.concurrency} would raise the actor's "
-                f"{concurrency}; a message may only lower it"
-            )
-        concurrency = message.concurrency
-    return Limits(rate, concurrency)
 
 
 class RateLimit(Middleware):

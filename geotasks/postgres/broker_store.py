@@ -22,7 +22,8 @@ import psycopg2.errors
 from psycopg2.extensions import cursor as Cursor
 
 from ..errors import BrokerUnavailable, DatabaseError, DatabaseUnavailable
-from .pool import Database, PreparedStatement, bind_prepared, execute_prepared
+from .pool import Database
+from .prepared import PreparedStatement, bind_prepared, execute_prepared
 from .queries import load_queries
 
 logger = logging.getLogger(__name__)

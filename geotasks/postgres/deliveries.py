@@ -23,7 +23,8 @@ from psycopg2.extensions import cursor as Cursor
 from ..job_model import JobState
 from .group_commit import GroupCommit
 from .job_status import JobRun
-from .pool import Database, PreparedStatement, execute_prepared
+from .pool import Database
+from .prepared import PreparedStatement, execute_prepared
 from .queries import load_queries
 
 logger = logging.getLogger(__name__)

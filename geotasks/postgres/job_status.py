@@ -26,7 +26,8 @@ from ..job_model import (
     JobState,
     Transition,
 )
-from .pool import Database, PreparedStatement, execute_prepared
+from .pool import Database
+from .prepared import PreparedStatement, execute_prepared
 from .queries import load_queries
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from geotasks.broker import build_middleware
 from geotasks.errors import DatabaseError, DatabaseUnavailable, TransientError
 from geotasks.job_model import JobState
 from geotasks.middleware.deliveries import DeliveryLimit
-from geotasks.middleware.job_status import set_running_job
+from geotasks.middleware.running import set_running_job
 from geotasks.postgres.group_commit import GroupCommit
 from geotasks.postgres.job_status import JobRun, JobStore
 from geotasks.postgres.pool import Database

@@ -186,6 +186,12 @@ def test_get_takes_a_small_result_from_its_success_notification_without_a_read(
     later = Job(job_id, database=database, settings=settings)
     assert later.get(timeout=1) == {"sum": 42}
 
+    # And a client whose parse limit is lower does not parse it from the notification: it
+    # reads, as for a large result (and here finds no job: nothing was stored)
+    strict = Settings(database_url=settings.database_url, result_parse_max_bytes=4)
+    with pytest.raises(JobNotFound):
+        Job(job_id, database=database, settings=strict).get(timeout=1)
+
 
 def test_a_doorbell_on_the_outcome_channel_makes_get_read_the_database(
     backend: PostgresBackend, store: JobStore, database: Database, settings: Settings, job_id: str

@@ -297,7 +297,7 @@ def test_get_on_a_cancelled_job_wakes_the_blocked_client(
 def test_progress_is_written_only_while_started_and_at_most_twice_a_second(
     database: Database, settings: Settings, backend: PostgresBackend
 ) -> None:
-    from geotasks.middleware.job_status import progress
+    from geotasks.middleware.running import progress
 
     hooks = Hooks(database)
     hooks.sent()()

@@ -22,7 +22,8 @@ from geotasks.geo.result import GeoJSONResult
 from geotasks.http.status import status_info
 from geotasks.job_model import JobState
 from geotasks.jobs import Job, submit_with_options
-from geotasks.middleware.job_status import JobStatus, mark_throttled, progress
+from geotasks.middleware.job_status import JobStatus, mark_throttled
+from geotasks.middleware.running import progress
 from geotasks.postgres.job_status import FINISHED_CHANNEL
 from geotasks.postgres.listener import get_listener
 from geotasks.postgres.outcome import OUTCOME_CHANNEL, parse_payload
