@@ -233,8 +233,9 @@ def run_table(
 ) -> list[Run]:
     """Generate ``count`` polygons and run every operation on every side, best of ``repeat``."""
     data_dir = folder / f"data-{count}"
-    data_dir.mkdir()
-    _generate_in_child(str(count), data_dir / "polygons.shp")
+    if not data_dir.exists():
+        data_dir.mkdir()
+        _generate_in_child(str(count), data_dir / "polygons.shp")
     best: dict[tuple[str, str], Run] = {}
     # Interleaved repetitions see the same background load; the best run is the least disturbed.
     for _ in range(max(1, repeat)):

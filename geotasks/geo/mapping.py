@@ -33,7 +33,14 @@ from shapely.geometry.base import BaseGeometry
 from geotasks.errors import InputError
 from geotasks.geo.antimeridian import split
 from geotasks.geo.batch import EXTERIOR, HOLE, GeometryBatch
-from geotasks.geo.frames import GEOD, LocalFrames, Shapes, fits_local_frame
+from geotasks.geo.frames import (
+    GEOD,
+    LocalFrames,
+    Shapes,
+    fits_local_frame,
+    fits_tangent_plane,
+    tangent_plane,
+)
 from geotasks.geo.geojson import FeatureCollectionWriter, encode_properties
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.metres import LocalMetres
@@ -435,7 +442,10 @@ class Simplify(BatchOperation):
     def map_batch(self, label: str, chunk: LonLatBatch, shapes: Shapes) -> Mapped:
         fits = fits_local_frame(shapes)
         result = np.empty(len(shapes), dtype=object)
-        picked = np.flatnonzero(fits)
+        small = fits & self._keeps_vertices(shapes) & fits_tangent_plane(shapes)
+        if small.any():
+            result[small] = _emptied(self._simplify_small(shapes[small]))
+        picked = np.flatnonzero(fits & ~small)
         if len(picked):
             frames = LocalFrames(shapes[picked])
             # A polygon that projecting spoilt is made valid after simplifying, as every
@@ -455,6 +465,47 @@ class Simplify(BatchOperation):
         result[rest] = shapes[rest]
         _map_each(self, label, chunk, result, np.flatnonzero(rest))
         return None, result, chunk.properties
+
+    def _keeps_vertices(self, shapes: Shapes) -> npt.NDArray[np.bool_]:
+        """Which geometries simplifying only drops vertices of (never adds one): polygons,
+        with topology preserved (Douglas-Peucker may rebuild a ring that it spoils)."""
+        kinds = shapely.get_type_id(shapes)
+        polygonal: npt.NDArray[np.bool_] = (kinds == _POLYGON) | (kinds == _MULTIPOLYGON)
+        return polygonal & self.preserve_topology
+
+    def _simplify_small(self, shapes: Shapes) -> Shapes:
+        """Simplify polygons a few km across on their tangent planes (see
+        :func:`~geotasks.geo.frames.tangent_plane`), keeping their vertices' lon/lat exactly.
+
+        Each vertex carries its index as its Z; the simplified polygons' vertices are a subset
+        of the input's, so their Z says which lon/lat to put back: nothing is unprojected.
+        """
+        kind, lonlat, offsets = shapely.to_ragged_array(shapes)
+        bounds = shapely.bounds(shapes)
+        metric = tangent_plane(
+            lonlat[:, 0],
+            lonlat[:, 1],
+            (bounds[:, 0] + bounds[:, 2]) / 2.0,
+            (bounds[:, 1] + bounds[:, 3]) / 2.0,
+            shapely.get_num_coordinates(shapes),
+        )
+        indexed = np.column_stack([metric, np.arange(len(lonlat), dtype=np.float64)])
+        simpler = shapely.simplify(
+            shapely.from_ragged_array(kind, indexed, offsets),
+            self.tolerance_m,
+            preserve_topology=True,
+        )
+        kind, kept, offsets = shapely.to_ragged_array(simpler, include_z=True)
+        back = shapely.from_ragged_array(kind, lonlat[kept[:, 2].astype(np.intp)], offsets)
+        # to_ragged_array makes every geometry a MultiPolygon when some are: a Polygon comes
+        # back as one.
+        polygons = (shapely.get_type_id(shapes) == _POLYGON) & (
+            shapely.get_num_geometries(back) == 1
+        )
+        if kind == shapely.GeometryType.MULTIPOLYGON and polygons.any():
+            back[polygons] = shapely.get_geometry(back[polygons], 0)
+        result: Shapes = back
+        return result
 
     def map_one(self, fid: Any, geometry: BaseGeometry) -> BaseGeometry | None:
         frame = LocalMetres(geometry)

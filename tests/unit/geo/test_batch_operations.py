@@ -13,7 +13,7 @@ import shapely
 from pyproj import Geod
 
 from geotasks.geo import operations, parallel
-from geotasks.geo.frames import LocalFrames, fits_local_frame
+from geotasks.geo.frames import LocalFrames, fits_local_frame, tangent_plane
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.metres import LocalMetres
 from geotasks.geo.operations import buffer_features, measure_features, simplify_features
@@ -149,3 +149,31 @@ def test_a_union_by_clusters_is_the_union_of_everything() -> None:
     reference = shapely.union_all(polygons)
     assert shapely.symmetric_difference(merged, reference).area < 1e-9
     assert len(parts) == len(shapely.get_parts(reference))
+
+
+def test_small_polygons_simplified_on_their_tangent_planes_keep_their_vertices(
+    data_dir: Path, make_shapefile: MakeShapefile
+) -> None:
+    # Given small polygons all over the Earth
+    shapes = polygons(100, seed=9)
+    features = [{"geometry": shapely.geometry.mapping(shape)} for shape in shapes]
+    make_shapefile("small", "Polygon", features)
+    # When simplified by 30 m
+    result = simplify_features("small", 30.0, data_dir=data_dir, limits=GeoLimits())
+    simplified = [
+        shapely.geometry.shape(f["geometry"]) for f in json.loads(result.open().read())["features"]
+    ]
+    for shape, simpler in zip(shapes, simplified, strict=True):
+        # Then every vertex left is one of the polygon's own, as written (7 decimals)
+        own = {tuple(xy) for xy in np.round(shapely.get_coordinates(shape), 7)}
+        assert {tuple(xy) for xy in shapely.get_coordinates(simpler)} <= own
+        assert simpler.is_valid and len(simpler.exterior.coords) < len(shape.exterior.coords)
+    # And the tangent plane's metres are the AEQD's (true from the centre), to (s/R)²/2
+    lonlat = shapely.get_coordinates(np.array(shapes[:10], dtype=object))
+    counts = shapely.get_num_coordinates(np.array(shapes[:10], dtype=object))
+    centre_lon, centre_lat = lonlat[::21, 0], lonlat[::21, 1]
+    metric = tangent_plane(lonlat[:, 0], lonlat[:, 1], centre_lon, centre_lat, counts)
+    _, _, distance = GEOD.inv(
+        np.repeat(centre_lon, counts), np.repeat(centre_lat, counts), lonlat[:, 0], lonlat[:, 1]
+    )
+    assert np.hypot(metric[:, 0], metric[:, 1]) == pytest.approx(distance, rel=5e-8)
