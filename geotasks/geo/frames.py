@@ -13,7 +13,9 @@ about twice as fast per point as a PROJ transformer, which also cannot vary its 
 :class:`LocalFrames` handles the geometries whose frame needs nothing more than that (see
 :func:`fits_local_frame`): within ±180° of longitude, less than half the Earth across, clear of
 the poles. The others (a geometry crossing the antimeridian, around a pole) take
-:class:`~geotasks.geo.metres.LocalMetres`, one at a time.
+:class:`~geotasks.geo.metres.LocalMetres`, one at a time. Geometries a few km across may instead
+be projected on the plane tangent to the ellipsoid at their centre (:func:`tangent_plane`),
+cheaper still and as true there.
 """
 
 from __future__ import annotations

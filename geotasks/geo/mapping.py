@@ -5,7 +5,8 @@ Python (a frame looked up and applied, a shapely geometry built, checked and wri
 more than GEOS's: so each batch read by :func:`~geotasks.geo.streaming.read_batches` goes
 through vectorised calls only. Its polygons are built and checked in two calls
 (:func:`~geotasks.geo.streaming.lonlat_shapes`), projected to their own frames in metres in
-one (:class:`~geotasks.geo.frames.LocalFrames`), buffered or simplified in one (shapely 2's
+one (:class:`~geotasks.geo.frames.LocalFrames`; simplify projects small polygons on their
+tangent planes and puts their own lon/lat back), buffered or simplified in one (shapely 2's
 array functions), brought back in one, and their GeoJSON written as one batch
 (:func:`finished_texts`). The few features the vectorised path does not handle (crossing the
 antimeridian, near a pole, 3D, GEOS failing on the batch) go through the operation's
