@@ -25,14 +25,11 @@ from shapely.geometry.base import BaseGeometry
 from geotasks.errors import InputError
 from geotasks.geo.antimeridian import split
 from geotasks.geo.bbox import bbox_polygon
+from geotasks.geo.feature_operations import Buffer, Clip, Measure, Simplify
 from geotasks.geo.geojson import FeatureCollectionWriter, encode_properties
 from geotasks.geo.limits import GeoLimits
 from geotasks.geo.mapping import (
     BatchOperation,
-    Buffer,
-    Clip,
-    Measure,
-    Simplify,
     finished_texts,
     map_layer,
     multipolygon_texts,
